@@ -1,0 +1,310 @@
+'use strict';
+
+// Argument validation for node-wasmtime's JavaScript layer. This file owns the
+// checks and normalization of `new WASI(options)` (Node's constructor steps
+// 1-7 in NODE_WASI.md, same order, same errors, plus our documented
+// extensions: `stdin` as string/BufferSource, `stdout`/`stderr` as 'pipe' or
+// 'ignore'), of `returnOnExit` (step 9, checked after native setup), of
+// `runWasm(wasm, options)`'s options, and the start()/initialize() checks on
+// an instance (`validateObject`, `validateFunction`, `validateUndefined`,
+// `validateMemory`). It throws only errors built by ./errors.js, and follows
+// Node's lib/wasi.js + lib/internal/validators.js down to the order in which
+// option properties are read.
+
+const {
+  ERR_INVALID_ARG_TYPE,
+  ERR_INVALID_ARG_VALUE,
+  ERR_OUT_OF_RANGE,
+  codedError,
+  hideStackFrames,
+} = require('./errors');
+
+// --- Node's lib/internal/validators.js -------------------------------------
+
+function validateObject(value, name) {
+  if (value === null || Array.isArray(value) || typeof value !== 'object') {
+    throw ERR_INVALID_ARG_TYPE(name, 'Object', value);
+  }
+}
+
+function validateFunction(value, name) {
+  if (typeof value !== 'function') {
+    throw ERR_INVALID_ARG_TYPE(name, 'Function', value);
+  }
+}
+
+function validateUndefined(value, name) {
+  if (value !== undefined) {
+    throw ERR_INVALID_ARG_TYPE(name, 'undefined', value);
+  }
+}
+
+function validateString(value, name) {
+  if (typeof value !== 'string') {
+    throw ERR_INVALID_ARG_TYPE(name, 'string', value);
+  }
+}
+
+function validateArray(value, name) {
+  if (!Array.isArray(value)) {
+    throw ERR_INVALID_ARG_TYPE(name, 'Array', value);
+  }
+}
+
+function validateInt32(value, name, min = -2147483648, max = 2147483647) {
+  if (typeof value !== 'number') {
+    throw ERR_INVALID_ARG_TYPE(name, 'number', value);
+  }
+  if (!Number.isInteger(value)) {
+    throw ERR_OUT_OF_RANGE(name, 'an integer', value);
+  }
+  if (value < min || value > max) {
+    throw ERR_OUT_OF_RANGE(name, `>= ${min} && <= ${max}`, value);
+  }
+}
+
+// --- shared pieces of WASI and runWasm options ------------------------------
+
+// `args` elements go through String(), like Node. Node uses Array.prototype.map,
+// which keeps holes and then aborts the process in C++ (`arg->IsString()`
+// assertion, Node 20.20); a plain loop turns a hole into 'undefined' instead.
+function normalizeArgs(args) {
+  const out = new Array(args.length);
+  for (let i = 0; i < args.length; i++) out[i] = String(args[i]);
+  return out;
+}
+
+// Own enumerable string keys in order (Object.entries); undefined values
+// skipped; `${key}=${value}` (a template literal, so a Symbol value throws
+// V8's TypeError "Cannot convert a Symbol value to a string", as in Node).
+function normalizeEnv(env) {
+  const out = [];
+  for (const { 0: key, 1: value } of Object.entries(env)) {
+    if (value !== undefined) out.push(`${key}=${value}`);
+  }
+  return out;
+}
+
+// Entries in insertion order; key and value through String() (Node does the
+// same, so `{ '/a': 1 }` maps to host path '1').
+function normalizePreopens(preopens) {
+  const out = [];
+  for (const { 0: key, 1: value } of Object.entries(preopens)) {
+    out.push([String(key), String(value)]);
+  }
+  return out;
+}
+
+function isArrayBuffer(value) {
+  // Brand check that also works across realms (vm contexts).
+  try {
+    Reflect.apply(arrayBufferByteLength, value, []);
+    return true;
+  } catch {
+    return false;
+  }
+}
+const arrayBufferByteLength =
+  Object.getOwnPropertyDescriptor(ArrayBuffer.prototype, 'byteLength').get;
+
+// string (utf-8) | Buffer | TypedArray | DataView | ArrayBuffer -> Uint8Array
+// viewing the same bytes; anything else -> undefined.
+function toBytes(value) {
+  if (typeof value === 'string') {
+    const buf = Buffer.from(value, 'utf8');
+    return new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength);
+  }
+  if (ArrayBuffer.isView(value)) {
+    return new Uint8Array(value.buffer, value.byteOffset, value.byteLength);
+  }
+  if (value !== null && typeof value === 'object' && isArrayBuffer(value)) {
+    return new Uint8Array(value);
+  }
+  return undefined;
+}
+
+// --- new WASI(options) -------------------------------------------------------
+
+/**
+ * Node's `new WASI(options)` checks 1-7, in Node's order with Node's errors,
+ * reading the option properties in the same order and as often as Node does.
+ * @returns {{ version: 'preview1'|'unstable', args: string[], env: string[],
+ *   preopens: Array<[string, string]>, stdin: number|Uint8Array,
+ *   stdout: number|'pipe'|'ignore', stderr: number|'pipe'|'ignore',
+ *   returnOnExit: unknown }}
+ */
+function validateWasiOptions(options) {
+  // Node: `constructor(options = kEmptyObject)`, so `new WASI()` reaches the
+  // version check ("options.version" ... Received undefined).
+  if (options === undefined) options = {};
+  validateObject(options, 'options');
+
+  validateString(options.version, 'options.version');
+  const version = options.version;
+  if (version !== 'unstable' && version !== 'preview1') {
+    throw ERR_INVALID_ARG_VALUE('options.version', version, 'unsupported WASI version');
+  }
+
+  if (options.args !== undefined) validateArray(options.args, 'options.args');
+  const args = normalizeArgs(options.args || []);
+
+  let env = [];
+  if (options.env !== undefined) {
+    validateObject(options.env, 'options.env');
+    env = normalizeEnv(options.env);
+  }
+
+  let preopens = [];
+  if (options.preopens !== undefined) {
+    validateObject(options.preopens, 'options.preopens');
+    preopens = normalizePreopens(options.preopens);
+  }
+
+  let { stdin = 0, stdout = 1, stderr = 2 } = options;
+  // -0 passes Node's int32 check; hand the native side a plain 0.
+  if (stdin === 0) stdin = 0;
+  if (stdout === 0) stdout = 0;
+  if (stderr === 0) stderr = 0;
+  // Extension: stdin may be data (string or BufferSource) fed to the guest.
+  const stdinBytes = toBytes(stdin);
+  if (stdinBytes !== undefined) {
+    stdin = stdinBytes;
+  } else {
+    validateInt32(stdin, 'options.stdin', 0);
+  }
+  // Extension: stdout/stderr may be 'pipe' (captured) or 'ignore'.
+  if (stdout !== 'pipe' && stdout !== 'ignore') validateInt32(stdout, 'options.stdout', 0);
+  if (stderr !== 'pipe' && stderr !== 'ignore') validateInt32(stderr, 'options.stderr', 0);
+
+  return {
+    version,
+    args,
+    env,
+    preopens,
+    stdin,
+    stdout,
+    stderr,
+    // Raw: Node validates it only after native setup (step 9).
+    returnOnExit: options.returnOnExit,
+  };
+}
+
+/** Node's step 9: undefined -> true; otherwise must be a boolean. */
+function validateReturnOnExit(value) {
+  if (value === undefined) return true;
+  if (typeof value !== 'boolean') {
+    throw ERR_INVALID_ARG_TYPE('options.returnOnExit', 'boolean', value);
+  }
+  return value;
+}
+
+// --- runWasm(wasm, options) ---------------------------------------------------
+
+const kStdioModes = "'pipe', 'inherit', 'ignore', or a file descriptor";
+
+function validateRunStdio(value, name, inheritFd) {
+  if (value === undefined || value === 'pipe') return 'pipe';
+  if (value === 'ignore') return 'ignore';
+  if (value === 'inherit') return inheritFd;
+  if (typeof value === 'string') {
+    throw ERR_INVALID_ARG_VALUE(name, value, `must be one of: ${kStdioModes}`);
+  }
+  if (typeof value !== 'number') {
+    throw ERR_INVALID_ARG_TYPE(name, ['string', 'number'], value);
+  }
+  validateInt32(value, name, 0);
+  return value === 0 ? 0 : value; // -0 -> 0
+}
+
+/**
+ * Options of our own `runWasm(wasm, options)` / `runWasmSync`. Unknown keys are
+ * ignored. stdout/stderr default to 'pipe'; 'inherit' becomes fd 1 / fd 2.
+ * @returns {{ args: string[], env: string[], preopens: Array<[string, string]>,
+ *   stdin: undefined|number|Uint8Array, stdout: 'pipe'|'ignore'|number,
+ *   stderr: 'pipe'|'ignore'|number }}
+ */
+function validateRunOptions(options) {
+  if (options === undefined) options = {};
+  validateObject(options, 'options');
+
+  if (options.args !== undefined) validateArray(options.args, 'options.args');
+  const args = normalizeArgs(options.args || []);
+
+  let env = [];
+  if (options.env !== undefined) {
+    validateObject(options.env, 'options.env');
+    env = normalizeEnv(options.env);
+  }
+
+  let preopens = [];
+  if (options.preopens !== undefined) {
+    validateObject(options.preopens, 'options.preopens');
+    preopens = normalizePreopens(options.preopens);
+  }
+
+  let stdin = options.stdin;
+  if (stdin !== undefined) {
+    const bytes = toBytes(stdin);
+    if (bytes !== undefined) {
+      stdin = bytes;
+    } else if (typeof stdin === 'number') {
+      validateInt32(stdin, 'options.stdin', 0);
+      if (stdin === 0) stdin = 0; // -0 -> 0
+    } else {
+      throw ERR_INVALID_ARG_TYPE(
+        'options.stdin',
+        ['number', 'string', 'Buffer', 'TypedArray', 'DataView', 'ArrayBuffer'],
+        stdin);
+    }
+  }
+
+  const stdout = validateRunStdio(options.stdout, 'options.stdout', 1);
+  const stderr = validateRunStdio(options.stderr, 'options.stderr', 2);
+
+  return { args, env, preopens, stdin, stdout, stderr };
+}
+
+// --- start() / initialize() --------------------------------------------------
+
+const memoryBufferGetter =
+  Object.getOwnPropertyDescriptor(WebAssembly.Memory.prototype, 'buffer').get;
+
+function isWasmMemory(value) {
+  if (value === null || typeof value !== 'object') return false;
+  // Node checks in C++ (IsWasmMemoryObject): a brand check, not instanceof, so
+  // a memory from another realm passes and Object.create(Memory.prototype)
+  // fails. The `buffer` getter performs the same brand check.
+  try {
+    Reflect.apply(memoryBufferGetter, value, []);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * `instance.exports.memory` must be a WebAssembly.Memory (or, when given, an
+ * instance of `extraClass`, e.g. our own Memory). Node's message is irregular
+ * because it comes from C++: TypeError ERR_INVALID_ARG_TYPE
+ * `"instance.exports.memory" property must be a WebAssembly.Memory object`,
+ * with a plain `TypeError: ...` stack header.
+ */
+function validateMemory(value, extraClass) {
+  if (isWasmMemory(value)) return;
+  if (typeof extraClass === 'function' && value instanceof extraClass) return;
+  throw codedError(
+    TypeError, 'ERR_INVALID_ARG_TYPE',
+    '"instance.exports.memory" property must be a WebAssembly.Memory object',
+    { codeInStack: false, stackStartFn: validateMemory });
+}
+
+module.exports = {
+  validateWasiOptions: hideStackFrames(validateWasiOptions),
+  validateReturnOnExit: hideStackFrames(validateReturnOnExit),
+  validateRunOptions: hideStackFrames(validateRunOptions),
+  validateObject: hideStackFrames(validateObject),
+  validateFunction: hideStackFrames(validateFunction),
+  validateUndefined: hideStackFrames(validateUndefined),
+  validateInt32: hideStackFrames(validateInt32),
+  validateMemory: hideStackFrames(validateMemory),
+};

@@ -1,0 +1,159 @@
+//! `WasiConfig` (the option bag the JS layer has already validated, as plain data) and
+//! `WasiSpec` (the same with host resources opened), which builds a fresh `WasiP1Ctx` for each
+//! store: args, env, preopens and stdio.
+
+use crate::error::{ErrorCode, Failure, Result};
+use crate::stdio::{attach, dup_fd, Captured, Input, Output, Stream};
+use bytes::Bytes;
+use napi::bindgen_prelude::{Either, Uint8Array};
+use std::path::PathBuf;
+use wasmtime_wasi::cli::{InputFile, OutputFile};
+use wasmtime_wasi::p1::WasiP1Ctx;
+use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
+
+/// WASI options after validation by the JS layer (`lib/validate.js`).
+#[napi(object)]
+pub struct WasiConfig {
+    /// Guest argv, `args[0]` included.
+    pub args: Vec<String>,
+    /// Guest environment as `KEY=VALUE` strings, in order.
+    pub env: Vec<String>,
+    /// `[guestPath, hostPath]` pairs; guest fds 3, 4, ... in this order.
+    pub preopens: Vec<Vec<String>>,
+    /// A host fd, or bytes fed to the guest.
+    #[napi(ts_type = "number | Uint8Array")]
+    pub stdin: Either<u32, Uint8Array>,
+    /// A host fd, `'pipe'` or `'ignore'`.
+    #[napi(ts_type = "number | 'pipe' | 'ignore'")]
+    pub stdout: Either<u32, String>,
+    /// A host fd, `'pipe'` or `'ignore'`.
+    #[napi(ts_type = "number | 'pipe' | 'ignore'")]
+    pub stderr: Either<u32, String>,
+}
+
+/// One preopened directory.
+#[derive(Clone)]
+pub struct Preopen {
+    pub guest: String,
+    pub host: PathBuf,
+}
+
+/// Everything needed to build a guest's WASI context, owned and thread-safe.
+#[derive(Clone)]
+pub struct WasiSpec {
+    pub args: Vec<String>,
+    pub env: Vec<(String, String)>,
+    pub preopens: Vec<Preopen>,
+    pub stdin: Input,
+    pub stdout: Output,
+    pub stderr: Output,
+}
+
+impl WasiSpec {
+    /// Opens what the config names (duplicating stdio fds) and checks every preopen is an
+    /// existing directory, failing as node:wasi does (`UVWASI_ENOENT`, `UVWASI_ENOTDIR`,
+    /// `UVWASI_EBADF`).
+    pub fn from_config(config: WasiConfig) -> Result<Self> {
+        let env = config
+            .env
+            .into_iter()
+            .map(|entry| match entry.split_once('=') {
+                Some((key, value)) => (key.to_string(), value.to_string()),
+                None => (entry, String::new()),
+            })
+            .collect();
+        let preopens = config
+            .preopens
+            .into_iter()
+            .map(|pair| {
+                let [guest, host] = <[String; 2]>::try_from(pair).map_err(|_| {
+                    Failure::new(ErrorCode::InvalidArgValue, "a preopen is a [guest, host] pair")
+                })?;
+                check_directory(&guest, &host)?;
+                Ok(Preopen {
+                    guest,
+                    host: PathBuf::from(host),
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let stdin = match config.stdin {
+            Either::A(fd) => Input::Fd(InputFile::new(dup_fd(fd, Stream::Stdin)?)),
+            Either::B(bytes) => Input::Bytes(Bytes::copy_from_slice(&bytes)),
+        };
+        Ok(WasiSpec {
+            args: config.args,
+            env,
+            preopens,
+            stdin,
+            stdout: output(config.stdout, Stream::Stdout)?,
+            stderr: output(config.stderr, Stream::Stderr)?,
+        })
+    }
+
+    /// Fresh capture buffers for this spec's piped outputs.
+    pub fn new_captured(&self) -> Captured {
+        Captured::new(&self.stdout, &self.stderr)
+    }
+
+    /// A fresh context: nothing guest-visible is shared with any other context.
+    pub fn build(&self, captured: &Captured) -> Result<WasiP1Ctx> {
+        let mut builder = WasiCtxBuilder::new();
+        builder
+            .allow_blocking_current_thread(true)
+            .args(&self.args)
+            .envs(&self.env);
+        attach(
+            &mut builder,
+            &self.stdin,
+            &self.stdout,
+            &self.stderr,
+            captured,
+        );
+        for preopen in &self.preopens {
+            builder
+                .preopened_dir(&preopen.host, &preopen.guest, FsPerms::ReadWrite)
+                .map_err(|e| preopen_failure(&preopen.guest, &preopen.host.to_string_lossy(), &e))?;
+        }
+        Ok(builder.build_p1())
+    }
+}
+
+fn output(spec: Either<u32, String>, stream: Stream) -> Result<Output> {
+    match spec {
+        Either::A(fd) => Ok(Output::Fd(OutputFile::new(dup_fd(fd, stream)?))),
+        Either::B(kind) if kind == "pipe" => Ok(Output::Pipe),
+        Either::B(kind) if kind == "ignore" => Ok(Output::Ignore),
+        Either::B(kind) => Err(Failure::new(
+            ErrorCode::InvalidArgValue,
+            format!("unknown output kind '{kind}'"),
+        )),
+    }
+}
+
+fn check_directory(guest: &str, host: &str) -> Result<()> {
+    match std::fs::metadata(host) {
+        Ok(meta) if meta.is_dir() => Ok(()),
+        Ok(_) => Err(Failure::new(
+            ErrorCode::UvwasiEnotdir,
+            format!("UVWASI_ENOTDIR, uvwasi_init: preopen '{guest}': '{host}' is not a directory"),
+        )),
+        Err(e) => Err(preopen_failure(guest, host, &e.into())),
+    }
+}
+
+fn preopen_failure(guest: &str, host: &str, error: &wasmtime::Error) -> Failure {
+    let not_found = error
+        .downcast_ref::<std::io::Error>()
+        .is_some_and(|e| e.kind() == std::io::ErrorKind::NotFound);
+    if not_found {
+        Failure::new(
+            ErrorCode::UvwasiEnoent,
+            format!("UVWASI_ENOENT, uvwasi_init: preopen '{guest}': '{host}' does not exist"),
+        )
+    } else {
+        Failure::new(
+            ErrorCode::UvwasiEio,
+            format!("UVWASI_EIO, uvwasi_init: preopen '{guest}': cannot open '{host}': {error:#}"),
+        )
+    }
+}

@@ -1,0 +1,203 @@
+//! The one error type of the addon: `ErrorCode` (the JS `err.code`), `Failure` (plain data that
+//! can cross threads), `classify` (the one place a `wasmtime::Error` is judged), and the
+//! conversion of a `Failure` into a real JS error object of the right class.
+
+use napi::bindgen_prelude::{Buffer, Function, JsObjectValue, Object, Unknown};
+use napi::{Env, JsValue};
+use wasmtime::{Trap, WasmBacktrace};
+use wasmtime_wasi::I32Exit;
+
+/// Every `code` a JS error thrown by this addon can carry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorCode {
+    InvalidArgType,
+    InvalidArgValue,
+    OutOfRange,
+    WasmCompile,
+    WasmDeserialize,
+    WasmLink,
+    WasmTrap,
+    WasiAlreadyStarted,
+    WasiExited,
+    UvwasiEnoent,
+    UvwasiEnotdir,
+    UvwasiEbadf,
+    UvwasiEio,
+}
+
+impl AsRef<str> for ErrorCode {
+    fn as_ref(&self) -> &str {
+        match self {
+            ErrorCode::InvalidArgType => "ERR_INVALID_ARG_TYPE",
+            ErrorCode::InvalidArgValue => "ERR_INVALID_ARG_VALUE",
+            ErrorCode::OutOfRange => "ERR_OUT_OF_RANGE",
+            ErrorCode::WasmCompile => "ERR_WASM_COMPILE",
+            ErrorCode::WasmDeserialize => "ERR_WASM_DESERIALIZE",
+            ErrorCode::WasmLink => "ERR_WASM_LINK",
+            ErrorCode::WasmTrap => "ERR_WASM_TRAP",
+            ErrorCode::WasiAlreadyStarted => "ERR_WASI_ALREADY_STARTED",
+            ErrorCode::WasiExited => "ERR_WASI_EXITED",
+            ErrorCode::UvwasiEnoent => "UVWASI_ENOENT",
+            ErrorCode::UvwasiEnotdir => "UVWASI_ENOTDIR",
+            ErrorCode::UvwasiEbadf => "UVWASI_EBADF",
+            ErrorCode::UvwasiEio => "UVWASI_EIO",
+        }
+    }
+}
+
+impl ErrorCode {
+    /// The JS class an error with this code is an instance of.
+    fn class(self) -> &'static str {
+        match self {
+            ErrorCode::InvalidArgType => "TypeError",
+            ErrorCode::OutOfRange => "RangeError",
+            ErrorCode::WasmTrap => "RuntimeError",
+            _ => "Error",
+        }
+    }
+
+    /// The WASI errno Node attaches to its `UVWASI_*` errors.
+    fn wasi_errno(self) -> Option<u32> {
+        match self {
+            ErrorCode::UvwasiEbadf => Some(8),
+            ErrorCode::UvwasiEio => Some(29),
+            ErrorCode::UvwasiEnoent => Some(44),
+            ErrorCode::UvwasiEnotdir => Some(54),
+            _ => None,
+        }
+    }
+}
+
+/// A failure as plain data: built on any thread, turned into a JS error on the main thread.
+#[derive(Debug, Clone)]
+pub struct Failure {
+    pub code: ErrorCode,
+    pub message: String,
+    /// For `ERR_WASM_TRAP`: `unreachable`, `stack_overflow`, `out_of_fuel`, `host_error`, ...
+    pub trap_code: Option<String>,
+    /// For `ERR_WASI_EXITED`: the code the guest passed to `proc_exit`.
+    pub exit_code: Option<i32>,
+    /// What a failed run had written to its captured stdout and stderr, kept on the error.
+    pub output: Option<(Vec<u8>, Vec<u8>)>,
+}
+
+pub type Result<T> = std::result::Result<T, Failure>;
+
+impl Failure {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Failure {
+            code,
+            message: message.into(),
+            trap_code: None,
+            exit_code: None,
+            output: None,
+        }
+    }
+
+    /// Builds the JS error object (a real `TypeError`, `RangeError` or
+    /// `WebAssembly.RuntimeError` where the code calls for one) and wraps it for napi to throw
+    /// or reject with.
+    pub fn into_napi(self, env: &Env) -> napi::Error {
+        match self.to_js(env) {
+            Ok(value) => napi::Error::from(value),
+            Err(err) => err,
+        }
+    }
+
+    fn to_js<'env>(&self, env: &'env Env) -> napi::Result<Unknown<'env>> {
+        let global = env.get_global()?;
+        let class_name = self.code.class();
+        let holder: Object = if class_name == "RuntimeError" {
+            global.get_named_property("WebAssembly")?
+        } else {
+            global.coerce_to_object()?
+        };
+        let constructor: Function<String, Unknown> = holder.get_named_property(class_name)?;
+        let error = constructor.new_instance(self.message.clone())?;
+        let mut object = error.coerce_to_object()?;
+        object.set_named_property("code", self.code.as_ref())?;
+        if let Some(trap_code) = &self.trap_code {
+            object.set_named_property("trapCode", trap_code.as_str())?;
+        }
+        if let Some(exit_code) = self.exit_code {
+            object.set_named_property("exitCode", exit_code)?;
+        }
+        if let Some((stdout, stderr)) = &self.output {
+            object.set_named_property("stdout", Buffer::from(stdout.clone()))?;
+            object.set_named_property("stderr", Buffer::from(stderr.clone()))?;
+        }
+        if let Some(errno) = self.code.wasi_errno() {
+            object.set_named_property("errno", errno)?;
+            object.set_named_property("syscall", "uvwasi_init")?;
+        }
+        Ok(error)
+    }
+}
+
+/// How a guest call ended, judged in a fixed order: `proc_exit` is a result, a trap is
+/// `ERR_WASM_TRAP` with its kind and the wasm backtrace, anything else that unwound the guest
+/// (a host function failing) is `ERR_WASM_TRAP` with `trapCode: 'host_error'` and its root cause.
+pub fn classify(error: wasmtime::Error) -> Result<i32> {
+    if let Some(exit) = error.downcast_ref::<I32Exit>() {
+        return Ok(exit.0);
+    }
+    let trap_code = match error.downcast_ref::<Trap>() {
+        Some(trap) => trap_code_name(*trap),
+        None => "host_error".to_string(),
+    };
+    let mut message = error.root_cause().to_string();
+    if let Some(backtrace) = error.downcast_ref::<WasmBacktrace>() {
+        message.push('\n');
+        message.push_str(backtrace.to_string().trim_end());
+    }
+    Err(Failure {
+        trap_code: Some(trap_code),
+        ..Failure::new(ErrorCode::WasmTrap, message)
+    })
+}
+
+/// `Trap::StackOverflow` -> `stack_overflow`; `UnreachableCodeReached` is `unreachable`.
+fn trap_code_name(trap: Trap) -> String {
+    if trap == Trap::UnreachableCodeReached {
+        return "unreachable".to_string();
+    }
+    let mut name = String::new();
+    for (i, ch) in format!("{trap:?}").chars().enumerate() {
+        if ch.is_ascii_uppercase() && i > 0 {
+            name.push('_');
+        }
+        name.push(ch.to_ascii_lowercase());
+    }
+    name
+}
+
+/// The message of a wasmtime error without its backtrace context: the whole cause chain.
+pub fn reason(error: &wasmtime::Error) -> String {
+    format!("{error:#}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn trap_codes_are_snake_case() {
+        assert_eq!(trap_code_name(Trap::StackOverflow), "stack_overflow");
+        assert_eq!(trap_code_name(Trap::OutOfFuel), "out_of_fuel");
+        assert_eq!(trap_code_name(Trap::UnreachableCodeReached), "unreachable");
+        assert_eq!(trap_code_name(Trap::Interrupt), "interrupt");
+    }
+
+    #[test]
+    fn exit_is_a_result_not_a_failure() {
+        assert_eq!(classify(I32Exit(200).into()).unwrap(), 200);
+        assert_eq!(classify(I32Exit(-1).into()).unwrap(), -1);
+    }
+
+    #[test]
+    fn a_trap_carries_its_code() {
+        let failure = classify(Trap::IntegerDivisionByZero.into()).unwrap_err();
+        assert_eq!(failure.code, ErrorCode::WasmTrap);
+        assert_eq!(failure.trap_code.as_deref(), Some("integer_division_by_zero"));
+    }
+}

@@ -1,0 +1,347 @@
+//! The `Instance` class (a wasmtime instance bound to one `WASI` object), its `exports`
+//! object (exported functions callable from JS, exported memories as `Memory`), and the
+//! `Memory` class.
+
+use crate::engine::Host;
+use crate::error::{classify, ErrorCode, Failure, Result};
+use crate::module::{CompiledModule, Module};
+use napi::bindgen_prelude::{
+    BigInt, Buffer, FromNapiValue, JavaScriptClassExt, JsObjectValue, Object, ObjectRef,
+    ToNapiValue, Uint8Array, Unknown,
+};
+use napi::{sys, Env, JsValue, ValueType};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use wasmtime::{Extern, Func, Store, Val, ValType};
+
+/// One live guest: its store, its instance, and the started flag of the `WASI` that made it.
+pub struct Running {
+    store: Mutex<Store<Host>>,
+    instance: wasmtime::Instance,
+    /// Shared with the owning `WASI`: entry points run at most once per `WASI` object.
+    pub started: Arc<AtomicBool>,
+}
+
+impl Running {
+    pub fn new(store: Store<Host>, instance: wasmtime::Instance, started: Arc<AtomicBool>) -> Self {
+        Running {
+            store: Mutex::new(store),
+            instance,
+            started,
+        }
+    }
+
+    fn store(&self) -> MutexGuard<'_, Store<Host>> {
+        // A panic cannot leave the store half-updated in a way later calls could observe
+        // unsafely (wasmtime unwinds guest state itself), so a poisoned lock is still usable.
+        self.store.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Calls the entry point `name` (`_start` or `_initialize`) and returns the exit code:
+    /// 0 when it returns, the `proc_exit` code when it exits.
+    pub fn call_entry(&self, name: &str) -> Result<i32> {
+        let mut store = self.store();
+        let func = self
+            .instance
+            .get_typed_func::<(), ()>(&mut *store, name)
+            .map_err(|e| {
+                Failure::new(
+                    ErrorCode::InvalidArgValue,
+                    format!("the export {name} is not a function of no arguments: {e:#}"),
+                )
+            })?;
+        match func.call(&mut *store, ()) {
+            Ok(()) => Ok(0),
+            Err(error) => classify(error),
+        }
+    }
+
+    fn call(&self, func: Func, args: &[Val]) -> Result<Vec<Val>> {
+        let mut store = self.store();
+        let ty = func.ty(&*store);
+        let mut results = vec![Val::I32(0); ty.results().len()];
+        match func.call(&mut *store, args, &mut results) {
+            Ok(()) => Ok(results),
+            Err(error) => match classify(error) {
+                Ok(exit_code) => Err(Failure {
+                    exit_code: Some(exit_code),
+                    ..Failure::new(
+                        ErrorCode::WasiExited,
+                        format!("the guest called proc_exit({exit_code})"),
+                    )
+                }),
+                Err(failure) => Err(failure),
+            },
+        }
+    }
+}
+
+/// A wasmtime instance made by `wasi.instantiate()`. Pass it to `wasi.start()` or
+/// `wasi.initialize()`; after `initialize()`, call its exports.
+#[napi]
+pub struct Instance {
+    pub(crate) running: Arc<Running>,
+    module: Arc<CompiledModule>,
+    exports: Option<ObjectRef<false>>,
+}
+
+#[napi]
+impl Instance {
+    /// The module this instance was made from.
+    #[napi(getter)]
+    pub fn module(&self) -> Module {
+        Module {
+            inner: self.module.clone(),
+        }
+    }
+
+    /// The instance's exports: functions take and return numbers (i64 as BigInt);
+    /// memories are `Memory` objects. `_start` and `_initialize` run at most once per `WASI`
+    /// object, whether called here or through `wasi.start()`/`wasi.initialize()`.
+    #[napi(getter, ts_return_type = "Record<string, Function | Memory>")]
+    pub fn exports<'env>(&mut self, env: &'env Env) -> napi::Result<Object<'env>> {
+        if let Some(exports) = &self.exports {
+            return exports.get_value(env);
+        }
+        let object = self.build_exports(env)?;
+        self.exports = Some(object.create_ref()?);
+        Ok(object)
+    }
+}
+
+impl Instance {
+    pub fn new(running: Running, module: Arc<CompiledModule>) -> Self {
+        Instance {
+            running: Arc::new(running),
+            module,
+            exports: None,
+        }
+    }
+
+    fn build_exports<'env>(&self, env: &'env Env) -> napi::Result<Object<'env>> {
+        let mut object = Object::new(env)?;
+        let exports: Vec<(String, Extern)> = {
+            let mut store = self.running.store();
+            self.running
+                .instance
+                .exports(&mut *store)
+                .map(|export| (export.name().to_string(), export.into_extern()))
+                .collect()
+        };
+        for (name, export) in exports {
+            match export {
+                Extern::Func(func) => {
+                    let running = self.running.clone();
+                    let is_entry = name == "_start" || name == "_initialize";
+                    let function = env.create_function_from_closure::<Vec<Unknown>, _, _>(&name, move |ctx| {
+                        let env = Env::from_raw(ctx.env.raw());
+                        let args: Vec<Unknown> = (0..ctx.length())
+                            .map(|i| ctx.get::<Unknown>(i))
+                            .collect::<napi::Result<_>>()?;
+                        call_export(&running, func, is_entry, &args)
+                            .map_err(|failure| failure.into_napi(&env))
+                    })?;
+                    object.set_named_property(&name, function)?;
+                }
+                Extern::Memory(memory) => {
+                    let memory = Memory {
+                        running: self.running.clone(),
+                        memory,
+                    };
+                    object.set_named_property(&name, memory.into_instance(env)?)?;
+                }
+                _ => {}
+            }
+        }
+        Ok(object)
+    }
+}
+
+fn call_export(running: &Running, func: Func, is_entry: bool, args: &[Unknown]) -> Result<WasmValue> {
+    if is_entry && running.started.swap(true, Ordering::SeqCst) {
+        return Err(crate::wasi::already_started());
+    }
+    let params: Vec<ValType> = func.ty(&*running.store()).params().collect();
+    let args = params
+        .iter()
+        .enumerate()
+        .map(|(i, ty)| to_val(args.get(i), ty, i))
+        .collect::<Result<Vec<_>>>()?;
+    let results = running.call(func, &args)?;
+    let mut values = results.iter().map(from_val).collect::<Result<Vec<_>>>()?;
+    Ok(match values.len() {
+        0 => WasmValue::Undefined,
+        1 => values.remove(0),
+        _ => WasmValue::Array(values),
+    })
+}
+
+/// A wasm value on its way to JS.
+enum WasmValue {
+    Undefined,
+    Number(f64),
+    BigInt(i64),
+    Array(Vec<WasmValue>),
+}
+
+impl ToNapiValue for WasmValue {
+    unsafe fn to_napi_value(env: sys::napi_env, value: Self) -> napi::Result<sys::napi_value> {
+        match value {
+            WasmValue::Undefined => <()>::to_napi_value(env, ()),
+            WasmValue::Number(n) => f64::to_napi_value(env, n),
+            WasmValue::BigInt(n) => BigInt::to_napi_value(env, BigInt::from(n)),
+            WasmValue::Array(values) => Vec::<WasmValue>::to_napi_value(env, values),
+        }
+    }
+}
+
+/// JS -> wasm with the WebAssembly JS API's coercions: ToInt32 for i32, ToBigInt64 for i64.
+fn to_val(arg: Option<&Unknown>, ty: &ValType, index: usize) -> Result<Val> {
+    let wrong = |expected: &str| {
+        Failure::new(
+            ErrorCode::InvalidArgType,
+            format!("argument {index} must be {expected}"),
+        )
+    };
+    let number = || -> Result<f64> {
+        match arg {
+            None => Ok(f64::NAN),
+            Some(value) => value
+                .coerce_to_number()
+                .and_then(|n| n.get_double())
+                .map_err(|_| wrong("a number")),
+        }
+    };
+    Ok(match ty {
+        ValType::I32 => Val::I32(to_int32(number()?)),
+        ValType::F32 => Val::F32((number()? as f32).to_bits()),
+        ValType::F64 => Val::F64(number()?.to_bits()),
+        ValType::I64 => {
+            let value = arg.filter(|v| v.get_type().ok() == Some(ValueType::BigInt));
+            let value = value.ok_or_else(|| wrong("a BigInt (the parameter is i64)"))?;
+            // SAFETY: `value` is a live BigInt handle of the current call.
+            let big = unsafe { BigInt::from_napi_value(value.value().env, value.raw()) }
+                .map_err(|_| wrong("a BigInt"))?;
+            Val::I64(big.get_i64().0)
+        }
+        _ => return Err(wrong("a number: v128 and reference parameters are not supported")),
+    })
+}
+
+fn from_val(value: &Val) -> Result<WasmValue> {
+    Ok(match value {
+        Val::I32(n) => WasmValue::Number(*n as f64),
+        Val::I64(n) => WasmValue::BigInt(*n),
+        Val::F32(bits) => WasmValue::Number(f32::from_bits(*bits) as f64),
+        Val::F64(bits) => WasmValue::Number(f64::from_bits(*bits)),
+        _ => {
+            return Err(Failure::new(
+                ErrorCode::InvalidArgValue,
+                "v128 and reference results cannot be passed to JS",
+            ))
+        }
+    })
+}
+
+/// ECMAScript ToInt32: wrap modulo 2^32.
+fn to_int32(n: f64) -> i32 {
+    if !n.is_finite() {
+        return 0;
+    }
+    (n.trunc().rem_euclid(4294967296.0) as u32) as i32
+}
+
+/// An exported linear memory. Reads and writes copy, so a `memory.grow` can never leave JS
+/// holding a dangling view.
+#[napi]
+pub struct Memory {
+    running: Arc<Running>,
+    memory: wasmtime::Memory,
+}
+
+#[napi]
+impl Memory {
+    /// Current size in bytes.
+    #[napi(getter)]
+    pub fn byte_length(&self) -> f64 {
+        self.memory.data_size(&*self.running.store()) as f64
+    }
+
+    /// Copies `length` bytes starting at `offset` out of the memory.
+    /// Throws `ERR_OUT_OF_RANGE` if the range is not inside the memory.
+    #[napi]
+    pub fn read(&self, env: Env, offset: f64, length: f64) -> napi::Result<Buffer> {
+        let store = self.running.store();
+        let data = self.memory.data(&*store);
+        let range = checked_range(offset, length, data.len()).map_err(|f| f.into_napi(&env))?;
+        Ok(data[range].to_vec().into())
+    }
+
+    /// Copies `bytes` into the memory at `offset`.
+    /// Throws `ERR_OUT_OF_RANGE` if they do not fit.
+    #[napi]
+    pub fn write(&self, env: Env, offset: f64, bytes: Uint8Array) -> napi::Result<()> {
+        let mut store = self.running.store();
+        let data = self.memory.data_mut(&mut *store);
+        let range = checked_range(offset, bytes.len() as f64, data.len())
+            .map_err(|f| f.into_napi(&env))?;
+        data[range].copy_from_slice(&bytes);
+        Ok(())
+    }
+
+    /// Grows the memory by `pages` 64 KiB pages; returns the previous size in pages.
+    /// Throws `ERR_OUT_OF_RANGE` if it cannot grow that far.
+    #[napi]
+    pub fn grow(&self, env: Env, pages: f64) -> napi::Result<f64> {
+        let mut store = self.running.store();
+        let fail = || {
+            Failure::new(
+                ErrorCode::OutOfRange,
+                format!("The memory cannot grow by {pages} pages"),
+            )
+            .into_napi(&env)
+        };
+        if !(pages >= 0.0 && pages.fract() == 0.0) {
+            return Err(fail());
+        }
+        self.memory
+            .grow(&mut *store, pages as u64)
+            .map(|previous| previous as f64)
+            .map_err(|_| fail())
+    }
+}
+
+fn checked_range(offset: f64, length: f64, size: usize) -> Result<std::ops::Range<usize>> {
+    let valid = |n: f64| n >= 0.0 && n.fract() == 0.0 && n <= size as f64;
+    if !valid(offset) || !valid(length) || offset + length > size as f64 {
+        return Err(Failure::new(
+            ErrorCode::OutOfRange,
+            format!(
+                "The range [{offset}, {offset} + {length}) is out of range. It must be inside the memory's {size} bytes"
+            ),
+        ));
+    }
+    Ok(offset as usize..(offset + length) as usize)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn to_int32_wraps_like_javascript() {
+        assert_eq!(to_int32(2147483648.0), -2147483648);
+        assert_eq!(to_int32(-1.0), -1);
+        assert_eq!(to_int32(4294967297.0), 1);
+        assert_eq!(to_int32(f64::NAN), 0);
+        assert_eq!(to_int32(3.9), 3);
+    }
+
+    #[test]
+    fn ranges_must_fit() {
+        assert_eq!(checked_range(0.0, 4.0, 4).unwrap(), 0..4);
+        assert!(checked_range(1.0, 4.0, 4).is_err());
+        assert!(checked_range(-1.0, 1.0, 4).is_err());
+        assert!(checked_range(0.5, 1.0, 4).is_err());
+    }
+}

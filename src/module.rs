@@ -1,0 +1,329 @@
+//! The `Module` class: compiling wasm bytes or WAT text (core modules and components),
+//! `kind`, import/export descriptors, `serialize`/`deserialize`, the per-module cached
+//! `InstancePre`, and the cache that lets the same bytes passed again skip compilation.
+
+use crate::engine::{core_linker, engine, Host};
+use crate::error::{reason, ErrorCode, Failure, Result};
+use crate::source::{read_buffer_source, read_source};
+use napi::bindgen_prelude::{Buffer, Unknown};
+use napi::Env;
+use once_cell::sync::{Lazy, OnceCell};
+use sha2::{Digest, Sha256};
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use wasmtime::component::Component;
+use wasmtime::InstancePre;
+
+/// What wasmtime compiled: a core module or a component.
+pub enum Compiled {
+    Core(wasmtime::Module),
+    Component(Component),
+}
+
+/// A compiled program and, once first needed, its pre-linked form.
+pub struct CompiledModule {
+    pub compiled: Compiled,
+    instance_pre: OnceCell<InstancePre<Host>>,
+}
+
+impl CompiledModule {
+    /// Compiles wasm bytes, or WAT text, into a core module or a component.
+    pub fn compile(source: &[u8]) -> Result<Self> {
+        let binary = if source.starts_with(b"\0asm") {
+            std::borrow::Cow::Borrowed(source)
+        } else {
+            wat::parse_bytes(source).map_err(|e| {
+                Failure::new(ErrorCode::WasmCompile, format!("invalid WebAssembly text: {e}"))
+            })?
+        };
+        let compiled = if wasmparser::Parser::is_component(&binary) {
+            Component::new(engine(), &*binary).map(Compiled::Component)
+        } else {
+            wasmtime::Module::new(engine(), &*binary).map(Compiled::Core)
+        }
+        .map_err(|e| Failure::new(ErrorCode::WasmCompile, reason(&e)))?;
+        Ok(Self::from_compiled(compiled))
+    }
+
+    fn from_compiled(compiled: Compiled) -> Self {
+        CompiledModule {
+            compiled,
+            instance_pre: OnceCell::new(),
+        }
+    }
+
+    pub fn kind(&self) -> &'static str {
+        match self.compiled {
+            Compiled::Core(_) => "module",
+            Compiled::Component(_) => "component",
+        }
+    }
+
+    /// The module linked against WASI once, so each run only allocates and initialises.
+    pub fn instance_pre(&self) -> Result<&InstancePre<Host>> {
+        let Compiled::Core(module) = &self.compiled else {
+            return Err(Failure::new(
+                ErrorCode::InvalidArgValue,
+                "components cannot be run yet: node-wasmtime runs core WASI preview1 modules",
+            ));
+        };
+        self.instance_pre.get_or_try_init(|| {
+            core_linker()
+                .instantiate_pre(module)
+                .map_err(|e| Failure::new(ErrorCode::WasmLink, reason(&e)))
+        })
+    }
+}
+
+/// Compiles `source`, reusing the compilation of identical bytes seen recently.
+pub fn compile_cached(source: &[u8]) -> Result<Arc<CompiledModule>> {
+    const CAPACITY: usize = 32;
+    static CACHE: Lazy<Mutex<(HashMap<Box<[u8]>, Arc<CompiledModule>>, VecDeque<Box<[u8]>>)>> =
+        Lazy::new(Default::default);
+    if let Some(hit) = CACHE.lock().unwrap().0.get(source) {
+        return Ok(hit.clone());
+    }
+    let compiled = Arc::new(CompiledModule::compile(source)?);
+    let (map, order) = &mut *CACHE.lock().unwrap();
+    if map.len() >= CAPACITY {
+        if let Some(oldest) = order.pop_front() {
+            map.remove(&oldest);
+        }
+    }
+    if map.insert(source.into(), compiled.clone()).is_none() {
+        order.push_back(source.into());
+    }
+    Ok(compiled)
+}
+
+/// Internal: a `Module` for `source`, compiled once per distinct bytes. Used by `runWasm`.
+#[napi(ts_args_type = "source: BufferSource | string")]
+pub fn compile_cached_module(env: Env, source: Unknown) -> napi::Result<Module> {
+    let compile = || -> Result<Module> {
+        let source = read_source(&source, "wasm")?;
+        Ok(Module {
+            inner: compile_cached(source.as_bytes())?,
+        })
+    };
+    compile().map_err(|f| f.into_napi(&env))
+}
+
+/// `serialize()` output: this header, a SHA-256 of the payload, then wasmtime's bytes.
+const MAGIC: &[u8; 8] = b"NWASMTM\x01";
+const HEADER_LEN: usize = MAGIC.len() + 1 + 32;
+
+/// One import of a module: where it comes from and what it is.
+#[napi(object)]
+pub struct ImportDescriptor {
+    pub module: String,
+    pub name: String,
+    /// `'function'`, `'memory'`, `'table'`, `'global'`, `'tag'`; for components `'instance'`,
+    /// `'component'`, `'module'`, `'type'`, `'resource'`.
+    pub kind: String,
+}
+
+/// One export of a module.
+#[napi(object)]
+pub struct ExportDescriptor {
+    pub name: String,
+    /// Same kinds as `ImportDescriptor.kind`.
+    pub kind: String,
+}
+
+/// A compiled WebAssembly core module or component. Immutable: compile once, run many times.
+#[napi]
+pub struct Module {
+    pub(crate) inner: Arc<CompiledModule>,
+}
+
+#[napi]
+impl Module {
+    /// Compiles a core module or a component from wasm bytes (`Buffer`, any `TypedArray`,
+    /// `DataView`, `ArrayBuffer`) or WAT text. Throws `ERR_WASM_COMPILE` with wasmtime's
+    /// reason when the input does not compile.
+    #[napi(constructor, ts_args_type = "source: BufferSource | string")]
+    pub fn new(env: Env, source: Unknown) -> napi::Result<Self> {
+        let compile = || -> Result<Self> {
+            let source = read_source(&source, "source")?;
+            Ok(Module {
+                inner: Arc::new(CompiledModule::compile(source.as_bytes())?),
+            })
+        };
+        compile().map_err(|f| f.into_napi(&env))
+    }
+
+    /// Loads what `serialize()` produced, without compiling. Throws `ERR_WASM_DESERIALIZE`
+    /// for bytes that are not intact `serialize()` output of this package version on this
+    /// kind of CPU. The checksum guards against corruption, not against forgery: only load
+    /// bytes you produced.
+    #[napi(factory, ts_args_type = "bytes: BufferSource")]
+    pub fn deserialize(env: Env, bytes: Unknown) -> napi::Result<Self> {
+        let load = || -> Result<Self> {
+            let bytes = read_buffer_source(&bytes).ok_or_else(|| {
+                crate::source::invalid_type(
+                    "bytes",
+                    "an instance of Buffer, TypedArray, DataView, or ArrayBuffer",
+                    &bytes,
+                )
+            })?;
+            Ok(Module {
+                inner: Arc::new(deserialize(bytes)?),
+            })
+        };
+        load().map_err(|f| f.into_napi(&env))
+    }
+
+    /// The compiled code, for `Module.deserialize` in a later process (same package version,
+    /// same CPU kind).
+    #[napi]
+    pub fn serialize(&self, env: Env) -> napi::Result<Buffer> {
+        let (kind, payload) = match &self.inner.compiled {
+            Compiled::Core(module) => (0u8, module.serialize()),
+            Compiled::Component(component) => (1u8, component.serialize()),
+        };
+        let payload = payload.map_err(|e| {
+            Failure::new(ErrorCode::WasmDeserialize, reason(&e)).into_napi(&env)
+        })?;
+        let mut out = Vec::with_capacity(HEADER_LEN + payload.len());
+        out.extend_from_slice(MAGIC);
+        out.push(kind);
+        out.extend_from_slice(&Sha256::digest(&payload));
+        out.extend_from_slice(&payload);
+        Ok(out.into())
+    }
+
+    /// `'module'` for a core module, `'component'` for a component.
+    #[napi(getter, ts_return_type = "'module' | 'component'")]
+    pub fn kind(&self) -> &'static str {
+        self.inner.kind()
+    }
+
+    /// What the module imports, in declaration order.
+    #[napi]
+    pub fn imports(&self) -> Vec<ImportDescriptor> {
+        match &self.inner.compiled {
+            Compiled::Core(module) => module
+                .imports()
+                .map(|import| ImportDescriptor {
+                    module: import.module().to_string(),
+                    name: import.name().to_string(),
+                    kind: extern_kind(&import.ty()).to_string(),
+                })
+                .collect(),
+            Compiled::Component(component) => {
+                let ty = component.component_type();
+                ty.imports(engine())
+                    .map(|(name, item)| ImportDescriptor {
+                        module: String::new(),
+                        name: name.to_string(),
+                        kind: component_item_kind(&item.ty).to_string(),
+                    })
+                    .collect()
+            }
+        }
+    }
+
+    /// What the module exports, in declaration order.
+    #[napi]
+    pub fn exports(&self) -> Vec<ExportDescriptor> {
+        match &self.inner.compiled {
+            Compiled::Core(module) => module
+                .exports()
+                .map(|export| ExportDescriptor {
+                    name: export.name().to_string(),
+                    kind: extern_kind(&export.ty()).to_string(),
+                })
+                .collect(),
+            Compiled::Component(component) => {
+                let ty = component.component_type();
+                ty.exports(engine())
+                    .map(|(name, item)| ExportDescriptor {
+                        name: name.to_string(),
+                        kind: component_item_kind(&item.ty).to_string(),
+                    })
+                    .collect()
+            }
+        }
+    }
+}
+
+fn deserialize(bytes: &[u8]) -> Result<CompiledModule> {
+    let fail = |why: &str| {
+        Failure::new(
+            ErrorCode::WasmDeserialize,
+            format!("cannot deserialize module: {why}"),
+        )
+    };
+    if bytes.len() < HEADER_LEN || &bytes[..MAGIC.len()] != MAGIC {
+        return Err(fail("not the output of Module.prototype.serialize()"));
+    }
+    let kind = bytes[MAGIC.len()];
+    let (checksum, payload) = bytes[MAGIC.len() + 1..].split_at(32);
+    if Sha256::digest(payload).as_slice() != checksum {
+        return Err(fail("the bytes are corrupt (checksum mismatch)"));
+    }
+    // SAFETY: wasmtime requires the payload to be the output of its own `serialize` for this
+    // engine. The magic and the SHA-256 above establish that these bytes are exactly what our
+    // `serialize()` wrote; wasmtime itself then rejects output of another wasmtime version or
+    // an incompatible engine configuration or CPU.
+    let compiled = unsafe {
+        match kind {
+            0 => wasmtime::Module::deserialize(engine(), payload).map(Compiled::Core),
+            1 => Component::deserialize(engine(), payload).map(Compiled::Component),
+            _ => return Err(fail("unknown module kind")),
+        }
+    }
+    .map_err(|e| fail(&reason(&e)))?;
+    Ok(CompiledModule::from_compiled(compiled))
+}
+
+fn extern_kind(ty: &wasmtime::ExternType) -> &'static str {
+    match ty {
+        wasmtime::ExternType::Func(_) => "function",
+        wasmtime::ExternType::Memory(_) => "memory",
+        wasmtime::ExternType::Table(_) => "table",
+        wasmtime::ExternType::Global(_) => "global",
+        wasmtime::ExternType::Tag(_) => "tag",
+    }
+}
+
+fn component_item_kind(item: &wasmtime::component::types::ComponentItem) -> &'static str {
+    use wasmtime::component::types::ComponentItem;
+    match item {
+        ComponentItem::ComponentFunc(_) | ComponentItem::CoreFunc(_) => "function",
+        ComponentItem::Module(_) => "module",
+        ComponentItem::Component(_) => "component",
+        ComponentItem::ComponentInstance(_) => "instance",
+        ComponentItem::Type(_) => "type",
+        ComponentItem::Resource(_) => "resource",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const WAT: &[u8] = b"(module (func (export \"f\") (result i32) i32.const 7))";
+
+    #[test]
+    fn detects_kind_from_text() {
+        assert_eq!(CompiledModule::compile(WAT).unwrap().kind(), "module");
+        assert_eq!(
+            CompiledModule::compile(b"(component)").unwrap().kind(),
+            "component"
+        );
+    }
+
+    #[test]
+    fn the_same_bytes_compile_once() {
+        let a = compile_cached(WAT).unwrap();
+        let b = compile_cached(WAT).unwrap();
+        assert!(Arc::ptr_eq(&a, &b));
+    }
+
+    #[test]
+    fn rejects_foreign_serialized_bytes() {
+        let failure = deserialize(b"definitely not a module at all, really not").err().unwrap();
+        assert_eq!(failure.code, ErrorCode::WasmDeserialize);
+    }
+}

@@ -1,0 +1,122 @@
+//! `runWasm`/`runWasmSync`: one `run_impl` that gives every call a fresh store, WASI context
+//! and instance from the module's cached `InstancePre`; the async variant runs it on a pool
+//! of its own threads (never libuv's, which fs and dns need).
+
+use crate::ctx::{WasiConfig, WasiSpec};
+use crate::engine::{engine, Host};
+use crate::error::{classify, reason, ErrorCode, Failure, Result};
+use crate::module::{CompiledModule, Module};
+use crate::stdio::captured_bytes;
+use napi::bindgen_prelude::{Buffer, Object};
+use napi::Env;
+use once_cell::sync::Lazy;
+use std::sync::Arc;
+use wasmtime::{Store, Trap};
+
+/// What one run produced.
+#[napi(object)]
+pub struct RunResult {
+    /// 0 when `_start` returned, else the code passed to `proc_exit` (any i32).
+    pub exit_code: i32,
+    /// Everything written to stdout (empty unless `stdout: 'pipe'`).
+    pub stdout: Buffer,
+    /// Everything written to stderr (empty unless `stderr: 'pipe'`).
+    pub stderr: Buffer,
+}
+
+struct RunOutput {
+    exit_code: i32,
+    stdout: Vec<u8>,
+    stderr: Vec<u8>,
+}
+
+impl RunOutput {
+    fn into_result(self) -> RunResult {
+        RunResult {
+            exit_code: self.exit_code,
+            stdout: self.stdout.into(),
+            stderr: self.stderr.into(),
+        }
+    }
+}
+
+/// An instantiation error: a trap in the start section is a trap, anything else a link error.
+pub fn instantiate_failure(error: wasmtime::Error) -> Failure {
+    if error.downcast_ref::<Trap>().is_some() {
+        return classify(error).expect_err("a trap is not an exit");
+    }
+    Failure::new(ErrorCode::WasmLink, reason(&error))
+}
+
+fn run_impl(module: &CompiledModule, spec: &WasiSpec) -> Result<RunOutput> {
+    let pre = module.instance_pre()?;
+    let captured = spec.new_captured();
+    let host = Host {
+        wasi: spec.build(&captured)?,
+        exit_process_on_proc_exit: false,
+    };
+    let mut store = Store::new(engine(), host);
+    let instance = pre.instantiate(&mut store).map_err(instantiate_failure)?;
+    let start = instance
+        .get_typed_func::<(), ()>(&mut store, "_start")
+        .map_err(|_| {
+            Failure::new(
+                ErrorCode::InvalidArgValue,
+                "The module has no `_start` export, so it is not a WASI command. A reactor \
+                 (exporting `_initialize`) runs with new WASI(...), wasi.instantiate() and \
+                 wasi.initialize(), then its exports",
+            )
+        })?;
+    let outcome = start.call(&mut store, ()).map_or_else(classify, |()| Ok(0));
+    let stdout = captured_bytes(&captured.stdout);
+    let stderr = captured_bytes(&captured.stderr);
+    match outcome {
+        Ok(exit_code) => Ok(RunOutput {
+            exit_code,
+            stdout,
+            stderr,
+        }),
+        Err(failure) => Err(Failure {
+            output: Some((stdout, stderr)),
+            ..failure
+        }),
+    }
+}
+
+/// Internal: runs a WASI command in a fresh instance on this thread. Use `runWasmSync`.
+#[napi]
+pub fn run_sync(env: Env, module: &Module, config: WasiConfig) -> napi::Result<RunResult> {
+    let spec = WasiSpec::from_config(config).map_err(|f| f.into_napi(&env))?;
+    run_impl(&module.inner, &spec)
+        .map(RunOutput::into_result)
+        .map_err(|f| f.into_napi(&env))
+}
+
+/// The threads async runs use: as many as the machine has cores.
+static POOL: Lazy<rayon::ThreadPool> = Lazy::new(|| {
+    rayon::ThreadPoolBuilder::new()
+        .thread_name(|i| format!("node-wasmtime-run-{i}"))
+        .build()
+        .expect("the run pool starts")
+});
+
+/// Internal: runs a WASI command in a fresh instance on a pool thread. Use `runWasm`.
+#[napi(ts_return_type = "Promise<RunResult>")]
+pub fn run_async<'env>(
+    env: &'env Env,
+    module: &Module,
+    config: WasiConfig,
+) -> napi::Result<Object<'env>> {
+    let spec = WasiSpec::from_config(config).map_err(|f| f.into_napi(env))?;
+    let module: Arc<CompiledModule> = module.inner.clone();
+    let (deferred, promise) = env.create_deferred()?;
+    POOL.spawn(move || {
+        let outcome = run_impl(&module, &spec);
+        deferred.resolve(move |env: Env| {
+            outcome
+                .map(RunOutput::into_result)
+                .map_err(|f| f.into_napi(&env))
+        });
+    });
+    Ok(promise)
+}

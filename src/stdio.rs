@@ -1,0 +1,121 @@
+//! Where a guest's stdin comes from and where its stdout/stderr go: a host file descriptor
+//! (duplicated, so the guest can never close the host's own), bytes fed in, a capture pipe
+//! with no size cap, or nothing.
+
+use crate::error::{ErrorCode, Failure, Result};
+use bytes::Bytes;
+use std::fs::File;
+use std::os::fd::{BorrowedFd, RawFd};
+use wasmtime_wasi::cli::{InputFile, OutputFile};
+use wasmtime_wasi::p2::pipe::{MemoryInputPipe, MemoryOutputPipe, SinkOutputStream};
+use wasmtime_wasi::WasiCtxBuilder;
+
+/// The guest's stdin.
+#[derive(Clone)]
+pub enum Input {
+    /// A duplicate of a host descriptor: reads block, as with node:wasi.
+    Fd(InputFile),
+    /// These bytes, then end of file.
+    Bytes(Bytes),
+}
+
+/// The guest's stdout or stderr.
+#[derive(Clone)]
+pub enum Output {
+    /// A duplicate of a host descriptor.
+    Fd(OutputFile),
+    /// Captured in memory, every byte, readable after the run.
+    Pipe,
+    /// Discarded.
+    Ignore,
+}
+
+/// Which stream an output is, for messages.
+#[derive(Clone, Copy)]
+pub enum Stream {
+    Stdin,
+    Stdout,
+    Stderr,
+}
+
+impl Stream {
+    fn name(self) -> &'static str {
+        match self {
+            Stream::Stdin => "stdin",
+            Stream::Stdout => "stdout",
+            Stream::Stderr => "stderr",
+        }
+    }
+}
+
+/// Duplicates host descriptor `fd`, failing with node:wasi's `UVWASI_EBADF` if it is not open.
+pub fn dup_fd(fd: u32, stream: Stream) -> Result<File> {
+    let bad = || {
+        Failure::new(
+            ErrorCode::UvwasiEbadf,
+            format!(
+                "UVWASI_EBADF, uvwasi_init: options.{} is {fd}, which is not an open file descriptor",
+                stream.name()
+            ),
+        )
+    };
+    let raw = RawFd::try_from(fd).map_err(|_| bad())?;
+    // SAFETY: `borrow_raw` only requires the descriptor to stay open while borrowed; we use
+    // the borrow for one `dup` (F_DUPFD_CLOEXEC), which fails cleanly with EBADF if `raw`
+    // is not open. The duplicate is ours; the caller's descriptor is never closed by us.
+    let owned = unsafe { BorrowedFd::borrow_raw(raw) }
+        .try_clone_to_owned()
+        .map_err(|_| bad())?;
+    Ok(File::from(owned))
+}
+
+/// The capture buffers of one execution (present for the outputs that are `Pipe`).
+#[derive(Clone, Default)]
+pub struct Captured {
+    pub stdout: Option<MemoryOutputPipe>,
+    pub stderr: Option<MemoryOutputPipe>,
+}
+
+impl Captured {
+    pub fn new(stdout: &Output, stderr: &Output) -> Self {
+        let pipe = |output: &Output| match output {
+            Output::Pipe => Some(MemoryOutputPipe::new(usize::MAX)),
+            _ => None,
+        };
+        Captured {
+            stdout: pipe(stdout),
+            stderr: pipe(stderr),
+        }
+    }
+}
+
+/// Everything a pipe captured so far, as an owned vector.
+pub fn captured_bytes(pipe: &Option<MemoryOutputPipe>) -> Vec<u8> {
+    pipe.as_ref()
+        .map(|pipe| pipe.contents().to_vec())
+        .unwrap_or_default()
+}
+
+/// Wires the three streams into a context builder.
+pub fn attach(
+    builder: &mut WasiCtxBuilder,
+    stdin: &Input,
+    stdout: &Output,
+    stderr: &Output,
+    captured: &Captured,
+) {
+    match stdin {
+        Input::Fd(file) => builder.stdin(file.clone()),
+        Input::Bytes(bytes) => builder.stdin(MemoryInputPipe::new(bytes.clone())),
+    };
+    match (stdout, &captured.stdout) {
+        (Output::Fd(file), _) => builder.stdout(file.clone()),
+        (Output::Pipe, Some(pipe)) => builder.stdout(pipe.clone()),
+        _ => builder.stdout(SinkOutputStream),
+    };
+    match (stderr, &captured.stderr) {
+        (Output::Fd(file), _) => builder.stderr(file.clone()),
+        (Output::Pipe, Some(pipe)) => builder.stderr(pipe.clone()),
+        _ => builder.stderr(SinkOutputStream),
+    };
+}

@@ -1,0 +1,123 @@
+//! `WasiCore`: the native half of the `WASI` class (`lib/wasi.js` holds node:wasi's argument
+//! checks). It owns the started flag, the WASI configuration, the capture pipes, and
+//! instantiating and starting guests in wasmtime.
+
+use crate::ctx::{WasiConfig, WasiSpec};
+use crate::engine::{engine, Host};
+use crate::error::{ErrorCode, Failure};
+use crate::instance::{Instance, Running};
+use crate::module::Module;
+use crate::run::instantiate_failure;
+use crate::stdio::{captured_bytes, Captured};
+use napi::bindgen_prelude::Buffer;
+use napi::Env;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use wasmtime::Store;
+
+/// node:wasi's `ERR_WASI_ALREADY_STARTED`.
+pub fn already_started() -> Failure {
+    Failure::new(
+        ErrorCode::WasiAlreadyStarted,
+        "WASI instance has already started",
+    )
+}
+
+/// Internal: the native state behind one `WASI` object. Use `WASI`.
+#[napi]
+pub struct WasiCore {
+    spec: WasiSpec,
+    captured: Captured,
+    started: Arc<AtomicBool>,
+    return_on_exit: bool,
+}
+
+#[napi]
+impl WasiCore {
+    /// Opens the configured host resources; fails like node:wasi's native setup
+    /// (`UVWASI_ENOENT`, `UVWASI_ENOTDIR`, `UVWASI_EBADF`).
+    #[napi(constructor)]
+    pub fn new(env: Env, config: WasiConfig) -> napi::Result<Self> {
+        let spec = WasiSpec::from_config(config).map_err(|f| f.into_napi(&env))?;
+        Ok(WasiCore {
+            captured: spec.new_captured(),
+            spec,
+            started: Arc::new(AtomicBool::new(false)),
+            return_on_exit: true,
+        })
+    }
+
+    /// Whether `start`/`initialize` (or an entry point export) has run.
+    #[napi(getter)]
+    pub fn started(&self) -> bool {
+        self.started.load(Ordering::SeqCst)
+    }
+
+    /// Sets the started flag; throws `ERR_WASI_ALREADY_STARTED` if it was set.
+    #[napi]
+    pub fn mark_started(&self, env: Env) -> napi::Result<()> {
+        if self.started.swap(true, Ordering::SeqCst) {
+            return Err(already_started().into_napi(&env));
+        }
+        Ok(())
+    }
+
+    /// `false`: a guest's `proc_exit` ends the process, as node:wasi's `returnOnExit: false`.
+    #[napi(setter)]
+    pub fn set_return_on_exit(&mut self, value: bool) {
+        self.return_on_exit = value;
+    }
+
+    /// Whether `instance` was made by this object.
+    #[napi]
+    pub fn owns(&self, instance: &Instance) -> bool {
+        Arc::ptr_eq(&instance.running.started, &self.started)
+    }
+
+    /// A new store and instance of `module` with this object's WASI context.
+    #[napi]
+    pub fn instantiate(&self, env: Env, module: &Module) -> napi::Result<Instance> {
+        let make = || -> crate::error::Result<Instance> {
+            let pre = module.inner.instance_pre()?;
+            let host = Host {
+                wasi: self.spec.build(&self.captured)?,
+                exit_process_on_proc_exit: !self.return_on_exit,
+            };
+            let mut store = Store::new(engine(), host);
+            let instance = pre.instantiate(&mut store).map_err(instantiate_failure)?;
+            Ok(Instance::new(
+                Running::new(store, instance, self.started.clone()),
+                module.inner.clone(),
+            ))
+        };
+        make().map_err(|f| f.into_napi(&env))
+    }
+
+    /// Runs `instance`'s entry point (`_start` or `_initialize`); the JS side has already
+    /// checked the exports and set the started flag. Returns the exit code.
+    #[napi]
+    pub fn run_entry(&self, env: Env, instance: &Instance, name: String) -> napi::Result<i32> {
+        instance
+            .running
+            .call_entry(&name)
+            .map_err(|f| f.into_napi(&env))
+    }
+
+    /// Everything the guest wrote to stdout, with `stdout: 'pipe'`.
+    #[napi(getter)]
+    pub fn stdout(&self) -> Option<Buffer> {
+        self.captured
+            .stdout
+            .as_ref()
+            .map(|_| captured_bytes(&self.captured.stdout).into())
+    }
+
+    /// Everything the guest wrote to stderr, with `stderr: 'pipe'`.
+    #[napi(getter)]
+    pub fn stderr(&self) -> Option<Buffer> {
+        self.captured
+            .stderr
+            .as_ref()
+            .map(|_| captured_bytes(&self.captured.stderr).into())
+    }
+}
