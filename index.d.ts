@@ -117,6 +117,9 @@ export declare class WasiCore {
   get stderr(): Buffer | null
 }
 
+/** Internal: a `Module` for `source`, compiled once per distinct bytes. Used by `runWasm`. */
+export declare function compileCachedModule(source: BufferSource | string): Module
+
 /** One export of a module. */
 export interface ExportDescriptor {
   name: string

@@ -839,5 +839,6 @@ module.exports.Instance = nativeBinding.Instance
 module.exports.Memory = nativeBinding.Memory
 module.exports.Module = nativeBinding.Module
 module.exports.WasiCore = nativeBinding.WasiCore
+module.exports.compileCachedModule = nativeBinding.compileCachedModule
 module.exports.runAsync = nativeBinding.runAsync
 module.exports.runSync = nativeBinding.runSync

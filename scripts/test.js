@@ -1,0 +1,46 @@
+'use strict';
+
+// `npm test`: every Rust unit test (`cargo test`) and every JS suite (`node --test` over
+// __test__/*.test.mjs). Fails on any failure, on zero tests, and on a test file that ran
+// no test (a suite that silently does not run is worse than none).
+
+const { spawnSync } = require('node:child_process');
+const fs = require('node:fs');
+const os = require('node:os');
+const path = require('node:path');
+
+const root = path.join(__dirname, '..');
+
+function run(command, args, options = {}) {
+  const result = spawnSync(command, args, { cwd: root, stdio: 'inherit', ...options });
+  if (result.error) throw result.error;
+  return result.status;
+}
+
+function fail(message) {
+  console.error(`npm test: ${message}`);
+  process.exit(1);
+}
+
+if (run('cargo', ['test', '--release', '--quiet']) !== 0) fail('cargo test failed');
+
+const testDir = path.join(root, '__test__');
+const files = fs.readdirSync(testDir).filter((name) => name.endsWith('.test.mjs')).sort();
+if (files.length === 0) fail('no JS test files in __test__/');
+
+const countsFile = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'node-wasmtime-test-')), 'counts.json');
+const status = run(process.execPath, [
+  '--disable-warning=ExperimentalWarning',
+  '--test',
+  '--test-reporter=spec', '--test-reporter-destination=stdout',
+  `--test-reporter=${path.join(__dirname, 'count-reporter.mjs')}`, `--test-reporter-destination=${countsFile}`,
+  ...files.map((name) => path.join('__test__', name)),
+]);
+if (status !== 0) fail('node --test failed');
+
+const counts = JSON.parse(fs.readFileSync(countsFile, 'utf8'));
+const empty = files.filter((name) => !counts[path.join(testDir, name)]);
+if (empty.length > 0) fail(`these test files ran no test: ${empty.join(', ')}`);
+const total = Object.values(counts).reduce((a, b) => a + b, 0);
+if (total === 0) fail('no JS test ran');
+console.log(`npm test: ${total} JS tests passed in ${files.length} files`);
