@@ -611,3 +611,53 @@ test('codedError: our own codes, both shapes', () => {
   assert.equal(asRange.message, "The property 'a.b' is invalid. Received 'v'");
   assert.equal(asRange.code, 'ERR_INVALID_ARG_VALUE');
 });
+
+// --- the same tables against the public WASI class ------------------------------
+
+const { WASI } = require('../lib/index.js');
+
+test('public WASI: constructor rejects exactly what node:wasi rejects (extensions aside)', () => {
+  for (const row of WASI_CONSTRUCTOR_ERRORS) {
+    const label = `WASI ${row.title}: ${optionsLabel(row)}`;
+    if (row.extension === undefined) {
+      assertThrowsExactly(() => new WASI(...callArgs(row)), row.error, label);
+    } else if (row.extensionError !== undefined) {
+      assertThrowsExactly(() => new WASI(...callArgs(row)), row.extensionError, label);
+    }
+  }
+});
+
+test('public WASI: returnOnExit is checked like node:wasi', () => {
+  for (const row of RETURN_ON_EXIT_CASES) {
+    const label = `returnOnExit ${util.inspect(row.value)}`;
+    if (row.error) {
+      assertThrowsExactly(() => new WASI({ version: P1, returnOnExit: row.value }), row.error, label);
+    } else {
+      assert.doesNotThrow(() => new WASI({ version: P1, returnOnExit: row.value }), label);
+    }
+  }
+});
+
+test('public WASI: start()/initialize() reject bad instances like node:wasi, without starting', () => {
+  // Node's steps 2-3 (instance, exports, memory) fail before the object is marked started.
+  const early = INSTANCE_ERRORS.filter((row) => row.error === memoryErr || !row.error.message.includes('instance.exports._'));
+  assert.ok(early.length >= 10);
+  for (const row of early) {
+    const wasi = new WASI({ version: P1 });
+    assertThrowsExactly(() => wasi[row.method](row.instance), row.error, `WASI ${row.method} ${row.title}`);
+    // Still not started: a second bad call fails the same way, not with ALREADY_STARTED.
+    assertThrowsExactly(() => wasi[row.method](row.instance), row.error, `WASI ${row.method} ${row.title} again`);
+  }
+});
+
+test('public WASI: the native setup fails like node:wasi for missing preopens and closed fds', () => {
+  const missing = `${TMP}/node-wasmtime-does-not-exist-${process.pid}`;
+  for (const W of [NodeWASI, WASI]) {
+    assert.throws(() => new W({ version: P1, preopens: { '/x': missing } }), { code: 'UVWASI_ENOENT', errno: 44, syscall: 'uvwasi_init' });
+    assert.throws(() => new W({ version: P1, stdout: 1234567 }), { code: 'UVWASI_EBADF' });
+  }
+  // Native setup happens before returnOnExit is checked (Node's step 8 before step 9).
+  for (const W of [NodeWASI, WASI]) {
+    assert.throws(() => new W({ version: P1, preopens: { '/x': missing }, returnOnExit: 1 }), { code: 'UVWASI_ENOENT' });
+  }
+});

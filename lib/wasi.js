@@ -57,12 +57,12 @@ class WASI {
 
   /** With `stdout: 'pipe'`: everything the guest wrote to stdout so far. */
   get stdout() {
-    return this.#core.stdout;
+    return this.#core.stdout ?? undefined;
   }
 
   /** With `stderr: 'pipe'`: everything the guest wrote to stderr so far. */
   get stderr() {
-    return this.#core.stderr;
+    return this.#core.stderr ?? undefined;
   }
 
   // node:wasi's checks before anything is marked started (Node 24+ order).

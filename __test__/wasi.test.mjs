@@ -1,0 +1,187 @@
+// The WASI class on the wasmtime path: instantiate/start/initialize, the start-once rule,
+// exit codes, returnOnExit, stdio routing, and a reactor's exports and memory from JS.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { spawnSync } from 'node:child_process';
+import { lib, fixture, tempDir } from './helpers.mjs';
+
+const { WASI, Module, Instance, Memory } = lib;
+const P1 = 'preview1';
+const libPath = path.resolve('lib/index.js');
+
+function command(name, options = {}) {
+  const wasi = new WASI({ version: P1, stdout: 'pipe', stderr: 'pipe', ...options });
+  return { wasi, instance: wasi.instantiate(fixture(name)) };
+}
+
+test('start() returns the exit code and pipes capture output', () => {
+  for (const [n, mode] of [[0, 'exit'], [3, 'exit'], [120, 'return'], [200, 'proc_exit'], [300, 'proc_exit'], [-1, 'exit']]) {
+    const { wasi, instance } = command('exitcode.wasm', { args: ['exitcode', String(n), mode] });
+    assert.ok(instance instanceof Instance);
+    assert.equal(wasi.start(instance), n, `${n} ${mode}`);
+    assert.equal(wasi.stdout.toString(), `exiting with ${n}\n`);
+    assert.equal(wasi.stderr.length, 0);
+  }
+});
+
+test('a second start() throws ERR_WASI_ALREADY_STARTED before any guest code runs', () => {
+  const { wasi, instance } = command('counter.wasm');
+  assert.equal(wasi.start(instance), 0);
+  assert.throws(() => wasi.start(instance), { code: 'ERR_WASI_ALREADY_STARTED', message: 'WASI instance has already started' });
+  assert.throws(() => wasi.initialize(instance), { code: 'ERR_WASI_ALREADY_STARTED' });
+  // Calling the entry point directly is refused too.
+  assert.throws(() => instance.exports._start(), { code: 'ERR_WASI_ALREADY_STARTED' });
+  // A fresh instance of the same WASI object is refused as well: the flag is per WASI object.
+  assert.throws(() => wasi.start(wasi.instantiate(fixture('counter.wasm'))), { code: 'ERR_WASI_ALREADY_STARTED' });
+  assert.equal(wasi.stdout.toString(), '1\n');
+});
+
+test('calling _start directly counts as the start', () => {
+  const { wasi, instance } = command('counter.wasm');
+  assert.equal(instance.exports._start(), undefined);
+  assert.throws(() => wasi.start(instance), { code: 'ERR_WASI_ALREADY_STARTED' });
+  assert.equal(wasi.stdout.toString(), '1\n');
+});
+
+test('start() on a reactor fails after marking started, as node:wasi does', () => {
+  const wasi = new WASI({ version: P1 });
+  const instance = wasi.instantiate(fixture('reactor.wasm'));
+  assert.throws(() => wasi.start(instance), {
+    code: 'ERR_INVALID_ARG_TYPE',
+    message: 'The "instance.exports._start" property must be of type function. Received undefined',
+  });
+  assert.throws(() => wasi.initialize(instance), { code: 'ERR_WASI_ALREADY_STARTED' });
+});
+
+test('an instance from another WASI object is refused without starting', () => {
+  const a = new WASI({ version: P1, stdout: 'pipe' });
+  const b = new WASI({ version: P1, stdout: 'pipe' });
+  const instance = a.instantiate(fixture('hello.wasm'));
+  assert.throws(() => b.start(instance), { code: 'ERR_INVALID_ARG_VALUE' });
+  assert.equal(b.start(b.instantiate(fixture('hello.wasm'))), 0);
+  assert.equal(b.stdout.toString(), 'hello world\n');
+  assert.equal(a.stdout.length, 0);
+});
+
+test('instantiate() takes a Module, bytes or WAT text', () => {
+  const wat = '(module (memory (export "memory") 1) (func (export "_start")))';
+  for (const source of [new Module(fixture('hello.wasm')), fixture('hello.wasm'), new Uint8Array(fixture('hello.wasm'))]) {
+    const { wasi, instance } = { wasi: new WASI({ version: P1, stdout: 'pipe' }) };
+    assert.equal(wasi.start(wasi.instantiate(source)), 0);
+    assert.equal(wasi.stdout.toString(), 'hello world\n');
+    void instance;
+  }
+  const wasi = new WASI({ version: P1 });
+  assert.equal(wasi.start(wasi.instantiate(wat)), 0);
+  assert.throws(() => new WASI({ version: P1 }).instantiate(42), { code: 'ERR_INVALID_ARG_TYPE' });
+});
+
+test('a trap in start() is a WebAssembly.RuntimeError with ERR_WASM_TRAP', () => {
+  const { wasi, instance } = command('trap.wasm');
+  assert.throws(() => wasi.start(instance), (err) => {
+    assert.ok(err instanceof WebAssembly.RuntimeError);
+    assert.equal(err.code, 'ERR_WASM_TRAP');
+    assert.equal(err.trapCode, 'unreachable');
+    assert.match(err.message, /crash_here/);
+    return true;
+  });
+  assert.equal(wasi.stdout.toString(), 'before trap\n');
+});
+
+test('initialize() runs _initialize once; exports take numbers and BigInts', () => {
+  const wasi = new WASI({ version: P1, stdout: 'pipe' });
+  const instance = wasi.instantiate(fixture('reactor.wasm'));
+  const { exports } = instance;
+  assert.equal(instance.exports, exports, 'exports is the same object each time');
+  assert.equal(exports.get_initialized(), 0);
+  assert.equal(wasi.initialize(instance), undefined);
+  assert.equal(exports.get_initialized(), 42);
+  assert.throws(() => exports._initialize(), { code: 'ERR_WASI_ALREADY_STARTED' });
+  assert.equal(exports.add(2, 3), 5);
+  assert.equal(exports.add(2147483647, 1), -2147483648);
+  assert.equal(exports.add('4', 1.9), 5, 'ToInt32 coercion');
+  assert.equal(exports.mul64(-3n, 4n), -12n);
+  assert.throws(() => exports.mul64(3, 4), { name: 'TypeError', code: 'ERR_INVALID_ARG_TYPE' });
+  assert.equal(exports.fadd(1.5, 2.25), 3.75);
+  assert.equal(exports.add.name, 'add');
+});
+
+test('exported memory can be read, written and grown from JS', () => {
+  const wasi = new WASI({ version: P1, stdout: 'pipe' });
+  const instance = wasi.instantiate(fixture('reactor.wasm'));
+  wasi.initialize(instance);
+  const { memory, alloc, sum_bytes: sumBytes, fill, say } = instance.exports;
+  assert.ok(memory instanceof Memory);
+  const ptr = alloc(16);
+  memory.write(ptr, Buffer.from('hi there'));
+  assert.equal(memory.read(ptr, 8).toString(), 'hi there');
+  say(ptr, 8);
+  assert.equal(wasi.stdout.toString(), 'hi there');
+  fill(ptr, 16, 7);
+  assert.deepEqual([...memory.read(ptr, 16)], new Array(16).fill(7));
+  assert.equal(sumBytes(ptr, 16), 112);
+  const size = memory.byteLength;
+  assert.equal(size % 65536, 0);
+  assert.equal(memory.grow(1), size / 65536);
+  assert.equal(memory.byteLength, size + 65536);
+  assert.throws(() => memory.read(memory.byteLength - 1, 2), { name: 'RangeError', code: 'ERR_OUT_OF_RANGE' });
+  assert.throws(() => memory.write(-1, Buffer.from('x')), { code: 'ERR_OUT_OF_RANGE' });
+  assert.throws(() => memory.grow(1e9), { code: 'ERR_OUT_OF_RANGE' });
+});
+
+test('proc_exit inside an export call is ERR_WASI_EXITED with the code', () => {
+  const wat = `(module
+    (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
+    (memory (export "memory") 1)
+    (func (export "quit") (call $exit (i32.const 7))))`;
+  const wasi = new WASI({ version: P1 });
+  const instance = wasi.instantiate(wat);
+  wasi.initialize(instance);
+  assert.throws(() => instance.exports.quit(), { code: 'ERR_WASI_EXITED', exitCode: 7 });
+});
+
+test('stdout and stderr to host file descriptors', () => {
+  const dir = tempDir();
+  const outFd = fs.openSync(path.join(dir, 'out'), 'w');
+  const errFd = fs.openSync(path.join(dir, 'err'), 'w');
+  const wasi = new WASI({ version: P1, args: ['echo', 'x'], stdin: 'in', stdout: outFd, stderr: errFd });
+  assert.equal(wasi.start(wasi.instantiate(fixture('echo.wasm'))), 0);
+  fs.closeSync(outFd);
+  fs.closeSync(errFd);
+  const out = fs.readFileSync(path.join(dir, 'out'), 'utf8');
+  assert.equal(out, 'argc=2\nargv[0]=echo\nargv[1]=x\ncwd=/\nstdin.len=2\nstdin=in\ndone\n');
+  const err = fs.readFileSync(path.join(dir, 'err'), 'utf8');
+  assert.equal(err, out.split('\n').filter(Boolean).map((line) => `err:${line}\n`).join(''));
+  assert.equal(wasi.stdout, undefined, 'nothing captured without pipe');
+});
+
+function child(script) {
+  return spawnSync(process.execPath, ['-e', script], { encoding: 'utf8' });
+}
+
+test('returnOnExit: false ends the process with code & 0xff and no exit event', () => {
+  for (const [n, status] of [[3, 3], [200, 200], [300, 44], [-1, 255]]) {
+    const result = child(`
+      const { WASI } = require(${JSON.stringify(libPath)});
+      process.on('exit', () => console.log('exit event'));
+      const wasi = new WASI({ version: 'preview1', args: ['x', '${n}', 'proc_exit'], returnOnExit: false });
+      wasi.start(wasi.instantiate(require('fs').readFileSync(${JSON.stringify(path.resolve('__test__/fixtures/exitcode.wasm'))})));
+      console.log('not reached');`);
+    assert.equal(result.status, status, `${n}: ${result.stderr}`);
+    assert.equal(result.stdout, `exiting with ${n}\n`);
+  }
+});
+
+test('a guest closing fd 1 does not close the host stdout', () => {
+  const result = child(`
+    const { WASI } = require(${JSON.stringify(libPath)});
+    const wasi = new WASI({ version: 'preview1' });
+    wasi.start(wasi.instantiate('(module (import "wasi_snapshot_preview1" "fd_close" (func $close (param i32) (result i32))) (memory (export "memory") 1) (func (export "_start") (drop (call $close (i32.const 1))) (drop (call $close (i32.const 2)))))'));
+    console.log('host stdout still open');
+    console.error('host stderr still open');`);
+  assert.equal(result.status, 0, result.stderr);
+  assert.equal(result.stdout, 'host stdout still open\n');
+  assert.equal(result.stderr, 'host stderr still open\n');
+});
