@@ -67,7 +67,10 @@ impl WasiSpec {
             .into_iter()
             .map(|pair| {
                 let [guest, host] = <[String; 2]>::try_from(pair).map_err(|_| {
-                    Failure::new(ErrorCode::InvalidArgValue, "a preopen is a [guest, host] pair")
+                    Failure::new(
+                        ErrorCode::InvalidArgValue,
+                        "a preopen is a [guest, host] pair",
+                    )
                 })?;
                 check_directory(&guest, &host)?;
                 Ok(Preopen {
@@ -112,7 +115,9 @@ impl WasiSpec {
         for preopen in &self.preopens {
             builder
                 .preopened_dir(&preopen.host, &preopen.guest, FsPerms::ReadWrite)
-                .map_err(|e| preopen_failure(&preopen.guest, &preopen.host.to_string_lossy(), &e))?;
+                .map_err(|e| {
+                    preopen_failure(&preopen.guest, &preopen.host.to_string_lossy(), &e)
+                })?;
         }
         Ok(builder.build_p1())
     }

@@ -16,6 +16,7 @@ pub enum ErrorCode {
     WasmCompile,
     WasmDeserialize,
     WasmLink,
+    WasmInstanceLimit,
     WasmTrap,
     WasiAlreadyStarted,
     WasiExited,
@@ -34,6 +35,7 @@ impl AsRef<str> for ErrorCode {
             ErrorCode::WasmCompile => "ERR_WASM_COMPILE",
             ErrorCode::WasmDeserialize => "ERR_WASM_DESERIALIZE",
             ErrorCode::WasmLink => "ERR_WASM_LINK",
+            ErrorCode::WasmInstanceLimit => "ERR_WASM_INSTANCE_LIMIT",
             ErrorCode::WasmTrap => "ERR_WASM_TRAP",
             ErrorCode::WasiAlreadyStarted => "ERR_WASI_ALREADY_STARTED",
             ErrorCode::WasiExited => "ERR_WASI_EXITED",
@@ -49,7 +51,7 @@ impl ErrorCode {
     /// The JS class an error with this code is an instance of.
     fn class(self) -> &'static str {
         match self {
-            ErrorCode::InvalidArgType => "TypeError",
+            ErrorCode::InvalidArgType | ErrorCode::InvalidArgValue => "TypeError",
             ErrorCode::OutOfRange => "RangeError",
             ErrorCode::WasmTrap => "RuntimeError",
             _ => "Error",
@@ -198,6 +200,9 @@ mod tests {
     fn a_trap_carries_its_code() {
         let failure = classify(Trap::IntegerDivisionByZero.into()).unwrap_err();
         assert_eq!(failure.code, ErrorCode::WasmTrap);
-        assert_eq!(failure.trap_code.as_deref(), Some("integer_division_by_zero"));
+        assert_eq!(
+            failure.trap_code.as_deref(),
+            Some("integer_division_by_zero")
+        );
     }
 }

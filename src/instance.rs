@@ -34,7 +34,9 @@ impl Running {
     fn store(&self) -> MutexGuard<'_, Store<Host>> {
         // A panic cannot leave the store half-updated in a way later calls could observe
         // unsafely (wasmtime unwinds guest state itself), so a poisoned lock is still usable.
-        self.store.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.store
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Calls the entry point `name` (`_start` or `_initialize`) and returns the exit code:
@@ -133,14 +135,17 @@ impl Instance {
                 Extern::Func(func) => {
                     let running = self.running.clone();
                     let is_entry = name == "_start" || name == "_initialize";
-                    let function = env.create_function_from_closure::<Vec<Unknown>, _, _>(&name, move |ctx| {
-                        let env = Env::from_raw(ctx.env.raw());
-                        let args: Vec<Unknown> = (0..ctx.length())
-                            .map(|i| ctx.get::<Unknown>(i))
-                            .collect::<napi::Result<_>>()?;
-                        call_export(&running, func, is_entry, &args)
-                            .map_err(|failure| failure.into_napi(&env))
-                    })?;
+                    let function = env.create_function_from_closure::<Vec<Unknown>, _, _>(
+                        &name,
+                        move |ctx| {
+                            let env = Env::from_raw(ctx.env.raw());
+                            let args: Vec<Unknown> = (0..ctx.length())
+                                .map(|i| ctx.get::<Unknown>(i))
+                                .collect::<napi::Result<_>>()?;
+                            call_export(&running, func, is_entry, &args)
+                                .map_err(|failure| failure.into_napi(&env))
+                        },
+                    )?;
                     object.set_named_property(&name, function)?;
                 }
                 Extern::Memory(memory) => {
@@ -157,7 +162,12 @@ impl Instance {
     }
 }
 
-fn call_export(running: &Running, func: Func, is_entry: bool, args: &[Unknown]) -> Result<WasmValue> {
+fn call_export(
+    running: &Running,
+    func: Func,
+    is_entry: bool,
+    args: &[Unknown],
+) -> Result<WasmValue> {
     if is_entry && running.started.swap(true, Ordering::SeqCst) {
         return Err(crate::wasi::already_started());
     }
@@ -224,7 +234,11 @@ fn to_val(arg: Option<&Unknown>, ty: &ValType, index: usize) -> Result<Val> {
                 .map_err(|_| wrong("a BigInt"))?;
             Val::I64(big.get_i64().0)
         }
-        _ => return Err(wrong("a number: v128 and reference parameters are not supported")),
+        _ => {
+            return Err(wrong(
+                "a number: v128 and reference parameters are not supported",
+            ))
+        }
     })
 }
 
@@ -283,8 +297,8 @@ impl Memory {
     pub fn write(&self, env: Env, offset: f64, bytes: Uint8Array) -> napi::Result<()> {
         let mut store = self.running.store();
         let data = self.memory.data_mut(&mut *store);
-        let range = checked_range(offset, bytes.len() as f64, data.len())
-            .map_err(|f| f.into_napi(&env))?;
+        let range =
+            checked_range(offset, bytes.len() as f64, data.len()).map_err(|f| f.into_napi(&env))?;
         data[range].copy_from_slice(&bytes);
         Ok(())
     }

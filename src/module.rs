@@ -2,7 +2,7 @@
 //! `kind`, import/export descriptors, `serialize`/`deserialize`, the per-module cached
 //! `InstancePre`, and the cache that lets the same bytes passed again skip compilation.
 
-use crate::engine::{core_linker, engine, Host};
+use crate::engine::{core_linker, engine, run_engine, run_linker, Host};
 use crate::error::{reason, ErrorCode, Failure, Result};
 use crate::source::{read_buffer_source, read_source};
 use napi::bindgen_prelude::{Buffer, Unknown};
@@ -24,6 +24,7 @@ pub enum Compiled {
 pub struct CompiledModule {
     pub compiled: Compiled,
     instance_pre: OnceCell<InstancePre<Host>>,
+    run_instance_pre: OnceCell<InstancePre<Host>>,
 }
 
 impl CompiledModule {
@@ -33,7 +34,10 @@ impl CompiledModule {
             std::borrow::Cow::Borrowed(source)
         } else {
             wat::parse_bytes(source).map_err(|e| {
-                Failure::new(ErrorCode::WasmCompile, format!("invalid WebAssembly text: {e}"))
+                Failure::new(
+                    ErrorCode::WasmCompile,
+                    format!("invalid WebAssembly text: {e}"),
+                )
             })?
         };
         let compiled = if wasmparser::Parser::is_component(&binary) {
@@ -49,6 +53,7 @@ impl CompiledModule {
         CompiledModule {
             compiled,
             instance_pre: OnceCell::new(),
+            run_instance_pre: OnceCell::new(),
         }
     }
 
@@ -59,39 +64,74 @@ impl CompiledModule {
         }
     }
 
-    /// The module linked against WASI once, so each run only allocates and initialises.
+    /// The module linked against WASI once, for `wasi.instantiate()`.
     pub fn instance_pre(&self) -> Result<&InstancePre<Host>> {
-        let Compiled::Core(module) = &self.compiled else {
-            return Err(Failure::new(
-                ErrorCode::InvalidArgValue,
-                "components cannot be run yet: node-wasmtime runs core WASI preview1 modules",
-            ));
-        };
-        self.instance_pre.get_or_try_init(|| {
-            core_linker()
-                .instantiate_pre(module)
-                .map_err(|e| Failure::new(ErrorCode::WasmLink, reason(&e)))
+        let module = self.core()?;
+        self.instance_pre
+            .get_or_try_init(|| link(core_linker(), module))
+    }
+
+    /// The module loaded into the run engine and linked once, so each run only allocates
+    /// and initialises.
+    pub fn run_instance_pre(&self) -> Result<&InstancePre<Host>> {
+        let module = self.core()?;
+        self.run_instance_pre.get_or_try_init(|| {
+            let bytes = module
+                .serialize()
+                .map_err(|e| Failure::new(ErrorCode::WasmCompile, reason(&e)))?;
+            // SAFETY: `bytes` is wasmtime's own serialization of `module`, made just above in
+            // this process by the same wasmtime build; the two engines differ only in how
+            // they allocate instances, which compiled code does not depend on.
+            let module = unsafe { wasmtime::Module::deserialize(run_engine(), &bytes) }
+                .map_err(|e| Failure::new(ErrorCode::WasmCompile, reason(&e)))?;
+            link(run_linker(), &module)
         })
     }
+
+    fn core(&self) -> Result<&wasmtime::Module> {
+        match &self.compiled {
+            Compiled::Core(module) => Ok(module),
+            Compiled::Component(_) => Err(Failure::new(
+                ErrorCode::InvalidArgValue,
+                "components cannot be run yet: node-wasmtime runs core WASI preview1 modules",
+            )),
+        }
+    }
+}
+
+/// The most recent distinct inputs and their compilations, oldest first in `order`.
+#[derive(Default)]
+struct CompileCache {
+    modules: HashMap<Box<[u8]>, Arc<CompiledModule>>,
+    order: VecDeque<Box<[u8]>>,
+}
+
+fn link(linker: &wasmtime::Linker<Host>, module: &wasmtime::Module) -> Result<InstancePre<Host>> {
+    linker
+        .instantiate_pre(module)
+        .map_err(|e| Failure::new(ErrorCode::WasmLink, reason(&e)))
 }
 
 /// Compiles `source`, reusing the compilation of identical bytes seen recently.
 pub fn compile_cached(source: &[u8]) -> Result<Arc<CompiledModule>> {
     const CAPACITY: usize = 32;
-    static CACHE: Lazy<Mutex<(HashMap<Box<[u8]>, Arc<CompiledModule>>, VecDeque<Box<[u8]>>)>> =
-        Lazy::new(Default::default);
-    if let Some(hit) = CACHE.lock().unwrap().0.get(source) {
+    static CACHE: Lazy<Mutex<CompileCache>> = Lazy::new(Default::default);
+    if let Some(hit) = CACHE.lock().unwrap().modules.get(source) {
         return Ok(hit.clone());
     }
     let compiled = Arc::new(CompiledModule::compile(source)?);
-    let (map, order) = &mut *CACHE.lock().unwrap();
-    if map.len() >= CAPACITY {
-        if let Some(oldest) = order.pop_front() {
-            map.remove(&oldest);
+    let cache = &mut *CACHE.lock().unwrap();
+    if cache.modules.len() >= CAPACITY {
+        if let Some(oldest) = cache.order.pop_front() {
+            cache.modules.remove(&oldest);
         }
     }
-    if map.insert(source.into(), compiled.clone()).is_none() {
-        order.push_back(source.into());
+    if cache
+        .modules
+        .insert(source.into(), compiled.clone())
+        .is_none()
+    {
+        cache.order.push_back(source.into());
     }
     Ok(compiled)
 }
@@ -181,9 +221,8 @@ impl Module {
             Compiled::Core(module) => (0u8, module.serialize()),
             Compiled::Component(component) => (1u8, component.serialize()),
         };
-        let payload = payload.map_err(|e| {
-            Failure::new(ErrorCode::WasmDeserialize, reason(&e)).into_napi(&env)
-        })?;
+        let payload = payload
+            .map_err(|e| Failure::new(ErrorCode::WasmDeserialize, reason(&e)).into_napi(&env))?;
         let mut out = Vec::with_capacity(HEADER_LEN + payload.len());
         out.extend_from_slice(MAGIC);
         out.push(kind);
@@ -323,7 +362,9 @@ mod tests {
 
     #[test]
     fn rejects_foreign_serialized_bytes() {
-        let failure = deserialize(b"definitely not a module at all, really not").err().unwrap();
+        let failure = deserialize(b"definitely not a module at all, really not")
+            .err()
+            .unwrap();
         assert_eq!(failure.code, ErrorCode::WasmDeserialize);
     }
 }

@@ -3,7 +3,7 @@
 //! of its own threads (never libuv's, which fs and dns need).
 
 use crate::ctx::{WasiConfig, WasiSpec};
-use crate::engine::{engine, Host};
+use crate::engine::{run_engine, Host, MAX_LIVE_INSTANCES};
 use crate::error::{classify, reason, ErrorCode, Failure, Result};
 use crate::module::{CompiledModule, Module};
 use crate::stdio::captured_bytes;
@@ -11,7 +11,7 @@ use napi::bindgen_prelude::{Buffer, Object};
 use napi::Env;
 use once_cell::sync::Lazy;
 use std::sync::Arc;
-use wasmtime::{Store, Trap};
+use wasmtime::{PoolConcurrencyLimitError, Store, Trap};
 
 /// What one run produced.
 #[napi(object)]
@@ -40,22 +40,33 @@ impl RunOutput {
     }
 }
 
-/// An instantiation error: a trap in the start section is a trap, anything else a link error.
+/// An instantiation error: a trap in the start section is a trap, a full instance pool is
+/// `ERR_WASM_INSTANCE_LIMIT`, anything else a link error.
 pub fn instantiate_failure(error: wasmtime::Error) -> Failure {
     if error.downcast_ref::<Trap>().is_some() {
         return classify(error).expect_err("a trap is not an exit");
+    }
+    if error.downcast_ref::<PoolConcurrencyLimitError>().is_some() {
+        return Failure::new(
+            ErrorCode::WasmInstanceLimit,
+            format!(
+                "At most {MAX_LIVE_INSTANCES} wasm instances can be alive at once in a process. \
+                 Drop references to Instance objects you no longer need so they can be \
+                 garbage-collected, or use runWasm, which frees its instance when the run ends"
+            ),
+        );
     }
     Failure::new(ErrorCode::WasmLink, reason(&error))
 }
 
 fn run_impl(module: &CompiledModule, spec: &WasiSpec) -> Result<RunOutput> {
-    let pre = module.instance_pre()?;
+    let pre = module.run_instance_pre()?;
     let captured = spec.new_captured();
     let host = Host {
         wasi: spec.build(&captured)?,
         exit_process_on_proc_exit: false,
     };
-    let mut store = Store::new(engine(), host);
+    let mut store = Store::new(run_engine(), host);
     let instance = pre.instantiate(&mut store).map_err(instantiate_failure)?;
     let start = instance
         .get_typed_func::<(), ()>(&mut store, "_start")

@@ -114,7 +114,11 @@ fn typed_array_element_size(kind: sys::napi_typedarray_type) -> usize {
 
 /// `ERR_INVALID_ARG_TYPE` in Node's wording: `The "name" argument must be <expected>. Received ...`.
 pub fn invalid_type(name: &str, expected: &str, value: &Unknown) -> Failure {
-    let noun = if name.contains('.') { "property" } else { "argument" };
+    let noun = if name.contains('.') {
+        "property"
+    } else {
+        "argument"
+    };
     Failure::new(
         ErrorCode::InvalidArgType,
         format!(
@@ -136,13 +140,15 @@ fn describe(value: &Unknown) -> String {
             .and_then(|constructor| constructor.get_named_property::<String>("name"))
             .map(|name| format!("an instance of {name}"))
             .unwrap_or_else(|_| "an object".into()),
+        Ok(ValueType::Symbol) => "type symbol".into(),
         Ok(kind) => {
             let shown = value
                 .coerce_to_string()
                 .and_then(|s| s.into_utf8())
                 .and_then(|s| s.into_owned())
                 .unwrap_or_default();
-            format!("type {} ({shown})", kind.to_string().to_lowercase())
+            let suffix = if kind == ValueType::BigInt { "n" } else { "" };
+            format!("type {} ({shown}{suffix})", kind.to_string().to_lowercase())
         }
         Err(_) => "an unknown value".into(),
     }

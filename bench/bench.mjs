@@ -1,0 +1,222 @@
+// `npm run bench`: the per-run cost of running a tiny WASI command, node-wasmtime vs node:wasi.
+//
+// What is measured, per run of __test__/fixtures/hello.wasm (prints "hello world\n"):
+//   (a) ours:      runWasmSync(module, { stdout: 'pipe' }) on a Module compiled once
+//                  (every run gets a fresh store, WASI context and instance).
+//   (b) node:wasi: new WASI({ version: 'preview1', returnOnExit: true, stdout: fd of /dev/null })
+//                  + new WebAssembly.Instance(module, wasi.getImportObject()) + wasi.start(instance),
+//                  on a WebAssembly.Module compiled once, outside the loop.
+//   (c) ours again, the (a) loop in a child process started with RUST_BACKTRACE=1, to show
+//                  that the variable does not slow runs down (lib/index.js keeps library
+//                  backtraces off unless RUST_LIB_BACKTRACE is set).
+// Both outputs are checked once before timing: (a) must capture exactly "hello world\n",
+// (b) must write exactly that to a temp file.
+//
+// Method: warm up each loop (~300 ms), pick N so that one batch of N runs takes ~150 ms,
+// then time BATCHES batches of N runs with process.hrtime.bigint(), alternating (a) and (b)
+// so that machine-load drift hits both alike. Per-run time of a batch = batch time / N; the
+// table shows the median and the min over batches. (c) uses the same method on its own.
+// Targets: (a) median <= 15 us per run; node:wasi median / ours median >= 15x.
+// The last line of output is one JSON object with every figure.
+//
+// node:wasi's ExperimentalWarning is filtered out here (process.emitWarning is wrapped while
+// node:wasi loads), so plain `node bench/bench.mjs` prints a clean table.
+
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { createRequire } from 'node:module';
+
+// Taken before lib/index.js loads: it sets RUST_LIB_BACKTRACE=0 in process.env when unset, and
+// the child of (c) must start from the environment the user had, not from ours. (a) is the
+// baseline, so it runs without RUST_BACKTRACE even if the user's shell exports it.
+const userEnv = { ...process.env };
+delete process.env.RUST_BACKTRACE;
+
+const require = createRequire(import.meta.url);
+const { Module, runWasmSync } = require('../lib/index.js');
+
+const BATCHES = 15;
+const WARMUP_MS = 300;
+const TARGET_BATCH_MS = 150;
+const TARGET_OURS_US = 15;
+const TARGET_RATIO = 15;
+
+const selfPath = fileURLToPath(import.meta.url);
+const helloPath = path.join(path.dirname(selfPath), '..', '__test__', 'fixtures', 'hello.wasm');
+const helloBytes = fs.readFileSync(helloPath);
+const EXPECTED = 'hello world\n';
+
+// --- timing helpers -------------------------------------------------------------------------
+
+/** Nanoseconds taken by `n` calls of `runOnce`. */
+function timeRuns(runOnce, n) {
+  const t0 = process.hrtime.bigint();
+  for (let i = 0; i < n; i++) runOnce();
+  return Number(process.hrtime.bigint() - t0);
+}
+
+/** Runs `runOnce` for about WARMUP_MS, then returns N such that N runs take ~TARGET_BATCH_MS. */
+function warmUpAndSize(runOnce) {
+  let n = 1;
+  let ns = 0;
+  let spent = 0;
+  while (spent < WARMUP_MS * 1e6) {
+    ns = timeRuns(runOnce, n);
+    spent += ns;
+    if (ns < 50e6) n *= 2;
+  }
+  const perRun = ns / n;
+  return Math.max(1, Math.round((TARGET_BATCH_MS * 1e6) / perRun));
+}
+
+function median(values) {
+  const s = [...values].sort((x, y) => x - y);
+  const mid = s.length >> 1;
+  return s.length % 2 ? s[mid] : (s[mid - 1] + s[mid]) / 2;
+}
+
+function summarize(n, batchNs) {
+  const perRunUs = batchNs.map((ns) => ns / n / 1e3);
+  return { n, batches: perRunUs.length, medianUs: median(perRunUs), minUs: Math.min(...perRunUs), perRunUs };
+}
+
+// --- (a) ours -------------------------------------------------------------------------------
+
+const oursModule = new Module(helloBytes);
+const oursOptions = { stdout: 'pipe' };
+function runOurs() {
+  runWasmSync(oursModule, oursOptions);
+}
+
+function checkOurs() {
+  const { exitCode, stdout } = runWasmSync(oursModule, oursOptions);
+  if (exitCode !== 0 || stdout.toString() !== EXPECTED) {
+    throw new Error(`runWasmSync: exit ${exitCode}, stdout ${JSON.stringify(stdout.toString())}`);
+  }
+}
+
+// Child mode for (c): measure only the (a) loop, print one JSON line.
+if (process.argv[2] === '--child') {
+  checkOurs();
+  const n = warmUpAndSize(runOurs);
+  const batchNs = [];
+  for (let b = 0; b < BATCHES; b++) batchNs.push(timeRuns(runOurs, n));
+  process.stdout.write(`${JSON.stringify(summarize(n, batchNs))}\n`);
+  process.exit(0);
+}
+
+// --- (b) node:wasi --------------------------------------------------------------------------
+
+const NodeWASI = await (async () => {
+  const emitWarning = process.emitWarning;
+  process.emitWarning = function (warning, ...rest) {
+    if (String(warning).startsWith('WASI ')) return undefined;
+    return Reflect.apply(emitWarning, this, [warning, ...rest]);
+  };
+  try {
+    return (await import('node:wasi')).WASI;
+  } finally {
+    process.emitWarning = emitWarning;
+  }
+})();
+
+const wasmModule = new WebAssembly.Module(helloBytes);
+
+function runNodeWasi(stdoutFd) {
+  const wasi = new NodeWASI({ version: 'preview1', returnOnExit: true, stdout: stdoutFd });
+  const instance = new WebAssembly.Instance(wasmModule, wasi.getImportObject());
+  return wasi.start(instance);
+}
+
+function checkNodeWasi() {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'nwt-bench-'));
+  try {
+    const file = path.join(dir, 'stdout');
+    const fd = fs.openSync(file, 'w');
+    let exitCode;
+    try {
+      exitCode = runNodeWasi(fd);
+    } finally {
+      fs.closeSync(fd);
+    }
+    const out = fs.readFileSync(file, 'utf8');
+    if (exitCode !== 0 || out !== EXPECTED) {
+      throw new Error(`node:wasi: exit ${exitCode}, stdout ${JSON.stringify(out)}`);
+    }
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+// --- (c) ours in a child with RUST_BACKTRACE=1 ------------------------------------------------
+
+function runChild() {
+  const env = { ...userEnv, RUST_BACKTRACE: '1' };
+  const r = spawnSync(process.execPath, [selfPath, '--child'], { env, encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`bench child failed (status ${r.status}):\n${r.stderr}`);
+  return JSON.parse(r.stdout.trim().split('\n').pop());
+}
+
+// --- main -----------------------------------------------------------------------------------
+
+checkOurs();
+checkNodeWasi();
+
+const devNull = fs.openSync('/dev/null', 'w');
+const runNode = () => runNodeWasi(devNull);
+
+const nOurs = warmUpAndSize(runOurs);
+const nNode = warmUpAndSize(runNode);
+const oursNs = [];
+const nodeNs = [];
+for (let b = 0; b < BATCHES; b++) {
+  oursNs.push(timeRuns(runOurs, nOurs));
+  nodeNs.push(timeRuns(runNode, nNode));
+}
+fs.closeSync(devNull);
+
+const ours = summarize(nOurs, oursNs);
+const node = summarize(nNode, nodeNs);
+const child = runChild();
+
+const ratio = node.medianUs / ours.medianUs;
+const childVsOurs = child.medianUs / ours.medianUs;
+const oursOk = ours.medianUs <= TARGET_OURS_US;
+const ratioOk = ratio >= TARGET_RATIO;
+
+const us = (x) => x.toFixed(2).padStart(10);
+const row = (label, s, note = '') =>
+  `${label.padEnd(38)}${String(s.n).padStart(8)}${us(s.medianUs)}${us(s.minUs)}  ${note}`;
+const verdict = (ok) => (ok ? 'met' : 'NOT MET');
+
+if (userEnv.RUST_BACKTRACE !== undefined) {
+  console.log(`(RUST_BACKTRACE=${userEnv.RUST_BACKTRACE} in the environment: unset for (a) and (b))`);
+}
+console.log(`hello.wasm, ${BATCHES} batches of N runs each; Node ${process.version}, ` +
+            `${os.cpus()[0]?.model ?? 'unknown CPU'} x${os.cpus().length}`);
+console.log(`${'per run, microseconds'.padEnd(38)}${'N'.padStart(8)}${'median'.padStart(10)}${'min'.padStart(10)}`);
+console.log(row('(a) ours: runWasmSync(Module)', ours,
+                `target <= ${TARGET_OURS_US} us: ${verdict(oursOk)}`));
+console.log(row('(b) node:wasi: new WASI+Instance+start', node));
+console.log(row('(c) (a) in a child, RUST_BACKTRACE=1', child,
+                `${childVsOurs.toFixed(2)}x (a)`));
+console.log(`ratio node:wasi / ours (medians): ${ratio.toFixed(1)}x ` +
+            `(min/min ${(node.minUs / ours.minUs).toFixed(1)}x); ` +
+            `target >= ${TARGET_RATIO}x: ${verdict(ratioOk)}`);
+
+const round = (x) => Math.round(x * 100) / 100;
+const brief = (s) => ({ n: s.n, medianUs: round(s.medianUs), minUs: round(s.minUs) });
+console.log(JSON.stringify({
+  bench: 'hello.wasm per-run',
+  node: process.version,
+  batches: BATCHES,
+  ours: brief(ours),
+  nodeWasi: brief(node),
+  oursRustBacktrace: brief(child),
+  ratio: round(ratio),
+  rustBacktraceVsOurs: round(childVsOurs),
+  targets: { oursMedianUs: TARGET_OURS_US, ratio: TARGET_RATIO, oursMet: oursOk, ratioMet: ratioOk },
+}));
