@@ -146,19 +146,30 @@ fn check_directory(guest: &str, host: &str) -> Result<()> {
     }
 }
 
+/// A preopen that cannot be opened, with the `UVWASI_*` code node:wasi gives for the same
+/// cause; anything unrecognised is `UVWASI_EIO`.
 fn preopen_failure(guest: &str, host: &str, error: &wasmtime::Error) -> Failure {
-    let not_found = error
-        .downcast_ref::<std::io::Error>()
-        .is_some_and(|e| e.kind() == std::io::ErrorKind::NotFound);
-    if not_found {
-        Failure::new(
-            ErrorCode::UvwasiEnoent,
-            format!("UVWASI_ENOENT, uvwasi_init: preopen '{guest}': '{host}' does not exist"),
-        )
-    } else {
-        Failure::new(
-            ErrorCode::UvwasiEio,
-            format!("UVWASI_EIO, uvwasi_init: preopen '{guest}': cannot open '{host}': {error:#}"),
-        )
-    }
+    use std::io::ErrorKind;
+    let io = error.downcast_ref::<std::io::Error>();
+    let (code, what) = match io.map(|e| (e.kind(), e.raw_os_error())) {
+        Some((ErrorKind::NotFound, _)) => (ErrorCode::UvwasiEnoent, "does not exist".to_string()),
+        Some((ErrorKind::NotADirectory, _)) => {
+            (ErrorCode::UvwasiEnotdir, "is not a directory".to_string())
+        }
+        Some((ErrorKind::PermissionDenied, _)) => {
+            (ErrorCode::UvwasiEacces, "is not accessible".to_string())
+        }
+        Some((_, Some(ELOOP))) => (ErrorCode::UvwasiEloop, "is a symlink loop".to_string()),
+        _ => (ErrorCode::UvwasiEio, format!("cannot be opened: {error:#}")),
+    };
+    Failure::new(
+        code,
+        format!(
+            "{}, uvwasi_init: preopen '{guest}': '{host}' {what}",
+            code.as_ref()
+        ),
+    )
 }
+
+/// Linux's `ELOOP` (std has no stable `ErrorKind` for it).
+const ELOOP: i32 = 40;

@@ -22,8 +22,10 @@ pub enum ErrorCode {
     WasiExited,
     UvwasiEnoent,
     UvwasiEnotdir,
+    UvwasiEacces,
     UvwasiEbadf,
     UvwasiEio,
+    UvwasiEloop,
 }
 
 impl AsRef<str> for ErrorCode {
@@ -41,7 +43,9 @@ impl AsRef<str> for ErrorCode {
             ErrorCode::WasiExited => "ERR_WASI_EXITED",
             ErrorCode::UvwasiEnoent => "UVWASI_ENOENT",
             ErrorCode::UvwasiEnotdir => "UVWASI_ENOTDIR",
+            ErrorCode::UvwasiEacces => "UVWASI_EACCES",
             ErrorCode::UvwasiEbadf => "UVWASI_EBADF",
+            ErrorCode::UvwasiEloop => "UVWASI_ELOOP",
             ErrorCode::UvwasiEio => "UVWASI_EIO",
         }
     }
@@ -61,8 +65,10 @@ impl ErrorCode {
     /// The WASI errno Node attaches to its `UVWASI_*` errors.
     fn wasi_errno(self) -> Option<u32> {
         match self {
+            ErrorCode::UvwasiEacces => Some(2),
             ErrorCode::UvwasiEbadf => Some(8),
             ErrorCode::UvwasiEio => Some(29),
+            ErrorCode::UvwasiEloop => Some(32),
             ErrorCode::UvwasiEnoent => Some(44),
             ErrorCode::UvwasiEnotdir => Some(54),
             _ => None,
