@@ -20,7 +20,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { lib, fixture, fixturePath, tempDir } from './helpers.mjs';
+import { lib, fixture, fixturePath, tempDir, snapshot } from './helpers.mjs';
 
 const { WASI, Module, runWasm, runWasmSync } = lib;
 
@@ -253,19 +253,6 @@ test('counter: every run is a fresh instance ("1\\n")', async () => {
 
 // --- files through a preopen -------------------------------------------------------
 
-/** A directory tree as plain data: files with their bytes, symlinks with their targets. */
-function snapshot(dir) {
-  const out = {};
-  for (const name of fs.readdirSync(dir).sort()) {
-    const full = path.join(dir, name);
-    const stat = fs.lstatSync(full);
-    if (stat.isSymbolicLink()) out[name] = { symlink: fs.readlinkSync(full) };
-    else if (stat.isDirectory()) out[name] = { dir: snapshot(full) };
-    else if (stat.isFile()) out[name] = { file: bytes(fs.readFileSync(full)) };
-    else out[name] = { other: stat.mode };
-  }
-  return out;
-}
 
 function makeFsDir() {
   const dir = subdir('fs-');

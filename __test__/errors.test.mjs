@@ -9,7 +9,7 @@ import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { lib, fixture, fixturePath, tempDir } from './helpers.mjs';
+import { lib, fixture, fixturePath, tempDir, assertCode } from './helpers.mjs';
 
 const { WASI, Module, Instance, runWasm, runWasmSync } = lib;
 
@@ -17,13 +17,6 @@ const HELLO = fixture('hello.wasm');
 const COUNTER = fixture('counter.wasm');
 const EMPTY = Buffer.alloc(0);
 
-function assertCode(code, Class = Error) {
-  return (err) => {
-    assert.ok(err instanceof Class, `expected ${Class.name}, got ${err && err.constructor && err.constructor.name}: ${err && err.message}`);
-    assert.equal(err.code, code);
-    return true;
-  };
-}
 
 const wasiPiped = () => new WASI({ version: 'preview1', stdout: 'pipe', stderr: 'pipe' });
 

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { lib, fixture, tempDir } from './helpers.mjs';
+import { lib, fixture, tempDir, assertCode } from './helpers.mjs';
 
 const { Module, runWasm, runWasmSync } = lib;
 
@@ -22,13 +22,6 @@ const REACTOR = fixture('reactor.wasm');
 
 const EMPTY = Buffer.alloc(0);
 
-function assertCode(code, Class = Error) {
-  return (err) => {
-    assert.ok(err instanceof Class, `expected ${Class.name}, got ${err && err.constructor && err.constructor.name}: ${err && err.message}`);
-    assert.equal(err.code, code);
-    return true;
-  };
-}
 
 /** The report echo.c writes to stdout, built from its documented line format. */
 function echoReport({ args, env = [], stdin = EMPTY, preopens = [] }) {

@@ -30,23 +30,10 @@ import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { lib, fixture, fixturePath, tempDir } from './helpers.mjs';
+import { lib, fixture, fixturePath, tempDir, NodeWASI, snapshot } from './helpers.mjs';
 
 const { WASI, runWasm, runWasmSync } = lib;
 
-// node:wasi prints an ExperimentalWarning when loaded; keep test output clean.
-const NodeWASI = await (async () => {
-  const emitWarning = process.emitWarning;
-  process.emitWarning = function (warning, ...rest) {
-    if (String(warning).startsWith('WASI ')) return;
-    return Reflect.apply(emitWarning, this, [warning, ...rest]);
-  };
-  try {
-    return (await import('node:wasi')).WASI;
-  } finally {
-    process.emitWarning = emitWarning;
-  }
-})();
 
 const CHILD = path.join(path.dirname(fileURLToPath(import.meta.url)), 'support', 'wasi-child.mjs');
 const SECRET = 'TOP SECRET\n';
@@ -79,18 +66,6 @@ function makeTree() {
   return { root, sandbox, outside, secretPath: path.join(outside, 'secret.txt') };
 }
 
-/** Everything under `dir` as plain data (files with contents, symlinks with targets). */
-function snapshot(dir) {
-  const out = {};
-  for (const name of fs.readdirSync(dir).sort()) {
-    const full = path.join(dir, name);
-    const stat = fs.lstatSync(full);
-    if (stat.isSymbolicLink()) out[name] = { symlink: fs.readlinkSync(full) };
-    else if (stat.isDirectory()) out[name] = { dir: snapshot(full) };
-    else out[name] = { file: fs.readFileSync(full, 'latin1') };
-  }
-  return out;
-}
 
 /** Asserts nothing outside the sandbox changed: ROOT holds only the two dirs, outside only the secret. */
 function assertOutsideUntouched(tree, label) {

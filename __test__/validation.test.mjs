@@ -14,6 +14,7 @@ import { createRequire } from 'node:module';
 import os from 'node:os';
 import util from 'node:util';
 import vm from 'node:vm';
+import { NodeWASI } from './helpers.mjs';
 
 const require = createRequire(import.meta.url);
 const errors = require('../lib/errors.js');
@@ -27,19 +28,6 @@ const {
   validateMemory,
 } = require('../lib/validate.js');
 
-// node:wasi prints an ExperimentalWarning when loaded; keep test output clean.
-const NodeWASI = await (async () => {
-  const emitWarning = process.emitWarning;
-  process.emitWarning = function (warning, ...rest) {
-    if (String(warning).startsWith('WASI ')) return;
-    return Reflect.apply(emitWarning, this, [warning, ...rest]);
-  };
-  try {
-    return (await import('node:wasi')).WASI;
-  } finally {
-    process.emitWarning = emitWarning;
-  }
-})();
 
 // --- helpers -------------------------------------------------------------
 

@@ -21,8 +21,8 @@
 // Targets: (a) median <= 15 us per run; node:wasi median / ours median >= 15x.
 // The last line of output is one JSON object with every figure.
 //
-// node:wasi's ExperimentalWarning is filtered out here (process.emitWarning is wrapped while
-// node:wasi loads), so plain `node bench/bench.mjs` prints a clean table.
+// node:wasi is loaded without its ExperimentalWarning (the test helpers' NodeWASI), so the
+// output is a clean table.
 
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -30,10 +30,11 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createRequire } from 'node:module';
+import { NodeWASI } from '../__test__/helpers.mjs';
 
-// Taken before lib/index.js loads: it sets RUST_LIB_BACKTRACE=0 in process.env when unset, and
-// the child of (c) must start from the environment the user had, not from ours. (a) is the
-// baseline, so it runs without RUST_BACKTRACE even if the user's shell exports it.
+// (a) is the baseline, so it runs without RUST_BACKTRACE even if the user's shell exports it.
+// (Static imports load lib/index.js first; the children of (c) start without
+// RUST_LIB_BACKTRACE, so that what they measure is the library's own default.)
 const userEnv = { ...process.env };
 delete process.env.RUST_BACKTRACE;
 
@@ -125,18 +126,6 @@ if (process.argv[2] === '--child') {
 
 // --- (b) node:wasi --------------------------------------------------------------------------
 
-const NodeWASI = await (async () => {
-  const emitWarning = process.emitWarning;
-  process.emitWarning = function (warning, ...rest) {
-    if (String(warning).startsWith('WASI ')) return undefined;
-    return Reflect.apply(emitWarning, this, [warning, ...rest]);
-  };
-  try {
-    return (await import('node:wasi')).WASI;
-  } finally {
-    process.emitWarning = emitWarning;
-  }
-})();
 
 const wasmModule = new WebAssembly.Module(helloBytes);
 
@@ -171,6 +160,7 @@ function checkNodeWasi() {
 function runChild(rustBacktrace) {
   const env = { ...userEnv };
   delete env.RUST_BACKTRACE;
+  delete env.RUST_LIB_BACKTRACE;
   if (rustBacktrace) env.RUST_BACKTRACE = '1';
   const r = spawnSync(process.execPath, ['--expose-gc', selfPath, '--child'], { env, encoding: 'utf8' });
   if (r.status !== 0) throw new Error(`bench child failed (status ${r.status}):\n${r.stderr}`);
