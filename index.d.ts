@@ -89,6 +89,17 @@ export declare class Module {
   exports(): Array<ExportDescriptor>
 }
 
+/** Internal: the WASI context the `wasiImport` functions of one `WASI` object serve. Use `WASI`. */
+export declare class Syscalls {
+  /** The preview1 import names, in node:wasi's order. */
+  static names(): Array<string>
+  /**
+   * Runs syscall number `index` over `buffer` (the guest memory's current `ArrayBuffer`);
+   * returns the errno.
+   */
+  call(index: number, buffer: unknown, args: Array<unknown>): number
+}
+
 /** Internal: the native state behind one `WASI` object. Use `WASI`. */
 export declare class WasiCore {
   /**
@@ -107,6 +118,11 @@ export declare class WasiCore {
   /** A new store and instance of `module` with this object's WASI context. */
   instantiate(module: Module): Instance
   /**
+   * The WASI context for a guest V8 runs (the `wasiImport` path), built once when its
+   * memory is bound.
+   */
+  bindSyscalls(): Syscalls
+  /**
    * Runs `instance`'s entry point (`_start` or `_initialize`); the JS side has already
    * checked the exports and set the started flag. Returns the exit code.
    */
@@ -119,6 +135,9 @@ export declare class WasiCore {
 
 /** Internal: a `Module` for `source`, compiled once per distinct bytes. Used by `runWasm`. */
 export declare function compileCachedModule(source: BufferSource | string): Module
+
+/** Internal: ends the process as node:wasi's `proc_exit` does with `returnOnExit: false`. */
+export declare function exitProcess(code: number): void
 
 /** One export of a module. */
 export interface ExportDescriptor {

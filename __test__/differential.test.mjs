@@ -10,6 +10,9 @@
 //   runAsync   await runWasm(bytes, ...)                   stdout/stderr piped
 //   class      new WASI({ stdin: bytes, stdout: 'pipe', stderr: 'pipe' }) + instantiate + start
 //   ours-fds   our WASI class in a child process with node:wasi's default stdio (fds 0/1/2)
+//   v8         our WASI class as a node:wasi drop-in: WebAssembly.instantiate(bytes,
+//              wasi.getImportObject()) + start, stdout/stderr piped
+//   v8-fds     the same in a child process with the real fds 0/1/2
 // `exitCode` is what start() returned / what the run reported (a signed i32); for the two
 // child processes the OS exit status must also be exitCode & 0xff.
 
@@ -66,6 +69,15 @@ function runClass(wasmName, { args, env = {}, preopens = {}, stdin = '' }) {
   return { exitCode, stdout: wasi.stdout, stderr: wasi.stderr };
 }
 
+async function runV8(wasmName, { args, env = {}, preopens = {}, stdin = '' }) {
+  const wasi = new WASI({
+    version: 'preview1', args, env, preopens, stdin: Buffer.from(stdin), stdout: 'pipe', stderr: 'pipe',
+  });
+  const { instance } = await WebAssembly.instantiate(fixture(wasmName), wasi.getImportObject());
+  const exitCode = wasi.start(instance);
+  return { exitCode, stdout: wasi.stdout, stderr: wasi.stderr };
+}
+
 function runOptions({ args, env = {}, preopens = {}, stdin = '' }) {
   return { args, env, preopens, stdin: Buffer.from(stdin) };
 }
@@ -76,6 +88,8 @@ const WAYS = {
   runAsync: (wasm, options) => runWasm(fixture(wasm), runOptions(options)),
   class: (wasm, options) => runClass(wasm, options),
   'ours-fds': (wasm, options) => childResult('ours', wasm, options),
+  v8: (wasm, options) => runV8(wasm, options),
+  'v8-fds': (wasm, options) => childResult('ours-v8', wasm, options),
 };
 
 // --- comparing -------------------------------------------------------------------
@@ -220,7 +234,7 @@ describe('exitcode with returnOnExit: false: the process exits with N & 0xff, at
         // exit() and proc_exit always call proc_exit; wasi-libc's _start calls it after
         // main returns only for a non-zero status, so `return 0` returns from start().
         const exits = !(n === 0 && mode === 'return');
-        for (const impl of ['node', 'ours']) {
+        for (const impl of ['node', 'ours', 'ours-v8']) {
           const child = runChild(impl, 'exitcode.wasm', { args: ['exitcode', String(n), mode], returnOnExit: false });
           assert.equal(child.signal, null, `${impl}: signal`);
           assert.equal(child.status, n & 0xff, `${impl}: process status; stderr: ${child.stderr}`);
@@ -399,4 +413,14 @@ test('trap: all ways throw a RuntimeError after "before trap\\n" was written', a
   assert.deepEqual(ours.result.trap, { name: 'RuntimeError', code: 'ERR_WASM_TRAP', trapCode: 'unreachable', isRuntimeError: true });
   assertBytes(ours.stdout, 'before trap\n', 'ours-fds: stdout');
   assertBytes(ours.stderr, '', 'ours-fds: stderr');
+
+  // On the V8 path V8 runs the guest, so the trap is V8's own RuntimeError, as with node:wasi.
+  const v8 = new WASI({ version: 'preview1', args: ['trap'], stdin: '', stdout: 'pipe', stderr: 'pipe' });
+  const { instance: v8Instance } = await WebAssembly.instantiate(fixture('trap.wasm'), v8.getImportObject());
+  assert.throws(() => v8.start(v8Instance), WebAssembly.RuntimeError);
+  assertBytes(v8.stdout, 'before trap\n', 'v8: wasi.stdout');
+  const v8Child = runChild('ours-v8', 'trap.wasm', { args: ['trap'] });
+  assert.equal(v8Child.status, 70, `v8-fds: start() threw; stderr: ${v8Child.stderr}`);
+  assert.equal(v8Child.result.trap.isRuntimeError, true, 'v8-fds: WebAssembly.RuntimeError');
+  assertBytes(v8Child.stdout, 'before trap\n', 'v8-fds: stdout');
 });

@@ -2,7 +2,8 @@
 
 // The `WASI` class: node:wasi's public surface with node:wasi's argument checks (in the
 // order and with the messages Node uses, from ./validate.js), over the native `WasiCore`,
-// which owns the started flag, the WASI context and running guests in wasmtime.
+// which owns the started flag and the WASI context. One class serves both paths: guests V8
+// runs (`getImportObject()`, ./imports.js) and guests wasmtime runs (`instantiate()`).
 
 const { WasiCore, Instance, Memory, Module, compileCachedModule } = require('../index.js');
 const {
@@ -13,15 +14,49 @@ const {
   validateUndefined,
   validateMemory,
 } = require('./validate');
-const { ERR_INVALID_ARG_TYPE, ERR_INVALID_ARG_VALUE, ERR_WASI_ALREADY_STARTED } = require('./errors');
+const { ERR_INVALID_ARG_VALUE, ERR_WASI_ALREADY_STARTED } = require('./errors');
+const { createWasiImport, exitProcess } = require('./imports');
+
+// What node:wasi's proc_exit throws to unwind the guest with returnOnExit; start() catches it.
+const kExitCode = Symbol('kExitCode');
 
 class WASI {
   #core;
+  #version;
+  #exitCode = 0;
+  #binding; // { syscalls, memory } once a V8 guest's memory is bound
 
   constructor(options) {
     const config = validateWasiOptions(options);
+    this.#version = config.version;
     this.#core = new WasiCore(config);
-    this.#core.returnOnExit = validateReturnOnExit(config.returnOnExit);
+    const returnOnExit = validateReturnOnExit(config.returnOnExit);
+    this.#core.returnOnExit = returnOnExit;
+    const procExit = returnOnExit ?
+      (code) => {
+        this.#exitCode = code;
+        throw kExitCode;
+      } :
+      (code) => exitProcess(code);
+    this.wasiImport = createWasiImport(() => this.#binding, procExit);
+  }
+
+  /** `{ wasi_snapshot_preview1: wasiImport }`, or `{ wasi_unstable: wasiImport }` for 'unstable'. */
+  getImportObject() {
+    const name = this.#version === 'unstable' ? 'wasi_unstable' : 'wasi_snapshot_preview1';
+    return { [name]: this.wasiImport };
+  }
+
+  /**
+   * Binds a V8-instantiated guest's memory (default `instance.exports.memory`) and marks the
+   * object started, for hosts that run the entry point themselves (wasi-threads workers).
+   */
+  finalizeBindings(instance, { memory = instance?.exports?.memory } = {}) {
+    if (this.#core.started) throw ERR_WASI_ALREADY_STARTED();
+    validateObject(instance, 'instance');
+    validateObject(instance.exports, 'instance.exports');
+    validateMemory(memory);
+    this.#bind(memory);
   }
 
   /**
@@ -35,23 +70,30 @@ class WASI {
 
   /** Runs the command's `_start` once; returns its exit code. */
   start(instance) {
-    const exports = this.#checkInstance(instance);
-    this.#core.markStarted();
+    const exports = this.#checkAndBind(instance);
     const { _start, _initialize } = exports;
     validateFunction(_start, 'instance.exports._start');
     validateUndefined(_initialize, 'instance.exports._initialize');
-    return this.#core.runEntry(instance, '_start');
+    if (instance instanceof Instance) return this.#core.runEntry(instance, '_start');
+    try {
+      _start();
+    } catch (err) {
+      if (err !== kExitCode) throw err;
+    }
+    return this.#exitCode;
   }
 
   /** Runs the reactor's `_initialize` once, if it has one. */
   initialize(instance) {
-    const exports = this.#checkInstance(instance);
-    this.#core.markStarted();
+    const exports = this.#checkAndBind(instance);
     const { _start, _initialize } = exports;
     validateUndefined(_start, 'instance.exports._start');
-    if (_initialize !== undefined) {
-      validateFunction(_initialize, 'instance.exports._initialize');
+    if (_initialize === undefined) return;
+    validateFunction(_initialize, 'instance.exports._initialize');
+    if (instance instanceof Instance) {
       this.#core.runEntry(instance, '_initialize');
+    } else {
+      _initialize();
     }
   }
 
@@ -65,20 +107,30 @@ class WASI {
     return this.#core.stderr ?? undefined;
   }
 
-  // node:wasi's checks before anything is marked started (Node 24+ order).
-  #checkInstance(instance) {
+  // node:wasi's checks before anything is marked started (Node 24+ order), then the memory
+  // binding and the started flag. Returns the exports.
+  #checkAndBind(instance) {
     if (this.#core.started) throw ERR_WASI_ALREADY_STARTED();
     validateObject(instance, 'instance');
     const { exports } = instance;
     validateObject(exports, 'instance.exports');
-    validateMemory(exports.memory, Memory);
-    if (!(instance instanceof Instance)) {
-      throw ERR_INVALID_ARG_TYPE('instance', 'an instance of Instance', instance);
-    }
-    if (!this.#core.owns(instance)) {
-      throw ERR_INVALID_ARG_VALUE('instance', instance, 'was instantiated by a different WASI object');
+    if (instance instanceof Instance) {
+      validateMemory(exports.memory, Memory);
+      if (!this.#core.owns(instance)) {
+        throw ERR_INVALID_ARG_VALUE('instance', instance, 'was instantiated by a different WASI object');
+      }
+      this.#core.markStarted();
+    } else {
+      validateMemory(exports.memory);
+      this.#bind(exports.memory);
     }
     return exports;
+  }
+
+  // Binds a V8 guest's memory to a fresh WASI context and marks the object started.
+  #bind(memory) {
+    this.#core.markStarted();
+    this.#binding = { syscalls: this.#core.bindSyscalls(), memory };
   }
 }
 

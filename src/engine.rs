@@ -62,9 +62,15 @@ fn wasi_linker(engine: &Engine) -> Linker<Host> {
 
 fn proc_exit(caller: Caller<'_, Host>, code: i32) -> wasmtime::Result<()> {
     if caller.data().exit_process_on_proc_exit {
-        std::process::exit(code & 0xff);
+        exit_process(code);
     }
     Err(I32Exit(code).into())
+}
+
+/// node:wasi's `proc_exit` with `returnOnExit: false`: the whole process ends at once with
+/// status `code & 0xff`, without Node's `'exit'` event.
+pub fn exit_process(code: i32) -> ! {
+    std::process::exit(code & 0xff)
 }
 
 /// The engine that compiles every module and hosts `wasi.instantiate()`'s instances.

@@ -258,7 +258,7 @@ fn from_val(value: &Val) -> Result<WasmValue> {
 }
 
 /// ECMAScript ToInt32: wrap modulo 2^32.
-fn to_int32(n: f64) -> i32 {
+pub fn to_int32(n: f64) -> i32 {
     if !n.is_finite() {
         return 0;
     }

@@ -10,6 +10,7 @@ extern crate napi_derive;
 mod ctx;
 mod engine;
 mod error;
+mod imports;
 mod instance;
 mod module;
 mod run;

@@ -5,6 +5,7 @@
 use crate::ctx::{WasiConfig, WasiSpec};
 use crate::engine::{engine, Host};
 use crate::error::{ErrorCode, Failure};
+use crate::imports::Syscalls;
 use crate::instance::{Instance, Running};
 use crate::module::Module;
 use crate::run::instantiate_failure;
@@ -91,6 +92,17 @@ impl WasiCore {
             ))
         };
         make().map_err(|f| f.into_napi(&env))
+    }
+
+    /// The WASI context for a guest V8 runs (the `wasiImport` path), built once when its
+    /// memory is bound.
+    #[napi]
+    pub fn bind_syscalls(&self, env: Env) -> napi::Result<Syscalls> {
+        let ctx = self
+            .spec
+            .build(&self.captured)
+            .map_err(|f| f.into_napi(&env))?;
+        Ok(Syscalls::new(ctx))
     }
 
     /// Runs `instance`'s entry point (`_start` or `_initialize`); the JS side has already

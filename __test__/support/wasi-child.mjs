@@ -1,6 +1,7 @@
 // Runs one WASI command in this (child) process, for the differential and sandbox tests:
 // under Node's own node:wasi (`impl: 'node'`) or under node-wasmtime's `WASI` class with
-// node:wasi's default stdio, the real fds 0/1/2 (`impl: 'ours'`). The parent captures
+// node:wasi's default stdio, the real fds 0/1/2, on the wasmtime path (`impl: 'ours'`) or as
+// a node:wasi drop-in with V8 running the guest (`impl: 'ours-v8'`). The parent captures
 // the guest's stdout and stderr byte for byte and feeds its stdin through the pipes.
 //
 // Usage: node --disable-warning=ExperimentalWarning wasi-child.mjs CONFIG_JSON
@@ -41,6 +42,10 @@ try {
     const { WASI } = createRequire(import.meta.url)('../../lib/index.js');
     wasi = new WASI(options);
     instance = wasi.instantiate(bytes);
+  } else if (config.impl === 'ours-v8') {
+    const { WASI } = createRequire(import.meta.url)('../../lib/index.js');
+    wasi = new WASI(options);
+    ({ instance } = await WebAssembly.instantiate(bytes, wasi.getImportObject()));
   } else {
     throw new Error(`unknown impl ${config.impl}`);
   }

@@ -1,0 +1,32 @@
+'use strict';
+
+// The V8 path's `wasiImport`: node:wasi's 46 preview1 functions as own, enumerable, writable
+// properties. Each forwards to the native `Syscalls` (wasmtime-wasi's preview1 over the guest
+// memory's current buffer, re-read on every call so `memory.grow` is safe); `proc_exit`
+// unwinds the guest (returnOnExit) or ends the process, as node:wasi's does.
+
+const { Syscalls, exitProcess } = require('../index.js');
+const { ERR_WASI_NOT_STARTED } = require('./errors');
+
+const kSyscallNames = Syscalls.names();
+
+/**
+ * @param {() => ({ syscalls: Syscalls, memory: WebAssembly.Memory } | undefined)} binding
+ *   the bound context and memory, or undefined before start()/initialize()/finalizeBindings()
+ * @param {(code: number) => never} procExit node:wasi's proc_exit for this object
+ */
+function createWasiImport(binding, procExit) {
+  const wasiImport = {};
+  kSyscallNames.forEach((name, index) => {
+    wasiImport[name] = name === 'proc_exit' ? procExit : {
+      [name](...args) {
+        const bound = binding();
+        if (bound === undefined) throw ERR_WASI_NOT_STARTED();
+        return bound.syscalls.call(index, bound.memory.buffer, args);
+      },
+    }[name];
+  });
+  return wasiImport;
+}
+
+module.exports = { createWasiImport, exitProcess };
