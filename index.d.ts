@@ -94,10 +94,11 @@ export declare class Syscalls {
   /** The preview1 import names, in node:wasi's order. */
   static names(): Array<string>
   /**
-   * Runs syscall number `index` over `buffer` (the guest memory's current `ArrayBuffer`);
-   * returns the errno.
+   * Runs syscall number `index` over `buffer` (the guest memory's current `ArrayBuffer`)
+   * with the first `argc` of `a0`..`a8` as its arguments; returns the errno. (Positional
+   * arguments, not an array: this is the hot path of every syscall.)
    */
-  call(index: number, buffer: unknown, args: Array<unknown>): number
+  call(index: number, buffer: unknown, argc: number, a0: unknown, a1: unknown, a2: unknown, a3: unknown, a4: unknown, a5: unknown, a6: unknown, a7: unknown, a8: unknown): number
 }
 
 /** Internal: the native state behind one `WASI` object. Use `WASI`. */

@@ -626,15 +626,29 @@ test('public WASI: returnOnExit is checked like node:wasi', () => {
   }
 });
 
-test('public WASI: start()/initialize() reject bad instances like node:wasi, without starting', () => {
-  // Node's steps 2-3 (instance, exports, memory) fail before the object is marked started.
+test('public WASI: start()/initialize() reject every bad instance exactly as node:wasi does', () => {
+  for (const row of INSTANCE_ERRORS) {
+    const wasi = new WASI({ version: P1 });
+    assertThrowsExactly(() => wasi[row.method](row.instance), row.error, `WASI ${row.method} ${row.title}`);
+  }
+});
+
+test('public WASI: failures before the memory is bound leave the object unstarted (Node 24+)', () => {
   const early = INSTANCE_ERRORS.filter((row) => row.error === memoryErr || !row.error.message.includes('instance.exports._'));
   assert.ok(early.length >= 10);
   for (const row of early) {
     const wasi = new WASI({ version: P1 });
-    assertThrowsExactly(() => wasi[row.method](row.instance), row.error, `WASI ${row.method} ${row.title}`);
+    assert.throws(() => wasi[row.method](row.instance), { code: row.error.code });
     // Still not started: a second bad call fails the same way, not with ALREADY_STARTED.
     assertThrowsExactly(() => wasi[row.method](row.instance), row.error, `WASI ${row.method} ${row.title} again`);
+  }
+  // Failures after it (the _start/_initialize checks) leave it started, as in Node.
+  const late = INSTANCE_ERRORS.filter((row) => !early.includes(row));
+  assert.ok(late.length >= 4);
+  for (const row of late) {
+    const wasi = new WASI({ version: P1 });
+    assert.throws(() => wasi[row.method](row.instance), { code: row.error.code });
+    assert.throws(() => wasi.start({ exports: { memory, _start() {} } }), { code: 'ERR_WASI_ALREADY_STARTED' }, row.title);
   }
 });
 

@@ -18,11 +18,14 @@ const kSyscallNames = Syscalls.names();
 function createWasiImport(binding, procExit) {
   const wasiImport = {};
   kSyscallNames.forEach((name, index) => {
+    // Positional parameters and arguments.length, not a rest array: this runs on every
+    // syscall. No preview1 function takes more than 9 arguments.
     wasiImport[name] = name === 'proc_exit' ? procExit : {
-      [name](...args) {
+      [name](a0, a1, a2, a3, a4, a5, a6, a7, a8) {
         const bound = binding();
         if (bound === undefined) throw ERR_WASI_NOT_STARTED();
-        return bound.syscalls.call(index, bound.memory.buffer, args);
+        return bound.syscalls.call(index, bound.memory.buffer, arguments.length,
+                                   a0, a1, a2, a3, a4, a5, a6, a7, a8);
       },
     }[name];
   });

@@ -148,21 +148,33 @@ impl Syscalls {
         SYSCALL_NAMES.to_vec()
     }
 
-    /// Runs syscall number `index` over `buffer` (the guest memory's current `ArrayBuffer`);
-    /// returns the errno.
+    /// Runs syscall number `index` over `buffer` (the guest memory's current `ArrayBuffer`)
+    /// with the first `argc` of `a0`..`a8` as its arguments; returns the errno. (Positional
+    /// arguments, not an array: this is the hot path of every syscall.)
     #[napi]
+    #[allow(clippy::too_many_arguments)] // one parameter per possible syscall argument
     pub fn call(
         &mut self,
         env: Env,
         index: u32,
         buffer: Unknown,
-        args: Vec<Unknown>,
+        argc: u32,
+        a0: Unknown,
+        a1: Unknown,
+        a2: Unknown,
+        a3: Unknown,
+        a4: Unknown,
+        a5: Unknown,
+        a6: Unknown,
+        a7: Unknown,
+        a8: Unknown,
     ) -> napi::Result<i32> {
         let index = index as usize;
         let Some(kinds) = SYSCALL_KINDS.get(index) else {
             return Ok(EINVAL);
         };
-        let Some(values) = convert_args(kinds, &args) else {
+        let args = [a0, a1, a2, a3, a4, a5, a6, a7, a8];
+        let Some(values) = convert_args(kinds, argc as usize, &args) else {
             return Ok(EINVAL);
         };
         let Some(bytes) = array_buffer_bytes(&buffer) else {
@@ -170,7 +182,7 @@ impl Syscalls {
         };
         let mut memory = GuestMemory::Unshared(bytes);
         p1::WasiSnapshotPreview1::set_hostcall_fuel(&mut self.ctx, HOSTCALL_FUEL);
-        match dispatch(index, &mut self.ctx, &mut memory, &values) {
+        match dispatch(index, &mut self.ctx, &mut memory, &values[..kinds.len()]) {
             Ok(errno) => Ok(errno),
             Err(error) if is_bad_pointer(&error) => Ok(EOVERFLOW),
             Err(error) => {
@@ -198,27 +210,27 @@ pub fn exit_process(code: i32) {
 
 /// Node's calling convention: exactly the declared number of arguments, numbers for i32
 /// (pointers and fds, taken modulo 2^32) and BigInts for i64.
-fn convert_args(kinds: &[Kind], args: &[Unknown]) -> Option<Vec<i64>> {
-    if args.len() != kinds.len() {
+fn convert_args(kinds: &[Kind], argc: usize, args: &[Unknown; 9]) -> Option<[i64; 9]> {
+    if argc != kinds.len() {
         return None;
     }
-    kinds
-        .iter()
-        .zip(args)
-        .map(|(kind, value)| match (kind, value.get_type().ok()?) {
+    let mut values = [0i64; 9];
+    for ((kind, value), slot) in kinds.iter().zip(args).zip(&mut values) {
+        *slot = match (kind, value.get_type().ok()?) {
             (Kind::I32, ValueType::Number) => {
                 let n = value.coerce_to_number().ok()?.get_double().ok()?;
-                Some(i64::from(to_int32(n)))
+                i64::from(to_int32(n))
             }
             (Kind::I64, ValueType::BigInt) => {
                 // SAFETY: `value` is a live BigInt handle of the current call.
                 let big =
                     unsafe { BigInt::from_napi_value(value.value().env, value.raw()) }.ok()?;
-                Some(big.get_i64().0)
+                big.get_i64().0
             }
-            _ => None,
-        })
-        .collect()
+            _ => return None,
+        };
+    }
+    Some(values)
 }
 
 /// The bytes of an `ArrayBuffer`, mutable for the length of one native call.
