@@ -266,7 +266,7 @@ fn is_bad_pointer(error: &wasmtime::Error) -> bool {
             cause.downcast_ref::<GuestError>(),
             Some(
                 GuestError::PtrOutOfBounds { .. }
-                    | GuestError::PtrOverflow { .. }
+                    | GuestError::PtrOverflow
                     | GuestError::PtrNotAligned { .. }
             )
         )
