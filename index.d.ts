@@ -89,18 +89,6 @@ export declare class Module {
   exports(): Array<ExportDescriptor>
 }
 
-/** Internal: the WASI context the `wasiImport` functions of one `WASI` object serve. Use `WASI`. */
-export declare class Syscalls {
-  /** The preview1 import names, in node:wasi's order. */
-  static names(): Array<string>
-  /**
-   * Runs syscall number `index` over `buffer` (the guest memory's current `ArrayBuffer`)
-   * with the first `argc` of `a0`..`a8` as its arguments; returns the errno. (Positional
-   * arguments, not an array: this is the hot path of every syscall.)
-   */
-  call(index: number, buffer: unknown, argc: number, a0: unknown, a1: unknown, a2: unknown, a3: unknown, a4: unknown, a5: unknown, a6: unknown, a7: unknown, a8: unknown): number
-}
-
 /** Internal: the native state behind one `WASI` object. Use `WASI`. */
 export declare class WasiCore {
   /**
@@ -119,10 +107,10 @@ export declare class WasiCore {
   /** A new store and instance of `module` with this object's WASI context. */
   instantiate(module: Module): Instance
   /**
-   * The WASI context for a guest V8 runs (the `wasiImport` path), built once when its
-   * memory is bound.
+   * A fresh WASI context for a guest V8 runs (the `wasiImport` path), built when its
+   * memory is bound, wrapped in the native syscall function (see `imports.rs`).
    */
-  bindSyscalls(): Syscalls
+  bindSyscalls(): (index: number, buffer: ArrayBuffer, argc: number, ...args: unknown[]) => number
   /**
    * Runs `instance`'s entry point (`_start` or `_initialize`); the JS side has already
    * checked the exports and set the started flag. Returns the exit code.
@@ -173,6 +161,9 @@ export interface RunResult {
 
 /** Internal: runs a WASI command in a fresh instance on this thread. Use `runWasmSync`. */
 export declare function runSync(module: Module, config: WasiConfig): RunResult
+
+/** Internal: the preview1 import names, in node:wasi's order. */
+export declare function syscallNames(): Array<string>
 
 /** WASI options after validation by the JS layer (`lib/validate.js`). */
 export interface WasiConfig {

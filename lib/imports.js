@@ -1,17 +1,17 @@
 'use strict';
 
 // The V8 path's `wasiImport`: node:wasi's 46 preview1 functions as own, enumerable, writable
-// properties. Each forwards to the native `Syscalls` (wasmtime-wasi's preview1 over the guest
+// properties. Each forwards to the native syscall function (wasmtime-wasi's preview1 over the guest
 // memory's current buffer, re-read on every call so `memory.grow` is safe); `proc_exit`
 // unwinds the guest (returnOnExit) or ends the process, as node:wasi's does.
 
-const { Syscalls, exitProcess } = require('../index.js');
+const { syscallNames, exitProcess } = require('../index.js');
 const { ERR_WASI_NOT_STARTED } = require('./errors');
 
-const kSyscallNames = Syscalls.names();
+const kSyscallNames = syscallNames();
 
 /**
- * @param {() => ({ syscalls: Syscalls, memory: WebAssembly.Memory } | undefined)} binding
+ * @param {() => ({ syscall: Function, memory: WebAssembly.Memory } | undefined)} binding
  *   the bound context and memory, or undefined before start()/initialize()/finalizeBindings()
  * @param {(code: number) => never} procExit node:wasi's proc_exit for this object
  */
@@ -24,8 +24,8 @@ function createWasiImport(binding, procExit) {
       [name](a0, a1, a2, a3, a4, a5, a6, a7, a8) {
         const bound = binding();
         if (bound === undefined) throw ERR_WASI_NOT_STARTED();
-        return bound.syscalls.call(index, bound.memory.buffer, arguments.length,
-                                   a0, a1, a2, a3, a4, a5, a6, a7, a8);
+        return bound.syscall(index, bound.memory.buffer, arguments.length,
+                             a0, a1, a2, a3, a4, a5, a6, a7, a8);
       },
     }[name];
   });

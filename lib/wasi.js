@@ -24,7 +24,7 @@ class WASI {
   #core;
   #version;
   #exitCode = 0;
-  #binding; // { syscalls, memory } once a V8 guest's memory is bound
+  #binding; // { syscall, memory } once a V8 guest's memory is bound
 
   constructor(options) {
     const config = validateWasiOptions(options);
@@ -130,7 +130,7 @@ class WASI {
   // Binds a V8 guest's memory to a fresh WASI context and marks the object started.
   #bind(memory) {
     this.#core.markStarted();
-    this.#binding = { syscalls: this.#core.bindSyscalls(), memory };
+    this.#binding = { syscall: this.#core.bindSyscalls(), memory };
   }
 }
 

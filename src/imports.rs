@@ -1,4 +1,4 @@
-//! The V8 path: `Syscalls`, the native side of node:wasi's `wasiImport`. Each call views the
+//! The V8 path: the native side of node:wasi's `wasiImport`. Each call views the
 //! guest's `WebAssembly.Memory` buffer as a `wiggle::GuestMemory` for the length of the call
 //! and hands it to wasmtime-wasi's own preview1 implementation, so the syscall semantics and
 //! the sandbox are wasmtime-wasi's and the calling convention is Node's (errno 28 for a wrong
@@ -6,11 +6,15 @@
 
 use crate::error::{ErrorCode, Failure};
 use crate::instance::to_int32;
-use napi::bindgen_prelude::{BigInt, FromNapiValue, Unknown};
-use napi::{sys, Env, JsValue, ValueType};
+use napi::bindgen_prelude::{Function, Unknown};
+use napi::{sys, Env, JsValue};
+use std::cell::RefCell;
+use std::future::Future;
+use std::pin::pin;
+use std::task::{Context, Poll, Waker};
 use wasmtime_wasi::p1::wasi_snapshot_preview1 as p1;
 use wasmtime_wasi::p1::WasiP1Ctx;
-use wasmtime_wasi::runtime::in_tokio;
+use wasmtime_wasi::runtime::{in_tokio, with_ambient_tokio_runtime};
 use wiggle::{GuestError, GuestMemory};
 
 const EINVAL: i32 = 28;
@@ -43,6 +47,23 @@ impl Errno for () {
     }
 }
 
+/// Runs one of wasmtime-wasi's async syscalls to completion. Most complete on their first poll
+/// (stdio, files: the context allows blocking the current thread), so poll once inside the
+/// ambient Tokio runtime and fall back to wasmtime-wasi's own `in_tokio` (which yields to the
+/// runtime's background work first) only when the syscall really has to wait.
+fn settle<F: Future>(future: F) -> F::Output {
+    let mut future = pin!(future);
+    let ready = with_ambient_tokio_runtime(|| {
+        future
+            .as_mut()
+            .poll(&mut Context::from_waker(Waker::noop()))
+    });
+    match ready {
+        Poll::Ready(output) => output,
+        Poll::Pending => in_tokio(future),
+    }
+}
+
 /// Declares the preview1 imports in node:wasi's order: their names, their parameter kinds, and
 /// the dispatch to wasmtime-wasi (`await` marks the functions wasmtime-wasi implements as async).
 macro_rules! syscalls {
@@ -70,7 +91,7 @@ macro_rules! syscalls {
         }
     };
     (@call $name:ident $ctx:ident $memory:ident ($($arg:ident : $kind:ident),*) await) => {
-        in_tokio(p1::$name($ctx, $memory, $(syscalls!(@arg $arg $kind)),*))
+        settle(p1::$name($ctx, $memory, $(syscalls!(@arg $arg $kind)),*))
     };
     (@call $name:ident $ctx:ident $memory:ident ($($arg:ident : $kind:ident),*)) => {
         p1::$name($ctx, $memory, $(syscalls!(@arg $arg $kind)),*)
@@ -128,77 +149,70 @@ syscalls! {
     sock_shutdown(a: I32, b: I32);
 }
 
-/// Internal: the WASI context the `wasiImport` functions of one `WASI` object serve. Use `WASI`.
+/// Internal: the preview1 import names, in node:wasi's order.
 #[napi]
-pub struct Syscalls {
-    ctx: WasiP1Ctx,
+pub fn syscall_names() -> Vec<&'static str> {
+    SYSCALL_NAMES.to_vec()
 }
 
-impl Syscalls {
-    pub fn new(ctx: WasiP1Ctx) -> Self {
-        Syscalls { ctx }
-    }
+/// The native function behind one `WASI` object's `wasiImport`:
+/// `(index, buffer, argc, a0, ..., a8) => errno` runs syscall number `index` over `buffer` (the
+/// guest memory's current `ArrayBuffer`) with the first `argc` arguments. A closure rather
+/// than a class method, so the hot path skips unwrapping and type-checking a `this`.
+pub fn syscall_function(env: &Env, ctx: WasiP1Ctx) -> napi::Result<Function<'_, Unknown<'_>, i32>> {
+    let ctx = RefCell::new(ctx);
+    env.create_function_from_closure("syscall", move |call| {
+        let arg = |i: usize| call.get::<Unknown>(i);
+        let index = call.get::<u32>(0)? as usize;
+        let argc = call.get::<u32>(2)? as usize;
+        let args = [
+            arg(3)?,
+            arg(4)?,
+            arg(5)?,
+            arg(6)?,
+            arg(7)?,
+            arg(8)?,
+            arg(9)?,
+            arg(10)?,
+            arg(11)?,
+        ];
+        // No JS runs during a syscall, so the context is never borrowed twice.
+        let mut ctx = ctx.borrow_mut();
+        syscall(&mut ctx, index, &arg(1)?, argc, &args).map_err(|f| f.into_napi(call.env))
+    })
 }
 
-#[napi]
-impl Syscalls {
-    /// The preview1 import names, in node:wasi's order.
-    #[napi]
-    pub fn names() -> Vec<&'static str> {
-        SYSCALL_NAMES.to_vec()
-    }
-
-    /// Runs syscall number `index` over `buffer` (the guest memory's current `ArrayBuffer`)
-    /// with the first `argc` of `a0`..`a8` as its arguments; returns the errno. (Positional
-    /// arguments, not an array: this is the hot path of every syscall.)
-    #[napi]
-    #[allow(clippy::too_many_arguments)] // one parameter per possible syscall argument
-    pub fn call(
-        &mut self,
-        env: Env,
-        index: u32,
-        buffer: Unknown,
-        argc: u32,
-        a0: Unknown,
-        a1: Unknown,
-        a2: Unknown,
-        a3: Unknown,
-        a4: Unknown,
-        a5: Unknown,
-        a6: Unknown,
-        a7: Unknown,
-        a8: Unknown,
-    ) -> napi::Result<i32> {
-        let index = index as usize;
-        let Some(kinds) = SYSCALL_KINDS.get(index) else {
-            return Ok(EINVAL);
-        };
-        let args = [a0, a1, a2, a3, a4, a5, a6, a7, a8];
-        let Some(values) = convert_args(kinds, argc as usize, &args) else {
-            return Ok(EINVAL);
-        };
-        let Some(bytes) = array_buffer_bytes(&buffer) else {
-            return Ok(EINVAL);
-        };
-        let mut memory = GuestMemory::Unshared(bytes);
-        p1::WasiSnapshotPreview1::set_hostcall_fuel(&mut self.ctx, HOSTCALL_FUEL);
-        match dispatch(index, &mut self.ctx, &mut memory, &values[..kinds.len()]) {
-            Ok(errno) => Ok(errno),
-            Err(error) if is_bad_pointer(&error) => Ok(EOVERFLOW),
-            Err(error) => {
-                let failure = match crate::error::classify(error) {
-                    Ok(code) => Failure {
-                        exit_code: Some(code),
-                        ..Failure::new(
-                            ErrorCode::WasiExited,
-                            format!("the guest exited with {code}"),
-                        )
-                    },
-                    Err(failure) => failure,
-                };
-                Err(failure.into_napi(&env))
-            }
-        }
+fn syscall(
+    ctx: &mut WasiP1Ctx,
+    index: usize,
+    buffer: &Unknown,
+    argc: usize,
+    args: &[Unknown; 9],
+) -> Result<i32, Failure> {
+    let Some(kinds) = SYSCALL_KINDS.get(index) else {
+        return Ok(EINVAL);
+    };
+    let Some(values) = convert_args(kinds, argc, args) else {
+        return Ok(EINVAL);
+    };
+    let Some(bytes) = array_buffer_bytes(buffer) else {
+        return Ok(EINVAL);
+    };
+    let mut memory = GuestMemory::Unshared(bytes);
+    p1::WasiSnapshotPreview1::set_hostcall_fuel(ctx, HOSTCALL_FUEL);
+    match dispatch(index, ctx, &mut memory, &values[..kinds.len()]) {
+        Ok(errno) => Ok(errno),
+        Err(error) if is_bad_pointer(&error) => Ok(EOVERFLOW),
+        Err(error) => Err(match crate::error::classify(error) {
+            Ok(code) => Failure {
+                exit_code: Some(code),
+                ..Failure::new(
+                    ErrorCode::WasiExited,
+                    format!("the guest exited with {code}"),
+                )
+            },
+            Err(failure) => failure,
+        }),
     }
 }
 
@@ -216,18 +230,30 @@ fn convert_args(kinds: &[Kind], argc: usize, args: &[Unknown; 9]) -> Option<[i64
     }
     let mut values = [0i64; 9];
     for ((kind, value), slot) in kinds.iter().zip(args).zip(&mut values) {
-        *slot = match (kind, value.get_type().ok()?) {
-            (Kind::I32, ValueType::Number) => {
-                let n = value.coerce_to_number().ok()?.get_double().ok()?;
-                i64::from(to_int32(n))
+        let (env, raw) = (value.value().env, value.raw());
+        *slot = match kind {
+            Kind::I32 => {
+                let mut number = 0f64;
+                // SAFETY: a live handle of the current call; a non-number fails with
+                // `napi_number_expected` and leaves `number` untouched.
+                let status = unsafe { sys::napi_get_value_double(env, raw, &mut number) };
+                if status != sys::Status::napi_ok {
+                    return None;
+                }
+                i64::from(to_int32(number))
             }
-            (Kind::I64, ValueType::BigInt) => {
-                // SAFETY: `value` is a live BigInt handle of the current call.
-                let big =
-                    unsafe { BigInt::from_napi_value(value.value().env, value.raw()) }.ok()?;
-                big.get_i64().0
+            Kind::I64 => {
+                let mut number = 0i64;
+                let mut lossless = false;
+                // SAFETY: as above; a non-BigInt fails with `napi_bigint_expected`.
+                let status = unsafe {
+                    sys::napi_get_value_bigint_int64(env, raw, &mut number, &mut lossless)
+                };
+                if status != sys::Status::napi_ok {
+                    return None;
+                }
+                number
             }
-            _ => return None,
         };
     }
     Some(values)

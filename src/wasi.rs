@@ -5,12 +5,12 @@
 use crate::ctx::{WasiConfig, WasiSpec};
 use crate::engine::{engine, Host};
 use crate::error::{ErrorCode, Failure};
-use crate::imports::Syscalls;
+use crate::imports::syscall_function;
 use crate::instance::{Instance, Running};
 use crate::module::Module;
 use crate::run::instantiate_failure;
 use crate::stdio::{captured_bytes, Captured};
-use napi::bindgen_prelude::Buffer;
+use napi::bindgen_prelude::{Buffer, Function, Unknown};
 use napi::Env;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -94,15 +94,20 @@ impl WasiCore {
         make().map_err(|f| f.into_napi(&env))
     }
 
-    /// The WASI context for a guest V8 runs (the `wasiImport` path), built once when its
-    /// memory is bound.
-    #[napi]
-    pub fn bind_syscalls(&self, env: Env) -> napi::Result<Syscalls> {
+    /// A fresh WASI context for a guest V8 runs (the `wasiImport` path), built when its
+    /// memory is bound, wrapped in the native syscall function (see `imports.rs`).
+    #[napi(
+        ts_return_type = "(index: number, buffer: ArrayBuffer, argc: number, ...args: unknown[]) => number"
+    )]
+    pub fn bind_syscalls<'env>(
+        &self,
+        env: &'env Env,
+    ) -> napi::Result<Function<'env, Unknown<'env>, i32>> {
         let ctx = self
             .spec
             .build(&self.captured)
-            .map_err(|f| f.into_napi(&env))?;
-        Ok(Syscalls::new(ctx))
+            .map_err(|f| f.into_napi(env))?;
+        syscall_function(env, ctx)
     }
 
     /// Runs `instance`'s entry point (`_start` or `_initialize`); the JS side has already
