@@ -153,3 +153,11 @@ test('an object shaped like an instance is accepted', () => {
   assert.equal(wasi.start({ exports: { memory: new WebAssembly.Memory({ initial: 1 }), _start() { ran = true; } } }), 0);
   assert.equal(ran, true);
 });
+
+test('the README\'s drop-in example runs', async () => {
+  const { spawnSync } = await import('node:child_process');
+  const result = spawnSync(process.execPath, ['examples/node-wasi-drop-in.mjs'], { encoding: 'utf8' });
+  assert.equal(result.status, 0, result.stderr);
+  assert.equal(result.stdout, 'hello world\n');
+  assert.equal(result.stderr, '');
+});
