@@ -68,14 +68,14 @@ export declare class Module {
    * `DataView`, `ArrayBuffer`) or WAT text. Throws `ERR_WASM_COMPILE` with wasmtime's
    * reason when the input does not compile.
    */
-  constructor(source: BufferSource | string)
+  constructor(source: ArrayBufferView | ArrayBuffer | string)
   /**
    * Loads what `serialize()` produced, without compiling. Throws `ERR_WASM_DESERIALIZE`
    * for bytes that are not intact `serialize()` output of this package version on this
    * kind of CPU. The checksum guards against corruption, not against forgery: only load
    * bytes you produced.
    */
-  static deserialize(bytes: BufferSource): Module
+  static deserialize(bytes: ArrayBufferView | ArrayBuffer): Module
   /**
    * The compiled code, for `Module.deserialize` in a later process (same package version,
    * same CPU kind).
@@ -123,7 +123,7 @@ export declare class WasiCore {
 }
 
 /** Internal: a `Module` for `source`, compiled once per distinct bytes. Used by `runWasm`. */
-export declare function compileCachedModule(source: BufferSource | string): Module
+export declare function compileCachedModule(source: ArrayBufferView | ArrayBuffer | string): Module
 
 /** Internal: ends the process as node:wasi's `proc_exit` does with `returnOnExit: false`. */
 export declare function exitProcess(code: number): void

@@ -137,7 +137,7 @@ pub fn compile_cached(source: &[u8]) -> Result<Arc<CompiledModule>> {
 }
 
 /// Internal: a `Module` for `source`, compiled once per distinct bytes. Used by `runWasm`.
-#[napi(ts_args_type = "source: BufferSource | string")]
+#[napi(ts_args_type = "source: ArrayBufferView | ArrayBuffer | string")]
 pub fn compile_cached_module(env: Env, source: Unknown) -> napi::Result<Module> {
     let compile = || -> Result<Module> {
         let source = read_source(&source, "wasm")?;
@@ -181,7 +181,7 @@ impl Module {
     /// Compiles a core module or a component from wasm bytes (`Buffer`, any `TypedArray`,
     /// `DataView`, `ArrayBuffer`) or WAT text. Throws `ERR_WASM_COMPILE` with wasmtime's
     /// reason when the input does not compile.
-    #[napi(constructor, ts_args_type = "source: BufferSource | string")]
+    #[napi(constructor, ts_args_type = "source: ArrayBufferView | ArrayBuffer | string")]
     pub fn new(env: Env, source: Unknown) -> napi::Result<Self> {
         let compile = || -> Result<Self> {
             let source = read_source(&source, "source")?;
@@ -196,7 +196,7 @@ impl Module {
     /// for bytes that are not intact `serialize()` output of this package version on this
     /// kind of CPU. The checksum guards against corruption, not against forgery: only load
     /// bytes you produced.
-    #[napi(factory, ts_args_type = "bytes: BufferSource")]
+    #[napi(factory, ts_args_type = "bytes: ArrayBufferView | ArrayBuffer")]
     pub fn deserialize(env: Env, bytes: Unknown) -> napi::Result<Self> {
         let load = || -> Result<Self> {
             let bytes = read_buffer_source(&bytes).ok_or_else(|| {

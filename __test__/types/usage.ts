@@ -1,0 +1,38 @@
+// Compiled (not run) by types.test.mjs with `tsc --strict --noEmit`: the public types must accept
+// every documented use, and reject what the API rejects (the @ts-expect-error lines).
+import { readFileSync } from 'node:fs';
+import { WASI, Module, Instance, Memory, runWasm, runWasmSync, type RunResult } from 'node-wasmtime';
+
+const bytes = readFileSync('hello.wasm');
+const module = new Module(bytes);
+const kind: 'module' | 'component' = module.kind;
+const names: string[] = module.exports().map((e) => e.name);
+const copy: Module = Module.deserialize(module.serialize());
+
+const result: RunResult = runWasmSync(module, { args: ['hello'], env: { A: '1' }, stdin: 'input', stdout: 'pipe' });
+const code: number = result.exitCode;
+const out: Buffer = result.stdout;
+const pending: Promise<RunResult> = runWasm(bytes, { preopens: { '/sandbox': '.' }, stderr: 'inherit' });
+
+const wasi = new WASI({ version: 'preview1', args: ['x'], stdout: 'pipe', returnOnExit: true });
+const instance: Instance = wasi.instantiate(copy);
+const exit: number = wasi.start(instance);
+const captured: Buffer | undefined = wasi.stdout;
+const memory = instance.exports.memory as Memory;
+const first: Buffer = memory.read(0, 4);
+
+async function dropIn(): Promise<number> {
+  const w = new WASI({ version: 'preview1' });
+  const { instance: v8 } = await WebAssembly.instantiate(bytes, w.getImportObject());
+  w.wasiImport.proc_exit = () => { throw new Error('exit'); };
+  return w.start(v8);
+}
+
+// @ts-expect-error version is required
+new WASI({ args: [] });
+// @ts-expect-error stdout takes 'pipe' | 'ignore' | fd
+new WASI({ version: 'preview1', stdout: 'inherit' });
+// @ts-expect-error runWasm options are an object
+runWasmSync(bytes, 'x');
+
+export { kind, names, code, out, pending, exit, captured, first, dropIn };
