@@ -79,14 +79,16 @@ macro_rules! syscalls {
             memory: &mut GuestMemory<'_>,
             args: &[i64],
         ) -> wasmtime::Result<i32> {
-            let mut names = SYSCALL_NAMES.iter();
+            let mut position = 0;
             $(
-                if names.next() == Some(&SYSCALL_NAMES[index]) {
+                if index == position {
                     let [$($arg),*] = args else { return Ok(EINVAL) };
                     return syscalls!(@call $name ctx memory ($($arg : $kind),*) $($await)?)
                         .map(Errno::errno);
                 }
+                position += 1;
             )*
+            let _ = position;
             Ok(EINVAL)
         }
     };
