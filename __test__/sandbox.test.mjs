@@ -20,7 +20,13 @@
 // directory) -- not 44 ENOENT, which would also be the answer for a missing file.
 // Each escape also runs under node:wasi, whose outcome is printed as a test diagnostic and
 // not asserted: node:wasi is no sandbox (it follows symlinks to outside directories).
-// Every test runs through both runWasmSync and the WASI class, each on its own tree.
+// Every test runs three ways, each on its own tree: runWasmSync and the WASI class (wasmtime
+// runs the guest), and the V8 path, the node:wasi drop-in (`WebAssembly.instantiate(bytes,
+// wasi.getImportObject())` + `wasi.start(instance)`: V8 runs the guest, wasmtime-wasi serves
+// its syscalls); all three must give the same answer. On the V8 path the tests also call the
+// imports by hand with raw paths, so the host's refusal is tested without wasi-libc's own
+// preopen matching in between. Bad preopens fail in `new WASI`, which both WASI-class paths
+// share.
 //
 // Not tested: guest fd_close(1) closing the host's stdout (needs a fixture that does it).
 
@@ -75,18 +81,34 @@ function assertOutsideUntouched(tree, label) {
 
 /** fs.wasm run by one of our entry points; stdout/stderr as latin1 strings (byte-exact). */
 const OUR_WAYS = {
-  runWasmSync(args, preopens) {
+  async runWasmSync(args, preopens) {
     const { exitCode, stdout, stderr } = runWasmSync(fixture('fs.wasm'), { args: ['fs', ...args], preopens });
     return { exitCode, stdout: stdout.toString('latin1'), stderr: stderr.toString('latin1') };
   },
-  'WASI class'(args, preopens) {
+  async 'WASI class'(args, preopens) {
     const wasi = new WASI({
       version: 'preview1', args: ['fs', ...args], preopens, stdin: '', stdout: 'pipe', stderr: 'pipe',
     });
     const exitCode = wasi.start(wasi.instantiate(fixture('fs.wasm')));
     return { exitCode, stdout: wasi.stdout.toString('latin1'), stderr: wasi.stderr.toString('latin1') };
   },
+  async 'V8 path'(args, preopens) {
+    const wasi = new WASI({
+      version: 'preview1', args: ['fs', ...args], preopens, stdin: '', stdout: 'pipe', stderr: 'pipe',
+    });
+    const { instance } = await WebAssembly.instantiate(fixture('fs.wasm'), wasi.getImportObject());
+    assert.ok(instance instanceof WebAssembly.Instance, 'V8 runs the guest');
+    const exitCode = wasi.start(instance);
+    return { exitCode, stdout: wasi.stdout.toString('latin1'), stderr: wasi.stderr.toString('latin1') };
+  },
 };
+const WAYS = Object.keys(OUR_WAYS);
+
+/** Every way gave the same `seen[way]` as runWasmSync. */
+function assertSameEverywhere(seen, what) {
+  assert.deepEqual(Object.keys(seen), WAYS, `${what}: every way ran`);
+  for (const way of WAYS) assert.deepEqual(seen[way], seen.runWasmSync, `${what}: ${way} vs runWasmSync`);
+}
 
 /** fs.wasm under node:wasi in a child process (for the record: node:wasi is no sandbox). */
 function runNode(args, preopens) {
@@ -122,24 +144,24 @@ function diagnoseNode(t, args, preopens, ourErrno) {
 
 describe('controls', () => {
   for (const [way, run] of Object.entries(OUR_WAYS)) {
-    test(`${way}: files and symlinks that stay inside the sandbox can be read`, () => {
+    test(`${way}: files and symlinks that stay inside the sandbox can be read`, async () => {
       const tree = makeTree();
       const preopens = { '/sandbox': tree.sandbox };
       for (const p of ['/sandbox/inside.txt', '/sandbox/link-ok', '/sandbox/sub/link-in', '/sandbox/sub/../inside.txt', 'sandbox/inside.txt']) {
-        assert.deepEqual(run(['open', p], preopens), { exitCode: 0, stdout: 'ok\n', stderr: '' }, `open ${p}`);
-        assert.deepEqual(run(['read', p], preopens), { exitCode: 0, stdout: 'inside\n', stderr: '' }, `read ${p}`);
+        assert.deepEqual(await run(['open', p], preopens), { exitCode: 0, stdout: 'ok\n', stderr: '' }, `open ${p}`);
+        assert.deepEqual(await run(['read', p], preopens), { exitCode: 0, stdout: 'inside\n', stderr: '' }, `read ${p}`);
       }
-      assert.deepEqual(run(['open', '/sandbox/missing.txt'], preopens),
+      assert.deepEqual(await run(['open', '/sandbox/missing.txt'], preopens),
         { exitCode: 0, stdout: 'error errno=44 (No such file or directory)\n', stderr: '' }, 'a missing file is ENOENT');
-      assert.deepEqual(run(['write', '/sandbox/new.txt', 'fine'], preopens),
+      assert.deepEqual(await run(['write', '/sandbox/new.txt', 'fine'], preopens),
         { exitCode: 0, stdout: 'wrote 4\n', stderr: '' }, 'writing inside');
       assert.equal(fs.readFileSync(path.join(tree.sandbox, 'new.txt'), 'latin1'), 'fine');
       assertOutsideUntouched(tree, 'controls');
     });
 
-    test(`${way}: the secret is readable when its directory is preopened`, () => {
+    test(`${way}: the secret is readable when its directory is preopened`, async () => {
       const tree = makeTree();
-      assert.deepEqual(run(['read', '/outside/secret.txt'], { '/outside': tree.outside }),
+      assert.deepEqual(await run(['read', '/outside/secret.txt'], { '/outside': tree.outside }),
         { exitCode: 0, stdout: SECRET, stderr: '' });
     });
   }
@@ -168,21 +190,21 @@ const READ_ESCAPES = [
 describe('reading outside the sandbox is refused', () => {
   for (const [p, where] of READ_ESCAPES) {
     const label = typeof p === 'function' ? '<absolute host path of the secret>' : p;
-    test(`open and read ${label} (${where})`, (t) => {
+    test(`open and read ${label} (${where})`, async (t) => {
       const errnos = {};
       for (const [way, run] of Object.entries(OUR_WAYS)) {
         const tree = makeTree();
         const guestPath = typeof p === 'function' ? p(tree) : p;
         const preopens = { '/sandbox': tree.sandbox };
-        const open = run(['open', guestPath], preopens);
+        const open = await run(['open', guestPath], preopens);
         assert.equal(open.exitCode, 0, `${way}: open: exit code`);
         errnos[way] = assertRefused(open, `${way}: open ${guestPath}`);
-        const read = run(['read', guestPath], preopens);
+        const read = await run(['read', guestPath], preopens);
         assert.equal(read.exitCode, 1, `${way}: read: exit code`);
         assert.equal(assertRefused(read, `${way}: read ${guestPath}`), errnos[way], `${way}: read and open errnos`);
         assertOutsideUntouched(tree, `${way}: ${guestPath}`);
       }
-      assert.equal(errnos['WASI class'], errnos.runWasmSync, 'same errno from both entry points');
+      assertSameEverywhere(errnos, 'errno');
       const nodeTree = makeTree();
       const nodePath = typeof p === 'function' ? p(nodeTree) : p;
       diagnoseNode(t, ['open', nodePath], { '/sandbox': nodeTree.sandbox }, errnos.runWasmSync);
@@ -215,19 +237,19 @@ const fill = (template, tree) => template.map((a) => (typeof a === 'function' ? 
 describe('writing outside the sandbox is refused and changes nothing on disk', () => {
   for (const [template, exitCode] of WRITE_ESCAPES) {
     const label = template.map((a) => (typeof a === 'function' ? '<host path in outside/>' : a)).join(' ');
-    test(label, (t) => {
+    test(label, async (t) => {
       const errnos = {};
       for (const [way, run] of Object.entries(OUR_WAYS)) {
         const tree = makeTree();
         const args = fill(template, tree);
         const before = snapshot(tree.sandbox);
-        const result = run(args, { '/sandbox': tree.sandbox });
+        const result = await run(args, { '/sandbox': tree.sandbox });
         assert.equal(result.exitCode, exitCode, `${way}: exit code`);
         errnos[way] = assertRefused(result, `${way}: ${args.join(' ')}`);
         assertOutsideUntouched(tree, `${way}: ${args.join(' ')}`);
         assert.deepEqual(snapshot(tree.sandbox), before, `${way}: the sandbox is unchanged too`);
       }
-      assert.equal(errnos['WASI class'], errnos.runWasmSync, 'same errno from both entry points');
+      assertSameEverywhere(errnos, 'errno');
       // node:wasi writes into its own tree.
       const nodeTree = makeTree();
       diagnoseNode(t, fill(template, nodeTree), { '/sandbox': nodeTree.sandbox }, errnos.runWasmSync);
@@ -242,12 +264,12 @@ describe('a symlink the guest plants inside cannot be followed out', () => {
     ['target under link-outside-dir', () => 'link-outside-dir/secret.txt'],
   ];
   for (const [name, target] of targets) {
-    test(name, (t) => {
+    test(name, async (t) => {
       const seen = {};
       for (const [way, run] of Object.entries(OUR_WAYS)) {
         const tree = makeTree();
         const preopens = { '/sandbox': tree.sandbox };
-        const made = run(['symlink', target(tree), '/sandbox/planted'], preopens);
+        const made = await run(['symlink', target(tree), '/sandbox/planted'], preopens);
         assert.equal(made.exitCode, 0, `${way}: symlink: exit code`);
         // Making the link may itself be refused; if it is made, it must point where asked.
         let madeErrno = null;
@@ -256,13 +278,13 @@ describe('a symlink the guest plants inside cannot be followed out', () => {
         } else {
           madeErrno = assertRefused(made, `${way}: symlink`);
         }
-        const open = run(['open', '/sandbox/planted'], preopens);
-        const read = run(['read', '/sandbox/planted'], preopens);
+        const open = await run(['open', '/sandbox/planted'], preopens);
+        const read = await run(['read', '/sandbox/planted'], preopens);
         assert.equal(read.exitCode, 1, `${way}: read: exit code`);
         if (madeErrno === null) {
           assertRefused(open, `${way}: open through the planted link`);
           assertRefused(read, `${way}: read through the planted link`);
-          const write = run(['write', '/sandbox/planted', 'pwned'], preopens);
+          const write = await run(['write', '/sandbox/planted', 'pwned'], preopens);
           assert.equal(write.exitCode, 1, `${way}: write: exit code`);
           assertRefused(write, `${way}: write through the planted link`);
         } else {
@@ -273,13 +295,163 @@ describe('a symlink the guest plants inside cannot be followed out', () => {
         assertOutsideUntouched(tree, `${way}: ${name}`);
         seen[way] = `symlink ${madeErrno ?? 'ok'}, open ${errnoOf(open.stdout)}`;
       }
-      assert.equal(seen['WASI class'], seen.runWasmSync, 'same outcome from both entry points');
+      assertSameEverywhere(seen, 'outcome');
       const nodeTree = makeTree();
       const nodePreopens = { '/sandbox': nodeTree.sandbox };
       const nodeMade = runNode(['symlink', target(nodeTree), '/sandbox/planted'], nodePreopens);
       const nodeOpen = runNode(['open', '/sandbox/planted'], nodePreopens);
       const show = (out) => errnoOf(out) ?? JSON.stringify(out);
       t.diagnostic(`ours: ${seen.runWasmSync}; node:wasi: symlink ${show(nodeMade.stdout)}, open ${show(nodeOpen.stdout)}`);
+    });
+  }
+});
+
+// --- raw syscalls on the V8 path ---------------------------------------------------------
+
+// On the V8 path wasiImport is a plain object any JS code can call, not only wasi-libc: a
+// path wasi-libc refuses itself ('guest' rows above: absolute paths, `..` above the preopen)
+// reaches wasmtime-wasi unfiltered when the imports are called by hand. Every row below is a
+// call relative to the preopen's fd (3), on a memory bound with finalizeBindings.
+
+const PREOPEN_FD = 3;
+const LOOKUP_FOLLOW = 1; // lookupflags: follow a final symlink
+const LOOKUP_NOFOLLOW = 0;
+const O_CREAT = 1;
+const O_DIRECTORY = 2;
+const RIGHT_FD_READ = 2n;
+const RIGHT_FD_WRITE = 64n;
+const EBADF = 8;
+const OUT = 32; // scratch words for results (opened fd, nread, filestat...)
+
+/**
+ * A WASI object of class `W` with /sandbox preopened at fd 3 and a fresh memory bound:
+ * finalizeBindings for ours, initialize({ exports: { memory } }) for node:wasi (Node 20 has
+ * no finalizeBindings). `str(s)` copies s into memory and returns [ptr, len].
+ */
+function rawGuest(W, tree) {
+  const wasi = new W({ version: 'preview1', preopens: { '/sandbox': tree.sandbox } });
+  const memory = new WebAssembly.Memory({ initial: 1 });
+  if (W === WASI) wasi.finalizeBindings({ exports: {} }, { memory });
+  else wasi.initialize({ exports: { memory } });
+  let next = 1024;
+  const str = (s) => {
+    const bytes = Buffer.from(s);
+    const ptr = next;
+    new Uint8Array(memory.buffer).set(bytes, ptr);
+    next += bytes.length + 8;
+    return [ptr, bytes.length];
+  };
+  return { w: wasi.wasiImport, str, memory };
+}
+
+// path_open(fd, dirflags, path, path_len, oflags, rights_base, rights_inheriting, fdflags, &fd)
+const openRead = (p, dirflags = LOOKUP_FOLLOW) => ({ w, str }, tree) =>
+  w.path_open(PREOPEN_FD, dirflags, ...str(typeof p === 'function' ? p(tree) : p), 0, RIGHT_FD_READ, 0n, 0, OUT);
+const openCreate = (p) => ({ w, str }, tree) =>
+  w.path_open(PREOPEN_FD, LOOKUP_FOLLOW, ...str(typeof p === 'function' ? p(tree) : p), O_CREAT, RIGHT_FD_WRITE, 0n, 0, OUT);
+const openDir = (p) => ({ w, str }) =>
+  w.path_open(PREOPEN_FD, LOOKUP_FOLLOW, ...str(p), O_DIRECTORY, 0n, 0n, 0, OUT);
+
+/** [title, (guest, tree) => errno]; every call must be refused and change nothing. */
+const RAW_ESCAPES = [
+  ['path_open ../outside/secret.txt', openRead('../outside/secret.txt')],
+  ['path_open sub/../../outside/secret.txt', openRead('sub/../../outside/secret.txt')],
+  ['path_open ../../../../../../../../etc/passwd', openRead('../../../../../../../../etc/passwd')],
+  ['path_open /etc/passwd', openRead('/etc/passwd')],
+  ['path_open <absolute host path of the secret>', openRead((tree) => tree.secretPath)],
+  ['path_open /sandbox/inside.txt (the guest name is no path under fd 3)', openRead('/sandbox/inside.txt')],
+  ['path_open link-rel (follow)', openRead('link-rel')],
+  ['path_open link-abs (follow)', openRead('link-abs')],
+  ['path_open sub/link-up (follow)', openRead('sub/link-up')],
+  ['path_open link-outside-dir/secret.txt (nofollow: only the last component is not followed)', openRead('link-outside-dir/secret.txt', LOOKUP_NOFOLLOW)],
+  ['path_open link-root/etc/passwd', openRead('link-root/etc/passwd')],
+  ['path_open .. as a directory', openDir('..')],
+  ['path_open / as a directory', openDir('/')],
+  ['path_open link-outside-dir as a directory', openDir('link-outside-dir')],
+  ['path_open O_CREAT ../outside/new.txt', openCreate('../outside/new.txt')],
+  ['path_open O_CREAT <absolute host path in outside/>', openCreate((tree) => path.join(tree.outside, 'new.txt'))],
+  ['path_open O_CREAT dangle-rel', openCreate('dangle-rel')],
+  ['path_open O_CREAT dangle-abs', openCreate('dangle-abs')],
+  ['path_open O_CREAT link-outside-dir/new.txt', openCreate('link-outside-dir/new.txt')],
+  ['path_create_directory ../outside/newdir', ({ w, str }) => w.path_create_directory(PREOPEN_FD, ...str('../outside/newdir'))],
+  ['path_create_directory <absolute host path>', ({ w, str }, tree) => w.path_create_directory(PREOPEN_FD, ...str(path.join(tree.outside, 'newdir')))],
+  ['path_create_directory link-outside-dir/newdir', ({ w, str }) => w.path_create_directory(PREOPEN_FD, ...str('link-outside-dir/newdir'))],
+  ['path_remove_directory ../outside', ({ w, str }) => w.path_remove_directory(PREOPEN_FD, ...str('../outside'))],
+  ['path_unlink_file ../outside/secret.txt', ({ w, str }) => w.path_unlink_file(PREOPEN_FD, ...str('../outside/secret.txt'))],
+  ['path_unlink_file <absolute host path of the secret>', ({ w, str }, tree) => w.path_unlink_file(PREOPEN_FD, ...str(tree.secretPath))],
+  ['path_unlink_file link-outside-dir/secret.txt', ({ w, str }) => w.path_unlink_file(PREOPEN_FD, ...str('link-outside-dir/secret.txt'))],
+  ['path_symlink x -> ../outside/planted', ({ w, str }) => w.path_symlink(...str('x'), PREOPEN_FD, ...str('../outside/planted'))],
+  ['path_rename inside.txt -> ../outside/moved', ({ w, str }) => w.path_rename(PREOPEN_FD, ...str('inside.txt'), PREOPEN_FD, ...str('../outside/moved'))],
+  ['path_rename ../outside/secret.txt -> stolen', ({ w, str }) => w.path_rename(PREOPEN_FD, ...str('../outside/secret.txt'), PREOPEN_FD, ...str('stolen'))],
+  ['path_rename link-outside-dir/secret.txt -> stolen', ({ w, str }) => w.path_rename(PREOPEN_FD, ...str('link-outside-dir/secret.txt'), PREOPEN_FD, ...str('stolen'))],
+  ['path_link ../outside/secret.txt -> hard', ({ w, str }) => w.path_link(PREOPEN_FD, LOOKUP_NOFOLLOW, ...str('../outside/secret.txt'), PREOPEN_FD, ...str('hard'))],
+  ['path_link inside.txt -> ../outside/hard', ({ w, str }) => w.path_link(PREOPEN_FD, LOOKUP_NOFOLLOW, ...str('inside.txt'), PREOPEN_FD, ...str('../outside/hard'))],
+  ['path_filestat_get ../outside/secret.txt', ({ w, str }) => w.path_filestat_get(PREOPEN_FD, LOOKUP_FOLLOW, ...str('../outside/secret.txt'), OUT)],
+  ['path_filestat_get link-rel (follow)', ({ w, str }) => w.path_filestat_get(PREOPEN_FD, LOOKUP_FOLLOW, ...str('link-rel'), OUT)],
+  ['path_filestat_get /etc/passwd', ({ w, str }) => w.path_filestat_get(PREOPEN_FD, LOOKUP_FOLLOW, ...str('/etc/passwd'), OUT)],
+  // fst_flags 10 = ATIM | MTIM: set both to the epoch.
+  ['path_filestat_set_times ../outside/secret.txt', ({ w, str }) => w.path_filestat_set_times(PREOPEN_FD, LOOKUP_FOLLOW, ...str('../outside/secret.txt'), 0n, 0n, 10)],
+  ['path_filestat_set_times link-rel (follow)', ({ w, str }) => w.path_filestat_set_times(PREOPEN_FD, LOOKUP_FOLLOW, ...str('link-rel'), 0n, 0n, 10)],
+];
+
+describe('V8 path: imports called by hand with raw paths are refused and change nothing', () => {
+  test('controls: the same calls inside the sandbox work', () => {
+    const tree = makeTree();
+    const guest = rawGuest(WASI, tree);
+    const { w, str, memory } = guest;
+    const view = () => new DataView(memory.buffer);
+    for (const p of ['inside.txt', 'sub/../inside.txt', 'link-ok', 'sub/link-in']) {
+      assert.equal(openRead(p)(guest, tree), 0, `path_open ${p}`);
+      const fd = view().getUint32(OUT, true);
+      // The fd the escape rows check is not handed out: it is the one an open gets.
+      assert.equal(fd, PREOPEN_FD + 1, `fd of ${p}`);
+      assert.equal(w.fd_fdstat_get(fd, OUT), 0, `fd_fdstat_get of ${p}`);
+      // iovec { buf: 512, len: 64 } at 256; nread at 264.
+      view().setUint32(256, 512, true);
+      view().setUint32(260, 64, true);
+      assert.equal(w.fd_read(fd, 256, 1, 264), 0, `fd_read ${p}`);
+      const nread = view().getUint32(264, true);
+      assert.equal(Buffer.from(memory.buffer, 512, nread).toString('latin1'), 'inside\n', `contents of ${p}`);
+      assert.equal(w.fd_close(fd), 0);
+    }
+    assert.equal(openRead('missing.txt')(guest, tree), 44, 'a missing file is ENOENT');
+    assert.equal(openDir('sub')(guest, tree), 0, 'path_open sub as a directory');
+    assert.equal(w.fd_close(view().getUint32(OUT, true)), 0);
+    assert.equal(openCreate('new.txt')(guest, tree), 0, 'path_open O_CREAT new.txt');
+    assert.equal(w.fd_close(view().getUint32(OUT, true)), 0);
+    assert.equal(w.path_create_directory(PREOPEN_FD, ...str('newdir')), 0, 'path_create_directory');
+    assert.equal(w.path_rename(PREOPEN_FD, ...str('new.txt'), PREOPEN_FD, ...str('newdir/moved.txt')), 0, 'path_rename');
+    assert.equal(w.path_filestat_get(PREOPEN_FD, LOOKUP_FOLLOW, ...str('link-ok'), OUT), 0, 'path_filestat_get');
+    assert.equal(view().getBigUint64(OUT + 32, true), 7n, 'filestat size of inside.txt through link-ok');
+    assert.deepEqual(fs.readdirSync(path.join(tree.sandbox, 'newdir')), ['moved.txt']);
+    assertOutsideUntouched(tree, 'raw controls');
+  });
+
+  for (const [title, call] of RAW_ESCAPES) {
+    test(title, (t) => {
+      const tree = makeTree();
+      const before = snapshot(tree.sandbox);
+      // Times and link count of the secret, taken before anything of ours reads it (a read
+      // moves a fresh file's atime under relatime), so a guest read or utimes shows up.
+      const times = (st) => ({ atimeMs: st.atimeMs, mtimeMs: st.mtimeMs, nlink: st.nlink });
+      const secretBefore = times(fs.statSync(tree.secretPath));
+      const guest = rawGuest(WASI, tree);
+      const errno = call(guest, tree);
+      assert.deepEqual(times(fs.statSync(tree.secretPath)), secretBefore, 'the secret\'s times and link count');
+      assert.ok(REFUSALS.has(errno), `errno ${errno} is not a capability refusal (${[...REFUSALS].map(([n, s]) => `${n} ${s}`).join(', ')})`);
+      // No fd was handed out: the preopen is still the last one.
+      assert.equal(guest.w.fd_fdstat_get(PREOPEN_FD + 1, OUT), EBADF, 'no new fd');
+      assertOutsideUntouched(tree, title);
+      assert.deepEqual(snapshot(tree.sandbox), before, 'the sandbox is unchanged too');
+      // The same call under node:wasi, on its own tree, for the record.
+      const nodeTree = makeTree();
+      let nodeErrno;
+      try {
+        nodeErrno = call(rawGuest(NodeWASI, nodeTree), nodeTree);
+      } catch (err) {
+        nodeErrno = `threw ${err.code ?? err.message}`;
+      }
+      t.diagnostic(`errno ours=${errno} node:wasi=${nodeErrno}`);
     });
   }
 });

@@ -7,14 +7,21 @@
 // we accept on purpose (documented in API.md); for those we check that Node
 // really rejects them and that we normalize them as documented. The tables are
 // exported so the same rows can later be pointed at the public `WASI` class.
+// finalizeBindings() (Node 24.4+, absent from the Node 20 these tests run on) has
+// its own tables, taken from NODE_WASI.md and Node 24's lib/wasi.js and checked
+// against node:wasi only when the running Node has it; the instances start() and
+// initialize() accept on the V8 path (plain objects, other vm contexts, modules
+// with neither entry point) are run under node:wasi and ours side by side.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
+import fs from 'node:fs';
 import os from 'node:os';
+import path from 'node:path';
 import util from 'node:util';
 import vm from 'node:vm';
-import { NodeWASI } from './helpers.mjs';
+import { NodeWASI, fixture } from './helpers.mjs';
 
 const require = createRequire(import.meta.url);
 const errors = require('../lib/errors.js');
@@ -661,5 +668,360 @@ test('public WASI: the native setup fails like node:wasi for missing preopens an
   // Native setup happens before returnOnExit is checked (Node's step 8 before step 9).
   for (const W of [NodeWASI, WASI]) {
     assert.throws(() => new W({ version: P1, preopens: { '/x': missing }, returnOnExit: 1 }), { code: 'UVWASI_ENOENT' });
+  }
+});
+
+// --- finalizeBindings(instance, { memory }) ----------------------------------------
+//
+// Node 20 (the Node on these machines) has no finalizeBindings (Node 24.4+), so these rows
+// come from NODE_WASI.md and Node 24's lib/wasi.js:
+//
+//   finalizeBindings(instance, { memory = instance?.exports?.memory } = {}) {
+//     if (this[kStarted]) throw new ERR_WASI_ALREADY_STARTED();
+//     validateObject(instance, 'instance');
+//     validateObject(instance.exports, 'instance.exports');
+//     this[kSetMemory](memory);   // C++ brand check: memoryErr
+//     this[kInstance] = instance;
+//     this[kStarted] = true;
+//   }
+//
+// The started check comes first; failures after it do not mark the object started.
+// finalizeBindings does not look at _start/_initialize. When the running Node has
+// finalizeBindings, every row is also checked against node:wasi.
+
+const nodeHasFinalizeBindings = typeof NodeWASI.prototype.finalizeBindings === 'function';
+const memory2 = () => new WebAssembly.Memory({ initial: 2 });
+const alreadyStarted = { name: 'Error', code: 'ERR_WASI_ALREADY_STARTED', message: 'WASI instance has already started' };
+const instanceErr = (received) => typeErr(`The "instance" argument must be of type object. Received ${received}`);
+const exportsErr = (received) => typeErr(`The "instance.exports" property must be of type object. Received ${received}`);
+
+// `(module (memory (export "memory") 1))`: a real instance with neither _start nor _initialize.
+const MEMORY_ONLY = new Uint8Array([
+  0, 97, 115, 109, 1, 0, 0, 0, 5, 3, 1, 0, 1, 7, 10, 1, 6, 109, 101, 109, 111, 114, 121, 2, 0,
+]);
+const memoryOnlyInstance = () => new WebAssembly.Instance(new WebAssembly.Module(MEMORY_ONLY), {});
+
+/** finalizeBindings(...args) on an unstarted object: what it must throw. */
+export const FINALIZE_BINDINGS_ERRORS = [
+  // instance
+  { title: 'no arguments', args: [], error: instanceErr('undefined') },
+  { title: 'instance undefined', args: [undefined], error: instanceErr('undefined') },
+  { title: 'instance null', args: [null], error: instanceErr('null') },
+  { title: 'instance array', args: [[]], error: instanceErr('an instance of Array') },
+  { title: 'instance function', args: [function inst() {}], error: instanceErr('function inst') },
+  { title: 'instance number', args: [1], error: instanceErr('type number (1)') },
+  { title: 'instance string', args: ['x'], error: instanceErr("type string ('x')") },
+  { title: 'instance null with a good memory option', args: [null, { memory }], error: instanceErr('null') },
+  // instance.exports
+  { title: 'exports missing', args: [{}], error: exportsErr('undefined') },
+  { title: 'exports null', args: [{ exports: null }], error: exportsErr('null') },
+  { title: 'exports number', args: [{ exports: 1 }], error: exportsErr('type number (1)') },
+  { title: 'exports array', args: [{ exports: [] }], error: exportsErr('an instance of Array') },
+  { title: 'exports function', args: [{ exports: function exp() {} }], error: exportsErr('function exp') },
+  { title: 'exports missing with a good memory option', args: [{}, { memory }], error: exportsErr('undefined') },
+  // memory (default instance.exports.memory)
+  { title: 'exports.memory missing', args: [{ exports: {} }], error: memoryErr },
+  { title: 'exports.memory plain object', args: [{ exports: { memory: {} } }], error: memoryErr },
+  { title: 'exports.memory ArrayBuffer', args: [{ exports: { memory: new ArrayBuffer(8) } }], error: memoryErr },
+  { title: 'exports.memory memory-like object', args: [{ exports: { memory: { buffer: new ArrayBuffer(65536), grow() {} } } }], error: memoryErr },
+  { title: 'exports.memory with a Memory prototype but no brand', args: [{ exports: { memory: Object.create(WebAssembly.Memory.prototype) } }], error: memoryErr },
+  { title: 'options {}: the default is used', args: [{ exports: {} }, {}], error: memoryErr },
+  { title: 'options { memory: undefined }: the default is used', args: [{ exports: { memory: {} } }, { memory: undefined }], error: memoryErr },
+  { title: 'options primitive: the default is used', args: [{ exports: { memory: 1 } }, 1], error: memoryErr },
+  // options.memory given: it replaces exports.memory, even a good one
+  { title: 'options { memory: null } (null is no default)', args: [{ exports: { memory } }, { memory: null }], error: memoryErr },
+  { title: 'options { memory: {} } over a good exports.memory', args: [{ exports: { memory } }, { memory: {} }], error: memoryErr },
+  { title: 'options { memory: ArrayBuffer }', args: [{ exports: {} }, { memory: new ArrayBuffer(8) }], error: memoryErr },
+  { title: 'options { memory: its buffer }', args: [{ exports: {} }, { memory: memory.buffer }], error: memoryErr },
+  { title: 'options { memory: the instance }', args: [{ exports: { memory } }, { memory: memoryOnlyInstance() }], error: memoryErr },
+  // _start / _initialize are not checked, so they cannot come first
+  { title: 'memory checked, not _start', args: [{ exports: { memory: 1, _start: 1, _initialize: 1 } }], error: memoryErr },
+];
+
+/**
+ * finalizeBindings(...args) calls that succeed; `bound` is the memory that must then serve
+ * the imports (random_get writes into it).
+ */
+export const FINALIZE_BINDINGS_ACCEPTS = (() => {
+  const rows = [];
+  const add = (title, make) => rows.push({ title, make });
+  add('exports.memory (the default)', () => { const m = memory2(); return { args: [{ exports: { memory: m } }], bound: m }; });
+  add('options {} (the default)', () => { const m = memory2(); return { args: [{ exports: { memory: m } }, {}], bound: m }; });
+  add('options { memory: undefined } (the default)', () => { const m = memory2(); return { args: [{ exports: { memory: m } }, { memory: undefined }], bound: m }; });
+  add('options primitive (the default)', () => { const m = memory2(); return { args: [{ exports: { memory: m } }, 1], bound: m }; });
+  add('options.memory with empty exports', () => { const m = memory2(); return { args: [{ exports: {} }, { memory: m }], bound: m }; });
+  add('options.memory wins over a bad exports.memory', () => { const m = memory2(); return { args: [{ exports: { memory: 'nope' } }, { memory: m }], bound: m }; });
+  add('options.memory wins over a good exports.memory', () => { const m = memory2(); return { args: [{ exports: { memory: new WebAssembly.Memory({ initial: 2 }) } }, { memory: m }], bound: m }; });
+  add('_start and _initialize are not looked at', () => { const m = memory2(); return { args: [{ exports: { memory: m, _start: 1, _initialize: 1 } }], bound: m }; });
+  add('null-prototype exports', () => { const m = memory2(); return { args: [{ exports: Object.assign(Object.create(null), { memory: m }) }], bound: m }; });
+  add('a shared memory', () => { const m = new WebAssembly.Memory({ initial: 2, maximum: 2, shared: true }); return { args: [{ exports: {} }, { memory: m }], bound: m }; });
+  add('a memory from another vm context', () => { const m = vm.runInNewContext('new WebAssembly.Memory({ initial: 2 })'); return { args: [{ exports: { memory: m } }], bound: m }; });
+  add('an object from another vm context', () => {
+    const instance = vm.runInNewContext('({ exports: { memory: new WebAssembly.Memory({ initial: 2 }) } })');
+    return { args: [instance], bound: instance.exports.memory };
+  });
+  add('a real WebAssembly.Instance', () => { const instance = memoryOnlyInstance(); return { args: [instance], bound: instance.exports.memory }; });
+  return rows;
+})();
+
+/** After fn() made `wasi` started: every entry point throws ALREADY_STARTED before anything else. */
+function assertStartedEverywhere(wasi, label) {
+  let ran = false;
+  const good = { exports: { memory, _start() { ran = true; } } };
+  const goodReactor = { exports: { memory, _initialize() { ran = true; } } };
+  assertThrowsExactly(() => wasi.start(good), alreadyStarted, `${label}: start()`);
+  assertThrowsExactly(() => wasi.initialize(goodReactor), alreadyStarted, `${label}: initialize()`);
+  assertThrowsExactly(() => wasi.finalizeBindings(good), alreadyStarted, `${label}: finalizeBindings()`);
+  // The started check comes before the instance checks.
+  assertThrowsExactly(() => wasi.start(null), alreadyStarted, `${label}: start(null)`);
+  assertThrowsExactly(() => wasi.initialize(null), alreadyStarted, `${label}: initialize(null)`);
+  assertThrowsExactly(() => wasi.finalizeBindings(null), alreadyStarted, `${label}: finalizeBindings(null)`);
+  assertThrowsExactly(() => wasi.finalizeBindings({ exports: {} }, { memory: {} }), alreadyStarted, `${label}: finalizeBindings(bad memory)`);
+  assert.equal(ran, false, `${label}: no entry point ran`);
+}
+
+/**
+ * The imports serve `bound`: random_get fills its last 16 bytes (in page 2 for the 2-page
+ * memories, which no other memory here has) and they land in `bound`.
+ */
+function assertBoundTo(wasi, bound, label) {
+  const at = bound.buffer.byteLength - 16;
+  assert.equal(wasi.wasiImport.random_get(at, 16), 0, `${label}: random_get`);
+  assert.notDeepEqual([...new Uint8Array(bound.buffer, at, 16)], new Array(16).fill(0), `${label}: the bytes landed in the bound memory`);
+}
+
+test('finalizeBindings: the running node:wasi agrees with the table (Node 24.4+ only)', (t) => {
+  if (!nodeHasFinalizeBindings) {
+    t.skip(`node:wasi on Node ${process.versions.node} has no finalizeBindings; the table follows NODE_WASI.md and Node 24's lib/wasi.js`);
+    return;
+  }
+  for (const row of FINALIZE_BINDINGS_ERRORS) {
+    assertThrowsExactly(() => new NodeWASI({ version: P1 }).finalizeBindings(...row.args), row.error, `node:wasi ${row.title}`);
+  }
+  for (const { title, make } of FINALIZE_BINDINGS_ACCEPTS) {
+    const { args } = make();
+    assert.equal(new NodeWASI({ version: P1 }).finalizeBindings(...args), undefined, `node:wasi ${title}`);
+  }
+});
+
+test('public WASI: finalizeBindings rejects exactly as Node 24 does, and a failure leaves it unstarted', () => {
+  for (const row of FINALIZE_BINDINGS_ERRORS) {
+    const wasi = new WASI({ version: P1 });
+    const label = `WASI finalizeBindings ${row.title}`;
+    assertThrowsExactly(() => wasi.finalizeBindings(...row.args), row.error, label);
+    // Not started: the same call fails the same way, the imports are still unbound...
+    assertThrowsExactly(() => wasi.finalizeBindings(...row.args), row.error, `${label} (again)`);
+    assertThrowsExactly(() => wasi.wasiImport.random_get(0, 8),
+                        { name: 'Error', code: 'ERR_WASI_NOT_STARTED', message: 'wasi.start() has not been called', codeInStack: false },
+                        `${label}: imports still unbound`);
+    // ...and a good call then succeeds.
+    const m = memory2();
+    assert.equal(wasi.finalizeBindings({ exports: { memory: m } }), undefined, `${label}: then a good call`);
+    assertBoundTo(wasi, m, `${label}: then a good call`);
+  }
+});
+
+test('public WASI: finalizeBindings with a null options object throws V8\'s destructuring TypeError, like Node 24', () => {
+  // Node 24's parameter list, run on this V8: the expected error.
+  function reference(instance, { memory: m = instance?.exports?.memory } = {}) { return m; }
+  let expected;
+  try { reference({ exports: { memory } }, null); } catch (e) { expected = e; }
+  assert.ok(expected instanceof TypeError);
+  const wasi = new WASI({ version: P1 });
+  assert.throws(() => wasi.finalizeBindings({ exports: { memory } }, null), { name: 'TypeError', message: expected.message });
+  assert.equal(wasi.finalizeBindings({ exports: { memory } }), undefined, 'not started by the failure');
+});
+
+test('public WASI: finalizeBindings accepts what Node 24 accepts, binds that memory, and marks the object started', async (t) => {
+  for (const { title, make } of FINALIZE_BINDINGS_ACCEPTS) {
+    await t.test(title, () => {
+      const { args, bound } = make();
+      const wasi = new WASI({ version: P1 });
+      const label = `WASI finalizeBindings ${title}`;
+      assert.equal(wasi.finalizeBindings(...args), undefined, label);
+      assertBoundTo(wasi, bound, label);
+      assertStartedEverywhere(wasi, label);
+    });
+  }
+});
+
+test('public WASI: finalizeBindings reads instance.exports and .memory as Node 24 does, even when already started', () => {
+  // The default parameter reads instance.exports.memory at call time, before any check.
+  const record = (m) => {
+    const log = [];
+    const exportsObj = new Proxy({ memory: m }, { get(tgt, k) { log.push(`exports.${String(k)}`); return tgt[k]; } });
+    const instance = new Proxy({ exports: exportsObj }, { get(tgt, k) { log.push(`instance.${String(k)}`); return tgt[k]; } });
+    return { log, instance };
+  };
+  const plain = record(memory2());
+  new WASI({ version: P1 }).finalizeBindings(plain.instance);
+  assert.deepEqual(plain.log, ['instance.exports', 'exports.memory', 'instance.exports']);
+  const given = record(undefined);
+  new WASI({ version: P1 }).finalizeBindings(given.instance, { memory: memory2() });
+  assert.deepEqual(given.log, ['instance.exports']);
+  const started = new WASI({ version: P1 });
+  started.finalizeBindings({ exports: { memory } });
+  const late = record(memory2());
+  assertThrowsExactly(() => started.finalizeBindings(late.instance), alreadyStarted, 'started');
+  assert.deepEqual(late.log, ['instance.exports', 'exports.memory']);
+});
+
+test('public WASI: after start() or initialize(), finalizeBindings throws ERR_WASI_ALREADY_STARTED', () => {
+  const afterStart = new WASI({ version: P1 });
+  assert.equal(afterStart.start({ exports: { memory, _start() {} } }), 0);
+  assertStartedEverywhere(afterStart, 'after start()');
+  const afterInitialize = new WASI({ version: P1 });
+  assert.equal(afterInitialize.initialize({ exports: { memory } }), undefined);
+  assertStartedEverywhere(afterInitialize, 'after initialize()');
+  // node:wasi agrees for start()/initialize() (Node 20 has no finalizeBindings to try).
+  const node = new NodeWASI({ version: P1 });
+  node.start({ exports: { memory, _start() {} } });
+  for (const method of ['start', 'initialize']) {
+    assertThrowsExactly(() => node[method](null), alreadyStarted, `node:wasi ${method}(null) after start()`);
+  }
+});
+
+// --- start() / initialize() accept what Node accepts, on the V8 path ----------------
+
+/**
+ * start()/initialize() calls node:wasi accepts. `make(W, wasi)` builds the instance for a WASI
+ * object `wasi` of class W (so a JS _start can call its imports); `result` is what the call
+ * returns; `output` what the guest wrote to stdout (a temp file fd, for both classes).
+ */
+const INSTANCE_ACCEPTS = [
+  {
+    method: 'start', title: 'a plain object with a JS _start',
+    make: (wasi, log) => ({ exports: { memory: new WebAssembly.Memory({ initial: 1 }), _start() { log.push('ran'); } } }),
+    result: 0, log: ['ran'],
+  },
+  {
+    method: 'start', title: 'a JS _start that calls proc_exit(7)',
+    make: (wasi, log) => ({ exports: { memory: new WebAssembly.Memory({ initial: 1 }), _start() { log.push('ran'); wasi.wasiImport.proc_exit(7); log.push('not reached'); } } }),
+    result: 7, log: ['ran'],
+  },
+  {
+    method: 'start', title: 'a JS _start that writes through fd_write on its memory',
+    make: (wasi, log) => {
+      const m = new WebAssembly.Memory({ initial: 1 });
+      return {
+        exports: {
+          memory: m,
+          _start() {
+            // iovec { buf: 16, len: 3 } at 0, "hi\n" at 16, nwritten at 32.
+            const view = new DataView(m.buffer);
+            view.setUint32(0, 16, true);
+            view.setUint32(4, 3, true);
+            new Uint8Array(m.buffer).set(Buffer.from('hi\n'), 16);
+            log.push(wasi.wasiImport.fd_write(1, 0, 1, 32), view.getUint32(32, true));
+          },
+        },
+      };
+    },
+    result: 0, log: [0, 3], output: 'hi\n',
+  },
+  {
+    // What finalizeBindings exists for: wasi-threads guests, whose memory is shared.
+    method: 'start', title: 'a JS _start that writes through fd_write on a shared memory',
+    make: (wasi, log) => {
+      const m = new WebAssembly.Memory({ initial: 1, maximum: 1, shared: true });
+      return {
+        exports: {
+          memory: m,
+          _start() {
+            const view = new DataView(m.buffer);
+            view.setUint32(0, 16, true);
+            view.setUint32(4, 3, true);
+            new Uint8Array(m.buffer).set(Buffer.from('hi\n'), 16);
+            log.push(wasi.wasiImport.fd_write(1, 0, 1, 32), view.getUint32(32, true));
+          },
+        },
+      };
+    },
+    result: 0, log: [0, 3], output: 'hi\n',
+  },
+  {
+    method: 'start', title: '_initialize explicitly undefined',
+    make: (wasi, log) => ({ exports: { memory, _start() { log.push('ran'); }, _initialize: undefined } }),
+    result: 0, log: ['ran'],
+  },
+  {
+    method: 'start', title: 'a plain object from another vm context',
+    make: (wasi, log) => {
+      const instance = vm.runInNewContext('({ exports: { memory: new WebAssembly.Memory({ initial: 1 }), _start() { log.push("ran"); } } })', { log });
+      assert.equal(instance instanceof Object, false);
+      return instance;
+    },
+    result: 0, log: ['ran'],
+  },
+  {
+    method: 'start', title: 'hello.wasm instantiated in another vm context',
+    make: (wasi) => {
+      const instance = vm.runInNewContext('new WebAssembly.Instance(new WebAssembly.Module(bytes), imports)',
+                                          { bytes: fixture('hello.wasm'), imports: wasi.getImportObject() });
+      assert.equal(instance instanceof WebAssembly.Instance, false);
+      return instance;
+    },
+    result: 0, output: 'hello world\n',
+  },
+  {
+    method: 'initialize', title: 'a plain object with neither _start nor _initialize',
+    make: () => ({ exports: { memory: new WebAssembly.Memory({ initial: 1 }) } }),
+    result: undefined,
+  },
+  {
+    method: 'initialize', title: 'a real module with neither _start nor _initialize',
+    make: () => memoryOnlyInstance(),
+    result: undefined,
+  },
+  {
+    method: 'initialize', title: 'the same module instantiated in another vm context',
+    make: () => vm.runInNewContext('new WebAssembly.Instance(new WebAssembly.Module(bytes), {})', { bytes: MEMORY_ONLY }),
+    result: undefined,
+  },
+  {
+    method: 'initialize', title: 'a JS _initialize',
+    make: (wasi, log) => ({ exports: { memory, _initialize() { log.push('ran'); } } }),
+    result: undefined, log: ['ran'],
+  },
+  {
+    method: 'initialize', title: '_start explicitly undefined',
+    make: (wasi, log) => ({ exports: { memory, _start: undefined, _initialize() { log.push('ran'); } } }),
+    result: undefined, log: ['ran'],
+  },
+  {
+    method: 'initialize', title: 'reactor.wasm (a real _initialize)',
+    make: (wasi) => new WebAssembly.Instance(new WebAssembly.Module(fixture('reactor.wasm')), wasi.getImportObject()),
+    result: undefined, after: (instance) => assert.equal(instance.exports.get_initialized(), 42),
+  },
+];
+
+test('start()/initialize() accept what node:wasi accepts: same result, output and side effects', async (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'nwt-validation-'));
+  try {
+    for (const row of INSTANCE_ACCEPTS) {
+      await t.test(`${row.method}: ${row.title}`, () => {
+        for (const W of [NodeWASI, WASI]) {
+          const label = `${W === WASI ? 'WASI' : 'node:wasi'} ${row.method} ${row.title}`;
+          const outFile = path.join(dir, `out-${W === WASI ? 'ours' : 'node'}.txt`);
+          const fd = fs.openSync(outFile, 'w');
+          try {
+            const wasi = new W({ version: P1, stdout: fd });
+            const log = [];
+            const instance = row.make(wasi, log);
+            assert.equal(wasi[row.method](instance), row.result, label);
+            assert.deepEqual(log, row.log ?? [], `${label}: log`);
+            row.after?.(instance);
+            assert.equal(fs.readFileSync(outFile, 'latin1'), row.output ?? '', `${label}: stdout`);
+            // The imports are bound now, and the object is started.
+            assert.equal(wasi.wasiImport.random_get(0, 8), 0, `${label}: imports bound`);
+            assertThrowsExactly(() => wasi[row.method](instance), alreadyStarted, `${label}: second call`);
+          } finally {
+            fs.closeSync(fd);
+          }
+        }
+      });
+    }
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
   }
 });

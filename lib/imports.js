@@ -16,6 +16,18 @@ const kSyscallNames = syscallNames();
  * @param {(code: number) => never} procExit node:wasi's proc_exit for this object
  */
 function createWasiImport(binding, procExit) {
+  // A shared memory's buffer is a SharedArrayBuffer, which Node-API cannot read: the native
+  // side gets a Uint8Array over it instead, made again only when the buffer changes (grow).
+  let sharedBuffer;
+  let sharedView;
+  const bytesOf = (buffer) => {
+    if (!(buffer instanceof SharedArrayBuffer)) return buffer;
+    if (buffer !== sharedBuffer) {
+      sharedBuffer = buffer;
+      sharedView = new Uint8Array(buffer);
+    }
+    return sharedView;
+  };
   const wasiImport = {};
   kSyscallNames.forEach((name, index) => {
     // Positional parameters and arguments.length, not a rest array: this runs on every
@@ -24,7 +36,7 @@ function createWasiImport(binding, procExit) {
       [name](a0, a1, a2, a3, a4, a5, a6, a7, a8) {
         const bound = binding();
         if (bound === undefined) throw ERR_WASI_NOT_STARTED();
-        return bound.syscall(index, bound.memory.buffer, arguments.length,
+        return bound.syscall(index, bytesOf(bound.memory.buffer), arguments.length,
                              a0, a1, a2, a3, a4, a5, a6, a7, a8);
       },
     }[name];

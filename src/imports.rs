@@ -8,7 +8,7 @@ use crate::error::{ErrorCode, Failure};
 use crate::instance::to_int32;
 use napi::bindgen_prelude::{Function, Unknown};
 use napi::{sys, Env, JsValue};
-use std::cell::RefCell;
+use std::cell::{RefCell, UnsafeCell};
 use std::future::Future;
 use std::pin::pin;
 use std::task::{Context, Poll, Waker};
@@ -197,10 +197,9 @@ fn syscall(
     let Some(values) = convert_args(kinds, argc, args) else {
         return Ok(EINVAL);
     };
-    let Some(bytes) = array_buffer_bytes(buffer) else {
+    let Some(mut memory) = guest_memory(buffer) else {
         return Ok(EINVAL);
     };
-    let mut memory = GuestMemory::Unshared(bytes);
     p1::WasiSnapshotPreview1::set_hostcall_fuel(ctx, HOSTCALL_FUEL);
     match dispatch(index, ctx, &mut memory, &values[..kinds.len()]) {
         Ok(errno) => Ok(errno),
@@ -261,29 +260,68 @@ fn convert_args(kinds: &[Kind], argc: usize, args: &[Unknown; 9]) -> Option<[i64
     Some(values)
 }
 
-/// The bytes of an `ArrayBuffer`, mutable for the length of one native call.
-fn array_buffer_bytes<'a>(value: &Unknown<'a>) -> Option<&'a mut [u8]> {
+/// The guest memory behind `value`, for the length of one native call: an `ArrayBuffer` (an
+/// unshared memory's buffer), or a `Uint8Array` over a `SharedArrayBuffer` (a shared memory's
+/// buffer, which Node-API cannot read directly).
+fn guest_memory<'a>(value: &Unknown<'a>) -> Option<GuestMemory<'a>> {
     let env = value.value().env;
     let raw = value.raw();
     let mut is_array_buffer = false;
+    let mut is_typed_array = false;
     let mut data: *mut std::ffi::c_void = std::ptr::null_mut();
     let mut length: usize = 0;
-    // SAFETY: `env` and `raw` come from a live handle of the current call. The slice covers
-    // exactly the ArrayBuffer's backing store, which the guest's memory owns; while this call
-    // runs no JS runs, so the memory can neither grow nor be touched by anyone else, and the
-    // slice does not outlive the call (`'a`).
+    // SAFETY: `env` and `raw` come from a live handle of the current call, and the slices
+    // cover exactly the buffer's backing store, which the guest's memory owns, for no longer
+    // than the call (`'a`). An unshared memory is touched by nobody else while this call runs
+    // (no JS runs, so it cannot grow either), so a `&mut [u8]` is sound; a shared memory may be
+    // written by other threads meanwhile, so it is viewed as `UnsafeCell`s, which is what
+    // wiggle's `GuestMemory::Shared` is for.
     unsafe {
-        if sys::napi_is_arraybuffer(env, raw, &mut is_array_buffer) != sys::Status::napi_ok
-            || !is_array_buffer
-            || sys::napi_get_arraybuffer_info(env, raw, &mut data, &mut length)
+        if sys::napi_is_arraybuffer(env, raw, &mut is_array_buffer) != sys::Status::napi_ok {
+            return None;
+        }
+        if is_array_buffer {
+            if sys::napi_get_arraybuffer_info(env, raw, &mut data, &mut length)
                 != sys::Status::napi_ok
+            {
+                return None;
+            }
+            if length == 0 || data.is_null() {
+                return Some(GuestMemory::Unshared(&mut []));
+            }
+            return Some(GuestMemory::Unshared(std::slice::from_raw_parts_mut(
+                data as *mut u8,
+                length,
+            )));
+        }
+        if sys::napi_is_typedarray(env, raw, &mut is_typed_array) != sys::Status::napi_ok
+            || !is_typed_array
+        {
+            return None;
+        }
+        let mut kind = 0;
+        let mut buffer = std::ptr::null_mut();
+        let mut offset = 0;
+        if sys::napi_get_typedarray_info(
+            env,
+            raw,
+            &mut kind,
+            &mut length,
+            &mut data,
+            &mut buffer,
+            &mut offset,
+        ) != sys::Status::napi_ok
+            || kind != sys::TypedarrayType::uint8_array
         {
             return None;
         }
         if length == 0 || data.is_null() {
-            return Some(&mut []);
+            return Some(GuestMemory::Shared(&[]));
         }
-        Some(std::slice::from_raw_parts_mut(data as *mut u8, length))
+        Some(GuestMemory::Shared(std::slice::from_raw_parts(
+            data as *const UnsafeCell<u8>,
+            length,
+        )))
     }
 }
 
