@@ -181,7 +181,10 @@ impl Module {
     /// Compiles a core module or a component from wasm bytes (`Buffer`, any `TypedArray`,
     /// `DataView`, `ArrayBuffer`) or WAT text. Throws `ERR_WASM_COMPILE` with wasmtime's
     /// reason when the input does not compile.
-    #[napi(constructor, ts_args_type = "source: ArrayBufferView | ArrayBuffer | string")]
+    #[napi(
+        constructor,
+        ts_args_type = "source: ArrayBufferView | ArrayBuffer | string"
+    )]
     pub fn new(env: Env, source: Unknown) -> napi::Result<Self> {
         let compile = || -> Result<Self> {
             let source = read_source(&source, "source")?;
