@@ -162,6 +162,12 @@ export interface RunResult {
 /** Internal: runs a WASI command in a fresh instance on this thread. Use `runWasmSync`. */
 export declare function runSync(module: Module, config: WasiConfig): RunResult
 
+/**
+ * Internal: each import's parameter kinds, `'i'` for i32 and `'I'` for i64 (`'iIi'` is
+ * `clock_time_get`), in the order of `syscallNames()`.
+ */
+export declare function syscallKinds(): Array<string>
+
 /** Internal: the preview1 import names, in node:wasi's order. */
 export declare function syscallNames(): Array<string>
 

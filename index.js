@@ -843,4 +843,5 @@ module.exports.compileCachedModule = nativeBinding.compileCachedModule
 module.exports.exitProcess = nativeBinding.exitProcess
 module.exports.runAsync = nativeBinding.runAsync
 module.exports.runSync = nativeBinding.runSync
+module.exports.syscallKinds = nativeBinding.syscallKinds
 module.exports.syscallNames = nativeBinding.syscallNames

@@ -5,10 +5,13 @@
 // memory's current buffer, re-read on every call so `memory.grow` is safe); `proc_exit`
 // unwinds the guest (returnOnExit) or ends the process, as node:wasi's does.
 
-const { syscallNames, exitProcess } = require('../index.js');
+const { syscallNames, syscallKinds, exitProcess } = require('../index.js');
 const { ERR_WASI_NOT_STARTED } = require('./errors');
 
 const kSyscallNames = syscallNames();
+const kSyscallKinds = syscallKinds(); // 'i' = i32 (a number), 'I' = i64 (a BigInt), per parameter
+const kMaxArgs = 9;
+const EINVAL = 28;
 
 /**
  * @param {() => ({ syscall: Function, memory: WebAssembly.Memory } | undefined)} binding
@@ -28,16 +31,40 @@ function createWasiImport(binding, procExit) {
     }
     return sharedView;
   };
+  // Arguments travel in one scratch buffer of 8-byte slots (f64 for i32, i64 for i64), so the
+  // native call takes three values instead of converting up to nine, one by one.
+  const scratch = new ArrayBuffer(8 * kMaxArgs);
+  const numbers = new Float64Array(scratch);
+  const bigints = new BigInt64Array(scratch);
+  // Node's convention: a wrong argument count or type is EINVAL, not an exception.
+  const put = (kinds, i, value) => {
+    if (kinds[i] === 'i') {
+      if (typeof value !== 'number') return false;
+      numbers[i] = value;
+    } else {
+      if (typeof value !== 'bigint') return false;
+      bigints[i] = value;
+    }
+    return true;
+  };
   const wasiImport = {};
   kSyscallNames.forEach((name, index) => {
-    // Positional parameters and arguments.length, not a rest array: this runs on every
-    // syscall. No preview1 function takes more than 9 arguments.
+    const kinds = kSyscallKinds[index];
+    const arity = kinds.length;
+    // Positional parameters and arguments.length, not a rest array: this runs on every syscall.
     wasiImport[name] = name === 'proc_exit' ? procExit : {
       [name](a0, a1, a2, a3, a4, a5, a6, a7, a8) {
         const bound = binding();
         if (bound === undefined) throw ERR_WASI_NOT_STARTED();
-        return bound.syscall(index, bytesOf(bound.memory.buffer), arguments.length,
-                             a0, a1, a2, a3, a4, a5, a6, a7, a8);
+        if (arguments.length !== arity ||
+            (arity > 0 && !put(kinds, 0, a0)) || (arity > 1 && !put(kinds, 1, a1)) ||
+            (arity > 2 && !put(kinds, 2, a2)) || (arity > 3 && !put(kinds, 3, a3)) ||
+            (arity > 4 && !put(kinds, 4, a4)) || (arity > 5 && !put(kinds, 5, a5)) ||
+            (arity > 6 && !put(kinds, 6, a6)) || (arity > 7 && !put(kinds, 7, a7)) ||
+            (arity > 8 && !put(kinds, 8, a8))) {
+          return EINVAL;
+        }
+        return bound.syscall(index, bytesOf(bound.memory.buffer), scratch);
       },
     }[name];
   });

@@ -157,44 +157,52 @@ pub fn syscall_names() -> Vec<&'static str> {
     SYSCALL_NAMES.to_vec()
 }
 
+/// Internal: each import's parameter kinds, `'i'` for i32 and `'I'` for i64 (`'iIi'` is
+/// `clock_time_get`), in the order of `syscallNames()`.
+#[napi]
+pub fn syscall_kinds() -> Vec<String> {
+    SYSCALL_KINDS
+        .iter()
+        .map(|kinds| {
+            kinds
+                .iter()
+                .map(|kind| if *kind == Kind::I32 { 'i' } else { 'I' })
+                .collect()
+        })
+        .collect()
+}
+
 /// The native function behind one `WASI` object's `wasiImport`:
-/// `(index, buffer, argc, a0, ..., a8) => errno` runs syscall number `index` over `buffer` (the
-/// guest memory's current `ArrayBuffer`) with the first `argc` arguments. A closure rather
-/// than a class method, so the hot path skips unwrapping and type-checking a `this`.
+/// `(index, buffer, scratch) => errno` runs syscall number `index` over `buffer` (the guest
+/// memory's current `ArrayBuffer`) with its arguments read from `scratch`, an `ArrayBuffer` of
+/// `SCRATCH_SLOTS` 8-byte slots the JS side filled and type-checked (f64 for an i32 parameter,
+/// i64 for an i64 one). Three arguments and a closure, not a class method: this is the hot
+/// path of every syscall, and it skips unwrapping a `this` and converting arguments one by one.
 pub fn syscall_function(env: &Env, ctx: WasiP1Ctx) -> napi::Result<Function<'_, Unknown<'_>, i32>> {
     let ctx = RefCell::new(ctx);
     env.create_function_from_closure("syscall", move |call| {
-        let arg = |i: usize| call.get::<Unknown>(i);
         let index = call.get::<u32>(0)? as usize;
-        let argc = call.get::<u32>(2)? as usize;
-        let args = [
-            arg(3)?,
-            arg(4)?,
-            arg(5)?,
-            arg(6)?,
-            arg(7)?,
-            arg(8)?,
-            arg(9)?,
-            arg(10)?,
-            arg(11)?,
-        ];
+        let buffer = call.get::<Unknown>(1)?;
+        let scratch = call.get::<Unknown>(2)?;
         // No JS runs during a syscall, so the context is never borrowed twice.
         let mut ctx = ctx.borrow_mut();
-        syscall(&mut ctx, index, &arg(1)?, argc, &args).map_err(|f| f.into_napi(call.env))
+        syscall(&mut ctx, index, &buffer, &scratch).map_err(|f| f.into_napi(call.env))
     })
 }
+
+/// How many argument slots the scratch buffer has: the most any preview1 function takes.
+pub const SCRATCH_SLOTS: u32 = 9;
 
 fn syscall(
     ctx: &mut WasiP1Ctx,
     index: usize,
     buffer: &Unknown,
-    argc: usize,
-    args: &[Unknown; 9],
+    scratch: &Unknown,
 ) -> Result<i32, Failure> {
     let Some(kinds) = SYSCALL_KINDS.get(index) else {
         return Ok(EINVAL);
     };
-    let Some(values) = convert_args(kinds, argc, args) else {
+    let Some(values) = read_args(kinds, scratch) else {
         return Ok(EINVAL);
     };
     let Some(mut memory) = guest_memory(buffer) else {
@@ -223,38 +231,26 @@ pub fn exit_process(code: i32) {
     crate::engine::exit_process(code)
 }
 
-/// Node's calling convention: exactly the declared number of arguments, numbers for i32
-/// (pointers and fds, taken modulo 2^32) and BigInts for i64.
-fn convert_args(kinds: &[Kind], argc: usize, args: &[Unknown; 9]) -> Option<[i64; 9]> {
-    if argc != kinds.len() {
+/// The arguments the JS side wrote into `scratch`: slot `i` holds an f64 for an i32 parameter
+/// (a pointer or fd, taken modulo 2^32 as node:wasi does) and an i64 for an i64 parameter.
+fn read_args(kinds: &[Kind], scratch: &Unknown) -> Option<[i64; SCRATCH_SLOTS as usize]> {
+    let (env, raw) = (scratch.value().env, scratch.raw());
+    let mut data: *mut std::ffi::c_void = std::ptr::null_mut();
+    let mut length: usize = 0;
+    // SAFETY: a live handle of the current call; `napi_get_arraybuffer_info` fails unless it is
+    // an ArrayBuffer, whose backing store is then `length` bytes at `data` for the whole call.
+    let status = unsafe { sys::napi_get_arraybuffer_info(env, raw, &mut data, &mut length) };
+    if status != sys::Status::napi_ok || length < 8 * SCRATCH_SLOTS as usize || data.is_null() {
         return None;
     }
-    let mut values = [0i64; 9];
-    for ((kind, value), slot) in kinds.iter().zip(args).zip(&mut values) {
-        let (env, raw) = (value.value().env, value.raw());
-        *slot = match kind {
-            Kind::I32 => {
-                let mut number = 0f64;
-                // SAFETY: a live handle of the current call; a non-number fails with
-                // `napi_number_expected` and leaves `number` untouched.
-                let status = unsafe { sys::napi_get_value_double(env, raw, &mut number) };
-                if status != sys::Status::napi_ok {
-                    return None;
-                }
-                i64::from(to_int32(number))
-            }
-            Kind::I64 => {
-                let mut number = 0i64;
-                let mut lossless = false;
-                // SAFETY: as above; a non-BigInt fails with `napi_bigint_expected`.
-                let status = unsafe {
-                    sys::napi_get_value_bigint_int64(env, raw, &mut number, &mut lossless)
-                };
-                if status != sys::Status::napi_ok {
-                    return None;
-                }
-                number
-            }
+    let mut values = [0i64; SCRATCH_SLOTS as usize];
+    for (i, (kind, value)) in kinds.iter().zip(&mut values).enumerate() {
+        // SAFETY: `i < SCRATCH_SLOTS` slots of 8 bytes lie inside the buffer checked above;
+        // `read_unaligned` makes no alignment assumption.
+        let bits = unsafe { (data as *const [u8; 8]).add(i).read_unaligned() };
+        *value = match kind {
+            Kind::I32 => i64::from(to_int32(f64::from_ne_bytes(bits))),
+            Kind::I64 => i64::from_ne_bytes(bits),
         };
     }
     Some(values)
