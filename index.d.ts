@@ -110,7 +110,7 @@ export declare class WasiCore {
    * A fresh WASI context for a guest V8 runs (the `wasiImport` path), built when its
    * memory is bound, wrapped in the native syscall function (see `imports.rs`).
    */
-  bindSyscalls(): (index: number, buffer: ArrayBuffer, argc: number, ...args: unknown[]) => number
+  bindSyscalls(): (index: number, memory: ArrayBuffer | Uint8Array, scratch: ArrayBuffer) => number
   /**
    * Runs `instance`'s entry point (`_start` or `_initialize`); the JS side has already
    * checked the exports and set the started flag. Returns the exit code.

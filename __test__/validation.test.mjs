@@ -738,10 +738,28 @@ export const FINALIZE_BINDINGS_ERRORS = [
   { title: 'memory checked, not _start', args: [{ exports: { memory: 1, _start: 1, _initialize: 1 } }], error: memoryErr },
 ];
 
+/** An instance whose JS `_start` writes "hi\n" to fd 1 with fd_write over `memory`. */
+function writingInstance(wasi, log, memory) {
+  return {
+    exports: {
+      memory,
+      _start() {
+        // iovec { buf: 16, len: 3 } at 0, "hi\n" at 16, nwritten at 32.
+        const view = new DataView(memory.buffer);
+        view.setUint32(0, 16, true);
+        view.setUint32(4, 3, true);
+        new Uint8Array(memory.buffer).set(Buffer.from('hi\n'), 16);
+        log.push(wasi.wasiImport.fd_write(1, 0, 1, 32), view.getUint32(32, true));
+      },
+    },
+  };
+}
+
 /**
  * finalizeBindings(...args) calls that succeed; `bound` is the memory that must then serve
  * the imports (random_get writes into it).
  */
+
 export const FINALIZE_BINDINGS_ACCEPTS = (() => {
   const rows = [];
   const add = (title, make) => rows.push({ title, make });
@@ -901,42 +919,13 @@ const INSTANCE_ACCEPTS = [
   },
   {
     method: 'start', title: 'a JS _start that writes through fd_write on its memory',
-    make: (wasi, log) => {
-      const m = new WebAssembly.Memory({ initial: 1 });
-      return {
-        exports: {
-          memory: m,
-          _start() {
-            // iovec { buf: 16, len: 3 } at 0, "hi\n" at 16, nwritten at 32.
-            const view = new DataView(m.buffer);
-            view.setUint32(0, 16, true);
-            view.setUint32(4, 3, true);
-            new Uint8Array(m.buffer).set(Buffer.from('hi\n'), 16);
-            log.push(wasi.wasiImport.fd_write(1, 0, 1, 32), view.getUint32(32, true));
-          },
-        },
-      };
-    },
+    make: (wasi, log) => writingInstance(wasi, log, new WebAssembly.Memory({ initial: 1 })),
     result: 0, log: [0, 3], output: 'hi\n',
   },
   {
     // What finalizeBindings exists for: wasi-threads guests, whose memory is shared.
     method: 'start', title: 'a JS _start that writes through fd_write on a shared memory',
-    make: (wasi, log) => {
-      const m = new WebAssembly.Memory({ initial: 1, maximum: 1, shared: true });
-      return {
-        exports: {
-          memory: m,
-          _start() {
-            const view = new DataView(m.buffer);
-            view.setUint32(0, 16, true);
-            view.setUint32(4, 3, true);
-            new Uint8Array(m.buffer).set(Buffer.from('hi\n'), 16);
-            log.push(wasi.wasiImport.fd_write(1, 0, 1, 32), view.getUint32(32, true));
-          },
-        },
-      };
-    },
+    make: (wasi, log) => writingInstance(wasi, log, new WebAssembly.Memory({ initial: 1, maximum: 1, shared: true })),
     result: 0, log: [0, 3], output: 'hi\n',
   },
   {

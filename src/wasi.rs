@@ -97,7 +97,7 @@ impl WasiCore {
     /// A fresh WASI context for a guest V8 runs (the `wasiImport` path), built when its
     /// memory is bound, wrapped in the native syscall function (see `imports.rs`).
     #[napi(
-        ts_return_type = "(index: number, buffer: ArrayBuffer, argc: number, ...args: unknown[]) => number"
+        ts_return_type = "(index: number, memory: ArrayBuffer | Uint8Array, scratch: ArrayBuffer) => number"
     )]
     pub fn bind_syscalls<'env>(
         &self,
