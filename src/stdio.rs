@@ -89,10 +89,10 @@ impl Captured {
     }
 }
 
-/// Everything a pipe captured so far, as an owned vector.
+/// Everything a pipe captured so far, as an owned vector (one copy).
 pub fn captured_bytes(pipe: &Option<MemoryOutputPipe>) -> Vec<u8> {
     pipe.as_ref()
-        .map(|pipe| pipe.contents().to_vec())
+        .map(|pipe| Vec::from(pipe.contents()))
         .unwrap_or_default()
 }
 
