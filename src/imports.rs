@@ -1,8 +1,8 @@
-//! The V8 path: the native side of node:wasi's `wasiImport`. Each call views the
-//! guest's `WebAssembly.Memory` buffer as a `wiggle::GuestMemory` for the length of the call
-//! and hands it to wasmtime-wasi's own preview1 implementation, so the syscall semantics and
-//! the sandbox are wasmtime-wasi's and the calling convention is Node's (errno 28 for a wrong
-//! argument count or type, 61 for a pointer outside memory).
+//! The V8 path: the native side of node:wasi's `wasiImport`. Each call views the guest's
+//! `WebAssembly.Memory` buffer as a `wiggle::GuestMemory` for the length of the call and hands
+//! it to wasmtime-wasi's own preview1 implementation, so the syscall semantics and the sandbox
+//! are wasmtime-wasi's and the calling convention is Node's: `lib/imports.js` answers a wrong
+//! argument count or type with errno 28, and a pointer outside memory here gives 61.
 
 use crate::error::{ErrorCode, Failure};
 use crate::instance::to_int32;
