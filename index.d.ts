@@ -27,6 +27,8 @@ export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-was
  * `wasi.initialize()`; after `initialize()`, call its exports.
  */
 export declare class Instance {
+  /** `'module'` for a core module's instance, `'component'` for a component's. */
+  get kind(): 'module' | 'component'
   /** The module this instance was made from. */
   get module(): Module
   /**
@@ -104,7 +106,10 @@ export declare class WasiCore {
   set returnOnExit(value: boolean)
   /** Whether `instance` was made by this object. */
   owns(instance: Instance): boolean
-  /** A new store and instance of `module` with this object's WASI context. */
+  /**
+   * A new store and instance of `module` (core module or component) with this object's
+   * WASI context.
+   */
   instantiate(module: Module): Instance
   /**
    * A fresh WASI context for a guest V8 runs (the `wasiImport` path), built when its
@@ -116,6 +121,13 @@ export declare class WasiCore {
    * checked the exports and set the started flag. Returns the exit code.
    */
   runEntry(instance: Instance, name: string): number
+  /**
+   * `wasi.start()` of a component instance: `wasi:cli/run#run`, once. Returns the exit
+   * code.
+   */
+  startComponent(instance: Instance): number
+  /** `wasi.initialize()` of a component instance (marks this object started). */
+  initializeComponent(instance: Instance): void
   /** Everything the guest wrote to stdout, with `stdout: 'pipe'`. */
   get stdout(): Buffer | null
   /** Everything the guest wrote to stderr, with `stderr: 'pipe'`. */
@@ -151,7 +163,10 @@ export declare function runAsync(module: Module, config: WasiConfig): Promise<Ru
 
 /** What one run produced. */
 export interface RunResult {
-  /** 0 when `_start` returned, else the code passed to `proc_exit` (any i32). */
+  /**
+   * 0 when `_start` returned, else the code passed to `proc_exit` (any i32). For a
+   * component: 0 for `ok`, 1 for `err`, `n` for `wasi:cli/exit#exit-with-code(n)`.
+   */
   exitCode: number
   /** Everything written to stdout (empty unless `stdout: 'pipe'`). */
   stdout: Buffer

@@ -128,7 +128,7 @@ function toBytes(value) {
 /**
  * Node's `new WASI(options)` checks 1-7, in Node's order with Node's errors,
  * reading the option properties in the same order and as often as Node does.
- * @returns {{ version: 'preview1'|'unstable', args: string[], env: string[],
+ * @returns {{ version: 'preview1'|'unstable'|'preview2', args: string[], env: string[],
  *   preopens: Array<[string, string]>, stdin: number|Uint8Array,
  *   stdout: number|'pipe'|'ignore', stderr: number|'pipe'|'ignore',
  *   returnOnExit: unknown }}
@@ -141,7 +141,8 @@ function validateWasiOptions(options) {
 
   validateString(options.version, 'options.version');
   const version = options.version;
-  if (version !== 'unstable' && version !== 'preview1') {
+  // Extension: 'preview2' (WASI 0.2) is for components only; see WASI#instantiate.
+  if (version !== 'unstable' && version !== 'preview1' && version !== 'preview2') {
     throw ERR_INVALID_ARG_VALUE('options.version', version, 'unsupported WASI version');
   }
 

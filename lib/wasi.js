@@ -14,7 +14,7 @@ const {
   validateUndefined,
   validateMemory,
 } = require('./validate');
-const { ERR_INVALID_ARG_VALUE, ERR_WASI_ALREADY_STARTED } = require('./errors');
+const { codedError, ERR_INVALID_ARG_VALUE, ERR_WASI_ALREADY_STARTED } = require('./errors');
 const { createWasiImport, exitProcess } = require('./imports');
 
 // What node:wasi's proc_exit throws to unwind the guest with returnOnExit; start() catches it.
@@ -43,6 +43,11 @@ class WASI {
 
   /** `{ wasi_snapshot_preview1: wasiImport }`, or `{ wasi_unstable: wasiImport }` for 'unstable'. */
   getImportObject() {
+    if (this.#version === 'preview2') {
+      throw versionMismatch('getImportObject() serves core modules (WASI preview1), but this ' +
+                            "WASI object has version 'preview2', which runs components. Use " +
+                            "version: 'preview1'");
+    }
     const name = this.#version === 'unstable' ? 'wasi_unstable' : 'wasi_snapshot_preview1';
     return { [name]: this.wasiImport };
   }
@@ -65,11 +70,16 @@ class WASI {
    */
   instantiate(module) {
     if (!(module instanceof Module)) module = compileCachedModule(module);
+    this.#checkVersion(module.kind);
     return this.#core.instantiate(module);
   }
 
-  /** Runs the command's `_start` once; returns its exit code. */
+  /**
+   * Runs the command's entry point once and returns its exit code: a core module's
+   * `_start`, or a component's `wasi:cli/run#run`.
+   */
   start(instance) {
+    if (isComponent(instance)) return this.#core.startComponent(this.#claim(instance));
     const exports = this.#checkAndBind(instance);
     const { _start, _initialize } = exports;
     validateFunction(_start, 'instance.exports._start');
@@ -83,8 +93,12 @@ class WASI {
     return this.#exitCode;
   }
 
-  /** Runs the reactor's `_initialize` once, if it has one. */
+  /**
+   * Runs the reactor's `_initialize` once, if it has one. A component (initialised when
+   * instantiated) is only marked started; its exports are then ready to call.
+   */
   initialize(instance) {
+    if (isComponent(instance)) return this.#core.initializeComponent(this.#claim(instance));
     const exports = this.#checkAndBind(instance);
     const { _start, _initialize } = exports;
     validateUndefined(_start, 'instance.exports._start');
@@ -107,6 +121,34 @@ class WASI {
     return this.#core.stderr ?? undefined;
   }
 
+  // A component Instance passed to start()/initialize(): the same started and ownership
+  // checks as a core Instance; the native side checks the exports and sets the flag.
+  #claim(instance) {
+    if (this.#core.started) throw ERR_WASI_ALREADY_STARTED();
+    this.#checkOwner(instance);
+    return instance;
+  }
+
+  #checkOwner(instance) {
+    if (!this.#core.owns(instance)) {
+      throw ERR_INVALID_ARG_VALUE('instance', instance, 'was instantiated by a different WASI object');
+    }
+  }
+
+  // 'preview2' runs components only; 'unstable' names a core-module ABI, so a component
+  // under it is a mistake too.
+  #checkVersion(kind) {
+    const version = this.#version;
+    if (kind === 'module' && version === 'preview2') {
+      throw versionMismatch("This WASI object has version 'preview2', which runs components, " +
+                            "but the module is a core module (WASI preview1). Use version: 'preview1'");
+    }
+    if (kind === 'component' && version === 'unstable') {
+      throw versionMismatch("This WASI object has version 'unstable', a core-module ABI, but " +
+                            "the module is a component. Use version: 'preview2' (or 'preview1')");
+    }
+  }
+
   // node:wasi's checks before anything is marked started (Node 24+ order), then the memory
   // binding and the started flag. Returns the exports.
   #checkAndBind(instance) {
@@ -116,11 +158,13 @@ class WASI {
     validateObject(exports, 'instance.exports');
     if (instance instanceof Instance) {
       validateMemory(exports.memory, Memory);
-      if (!this.#core.owns(instance)) {
-        throw ERR_INVALID_ARG_VALUE('instance', instance, 'was instantiated by a different WASI object');
-      }
+      this.#checkOwner(instance);
       this.#core.markStarted();
     } else {
+      if (this.#version === 'preview2') {
+        throw versionMismatch("A guest V8 runs imports WASI preview1, but this WASI object has " +
+                              "version 'preview2', which runs components. Use version: 'preview1'");
+      }
       validateMemory(exports.memory);
       this.#bind(exports.memory);
     }
@@ -132,6 +176,14 @@ class WASI {
     this.#core.markStarted();
     this.#binding = { syscall: this.#core.bindSyscalls(), memory };
   }
+}
+
+function isComponent(instance) {
+  return instance instanceof Instance && instance.kind === 'component';
+}
+
+function versionMismatch(message) {
+  return codedError(Error, 'ERR_WASI_VERSION_MISMATCH', message);
 }
 
 module.exports = { WASI };

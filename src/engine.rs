@@ -1,10 +1,11 @@
-//! The process-wide wasmtime `Engine`, the per-store `Host` state, and the shared core-module
-//! `Linker` (WASI preview1 and `wasi_unstable`, with `proc_exit` shadowed).
+//! The process-wide wasmtime engines, the per-store `Host` state, and the shared linkers:
+//! core modules get WASI preview1 and `wasi_unstable` (with `proc_exit` shadowed), components
+//! get WASI 0.2 (`wasi:cli`, `wasi:filesystem`, ...), both over the same WASI context.
 
 use once_cell::sync::Lazy;
-use wasmtime::{Caller, Config, Engine, Linker};
+use wasmtime::{component, Caller, Config, Engine, Linker};
 use wasmtime_wasi::p1::WasiP1Ctx;
-use wasmtime_wasi::I32Exit;
+use wasmtime_wasi::{I32Exit, WasiCtxView, WasiView};
 
 /// Everything one `Store` owns: the guest's WASI context and how `proc_exit` behaves.
 pub struct Host {
@@ -13,9 +14,20 @@ pub struct Host {
     pub exit_process_on_proc_exit: bool,
 }
 
+/// Components reach the same context through WASI 0.2's interfaces.
+impl WasiView for Host {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        self.wasi.ctx()
+    }
+}
+
 /// How many one-shot runs may be in flight at once in this process (each pool slot reserves
 /// 4 GiB of address space, not memory).
 pub const MAX_LIVE_INSTANCES: u32 = 1000;
+
+/// Core instances (and tables) one run may use: a component made from a preview1 command
+/// with the adapter instantiates several small core modules besides the program itself.
+const CORE_INSTANCES_PER_RUN: u32 = 8;
 
 /// Compiles every module and runs the instances users hold (`wasi.instantiate()`): each
 /// instance maps its own memory and lives as long as JS keeps it.
@@ -30,9 +42,10 @@ static ENGINE: Lazy<Engine> =
 static RUN_ENGINE: Lazy<Engine> = Lazy::new(|| {
     let mut pooling = wasmtime::PoolingAllocationConfig::new();
     pooling
-        .total_core_instances(MAX_LIVE_INSTANCES)
+        .total_component_instances(MAX_LIVE_INSTANCES)
+        .total_core_instances(MAX_LIVE_INSTANCES * CORE_INSTANCES_PER_RUN)
         .total_memories(MAX_LIVE_INSTANCES)
-        .total_tables(MAX_LIVE_INSTANCES)
+        .total_tables(MAX_LIVE_INSTANCES * CORE_INSTANCES_PER_RUN)
         .linear_memory_keep_resident(1 << 20)
         .table_keep_resident(1 << 16);
     let mut config = Config::new();
@@ -42,6 +55,10 @@ static RUN_ENGINE: Lazy<Engine> = Lazy::new(|| {
 
 static CORE_LINKER: Lazy<Linker<Host>> = Lazy::new(|| wasi_linker(&ENGINE));
 static RUN_LINKER: Lazy<Linker<Host>> = Lazy::new(|| wasi_linker(&RUN_ENGINE));
+static COMPONENT_LINKER: Lazy<component::Linker<Host>> =
+    Lazy::new(|| wasi_component_linker(&ENGINE));
+static RUN_COMPONENT_LINKER: Lazy<component::Linker<Host>> =
+    Lazy::new(|| wasi_component_linker(&RUN_ENGINE));
 
 /// A linker serving WASI preview1 and `wasi_unstable` to core modules.
 fn wasi_linker(engine: &Engine) -> Linker<Host> {
@@ -57,6 +74,13 @@ fn wasi_linker(engine: &Engine) -> Linker<Host> {
             .func_wrap(namespace, "proc_exit", proc_exit)
             .expect("proc_exit links");
     }
+    linker
+}
+
+/// A linker serving WASI 0.2 to components (`wasi:cli/exit` ends the run with its code).
+fn wasi_component_linker(engine: &Engine) -> component::Linker<Host> {
+    let mut linker = component::Linker::new(engine);
+    wasmtime_wasi::p2::add_to_linker_sync(&mut linker).expect("WASI 0.2 links");
     linker
 }
 
@@ -91,4 +115,14 @@ pub fn core_linker() -> &'static Linker<Host> {
 /// The linker for `run_engine()`'s instances.
 pub fn run_linker() -> &'static Linker<Host> {
     &RUN_LINKER
+}
+
+/// The component linker for `engine()`'s instances.
+pub fn component_linker() -> &'static component::Linker<Host> {
+    &COMPONENT_LINKER
+}
+
+/// The component linker for `run_engine()`'s instances.
+pub fn run_component_linker() -> &'static component::Linker<Host> {
+    &RUN_COMPONENT_LINKER
 }

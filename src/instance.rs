@@ -2,7 +2,8 @@
 //! object (exported functions callable from JS, exported memories as `Memory`), and the
 //! `Memory` class.
 
-use crate::engine::Host;
+use crate::command::{exit_code, not_a_command, Command};
+use crate::engine::{exit_process, Host};
 use crate::error::{classify, ErrorCode, Failure, Result};
 use crate::module::{CompiledModule, Module};
 use napi::bindgen_prelude::{
@@ -12,23 +13,78 @@ use napi::bindgen_prelude::{
 use napi::{sys, Env, JsValue, ValueType};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use wasmtime::{Extern, Func, Store, Val, ValType};
+use wasmtime::{component, Extern, Func, Store, Val, ValType};
+use wasmtime_wasi::I32Exit;
+
+/// A live core-module instance or component instance.
+pub enum Guest {
+    Core(wasmtime::Instance),
+    Component(component::Instance),
+}
 
 /// One live guest: its store, its instance, and the started flag of the `WASI` that made it.
 pub struct Running {
     store: Mutex<Store<Host>>,
-    instance: wasmtime::Instance,
+    guest: Guest,
     /// Shared with the owning `WASI`: entry points run at most once per `WASI` object.
     pub started: Arc<AtomicBool>,
 }
 
 impl Running {
-    pub fn new(store: Store<Host>, instance: wasmtime::Instance, started: Arc<AtomicBool>) -> Self {
+    pub fn new(store: Store<Host>, guest: Guest, started: Arc<AtomicBool>) -> Self {
         Running {
             store: Mutex::new(store),
-            instance,
+            guest,
             started,
         }
+    }
+
+    fn component(&self) -> Result<&component::Instance> {
+        match &self.guest {
+            Guest::Component(instance) => Ok(instance),
+            Guest::Core(_) => Err(Failure::new(
+                ErrorCode::InvalidArgValue,
+                "expected a component instance, got a core module instance",
+            )),
+        }
+    }
+
+    /// `wasi.start()` of a component: calls `wasi:cli/run#run` once and returns the exit
+    /// code. A component without that export (`ERR_INVALID_ARG_TYPE`) and a second start
+    /// (`ERR_WASI_ALREADY_STARTED`) fail before any guest code runs.
+    pub fn run_command(&self) -> Result<i32> {
+        let mut store = self.store();
+        let command = Command::new(&mut *store, self.component()?)
+            .map_err(|e| not_a_command(ErrorCode::InvalidArgType, &e))?;
+        if self.started.swap(true, Ordering::SeqCst) {
+            return Err(crate::wasi::already_started());
+        }
+        let outcome = command.wasi_cli_run().call_run(&mut *store);
+        if let Err(error) = &outcome {
+            if let Some(I32Exit(code)) = error.downcast_ref::<I32Exit>() {
+                if store.data().exit_process_on_proc_exit {
+                    exit_process(*code);
+                }
+            }
+        }
+        exit_code(outcome)
+    }
+
+    /// `wasi.initialize()` of a component: components initialise when instantiated, so this
+    /// only marks the `WASI` started; a command (with `wasi:cli/run`) is refused.
+    pub fn initialize_component(&self) -> Result<()> {
+        let mut store = self.store();
+        if Command::new(&mut *store, self.component()?).is_ok() {
+            return Err(Failure::new(
+                ErrorCode::InvalidArgType,
+                "The component exports wasi:cli/run, so it is a WASI command: run it with \
+                 wasi.start(instance), not wasi.initialize(instance)",
+            ));
+        }
+        if self.started.swap(true, Ordering::SeqCst) {
+            return Err(crate::wasi::already_started());
+        }
+        Ok(())
     }
 
     fn store(&self) -> MutexGuard<'_, Store<Host>> {
@@ -43,8 +99,13 @@ impl Running {
     /// 0 when it returns, the `proc_exit` code when it exits.
     pub fn call_entry(&self, name: &str) -> Result<i32> {
         let mut store = self.store();
-        let func = self
-            .instance
+        let Guest::Core(instance) = &self.guest else {
+            return Err(Failure::new(
+                ErrorCode::InvalidArgValue,
+                "a component has no core entry point; use wasi.start(instance)",
+            ));
+        };
+        let func = instance
             .get_typed_func::<(), ()>(&mut *store, name)
             .map_err(|e| {
                 Failure::new(
@@ -89,6 +150,12 @@ pub struct Instance {
 
 #[napi]
 impl Instance {
+    /// `'module'` for a core module's instance, `'component'` for a component's.
+    #[napi(getter, ts_return_type = "'module' | 'component'")]
+    pub fn kind(&self) -> &'static str {
+        self.module.kind()
+    }
+
     /// The module this instance was made from.
     #[napi(getter)]
     pub fn module(&self) -> Module {
@@ -121,11 +188,14 @@ impl Instance {
     }
 
     fn build_exports<'env>(&self, env: &'env Env) -> napi::Result<Object<'env>> {
+        let instance = match &self.running.guest {
+            Guest::Core(instance) => instance,
+            Guest::Component(_) => return Object::new(env),
+        };
         let mut object = Object::new(env)?;
         let exports: Vec<(String, Extern)> = {
             let mut store = self.running.store();
-            self.running
-                .instance
+            instance
                 .exports(&mut *store)
                 .map(|export| (export.name().to_string(), export.into_extern()))
                 .collect()

@@ -7,6 +7,7 @@
 #[macro_use]
 extern crate napi_derive;
 
+mod command;
 mod ctx;
 mod engine;
 mod error;

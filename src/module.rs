@@ -2,7 +2,10 @@
 //! `kind`, import/export descriptors, `serialize`/`deserialize`, the per-module cached
 //! `InstancePre`, and the cache that lets the same bytes passed again skip compilation.
 
-use crate::engine::{core_linker, engine, run_engine, run_linker, Host};
+use crate::command::{not_a_command, CommandPre};
+use crate::engine::{
+    component_linker, core_linker, engine, run_component_linker, run_engine, run_linker, Host,
+};
 use crate::error::{reason, ErrorCode, Failure, Result};
 use crate::source::{read_buffer_source, read_source};
 use napi::bindgen_prelude::{Buffer, Unknown};
@@ -11,7 +14,7 @@ use once_cell::sync::{Lazy, OnceCell};
 use sha2::{Digest, Sha256};
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
-use wasmtime::component::Component;
+use wasmtime::component::{self, Component};
 use wasmtime::InstancePre;
 
 /// What wasmtime compiled: a core module or a component.
@@ -20,11 +23,14 @@ pub enum Compiled {
     Component(Component),
 }
 
-/// A compiled program and, once first needed, its pre-linked form.
+/// A compiled program and, once first needed, its pre-linked forms: for `wasi.instantiate()`
+/// in the main engine, and for one-shot runs in the run engine.
 pub struct CompiledModule {
     pub compiled: Compiled,
     instance_pre: OnceCell<InstancePre<Host>>,
     run_instance_pre: OnceCell<InstancePre<Host>>,
+    component_pre: OnceCell<component::InstancePre<Host>>,
+    run_command_pre: OnceCell<CommandPre<Host>>,
 }
 
 impl CompiledModule {
@@ -54,6 +60,8 @@ impl CompiledModule {
             compiled,
             instance_pre: OnceCell::new(),
             run_instance_pre: OnceCell::new(),
+            component_pre: OnceCell::new(),
+            run_command_pre: OnceCell::new(),
         }
     }
 
@@ -88,12 +96,45 @@ impl CompiledModule {
         })
     }
 
+    /// The component linked against WASI 0.2 once, for `wasi.instantiate()`.
+    pub fn component_pre(&self) -> Result<&component::InstancePre<Host>> {
+        let component = self.component()?;
+        self.component_pre
+            .get_or_try_init(|| link_component(component_linker(), component))
+    }
+
+    /// The component loaded into the run engine, linked once and checked to be a command
+    /// (`ERR_INVALID_ARG_VALUE` if it has no `wasi:cli/run`).
+    pub fn run_command_pre(&self) -> Result<&CommandPre<Host>> {
+        let component = self.component()?;
+        self.run_command_pre.get_or_try_init(|| {
+            let bytes = component
+                .serialize()
+                .map_err(|e| Failure::new(ErrorCode::WasmCompile, reason(&e)))?;
+            // SAFETY: as in `run_instance_pre`: wasmtime's own serialization, made just above.
+            let component = unsafe { Component::deserialize(run_engine(), &bytes) }
+                .map_err(|e| Failure::new(ErrorCode::WasmCompile, reason(&e)))?;
+            let pre = link_component(run_component_linker(), &component)?;
+            CommandPre::new(pre).map_err(|e| not_a_command(ErrorCode::InvalidArgValue, &e))
+        })
+    }
+
     fn core(&self) -> Result<&wasmtime::Module> {
         match &self.compiled {
             Compiled::Core(module) => Ok(module),
             Compiled::Component(_) => Err(Failure::new(
                 ErrorCode::InvalidArgValue,
-                "components cannot be run yet: node-wasmtime runs core WASI preview1 modules",
+                "expected a core module, got a component",
+            )),
+        }
+    }
+
+    fn component(&self) -> Result<&Component> {
+        match &self.compiled {
+            Compiled::Component(component) => Ok(component),
+            Compiled::Core(_) => Err(Failure::new(
+                ErrorCode::InvalidArgValue,
+                "expected a component, got a core module",
             )),
         }
     }
@@ -109,6 +150,15 @@ struct CompileCache {
 fn link(linker: &wasmtime::Linker<Host>, module: &wasmtime::Module) -> Result<InstancePre<Host>> {
     linker
         .instantiate_pre(module)
+        .map_err(|e| Failure::new(ErrorCode::WasmLink, reason(&e)))
+}
+
+fn link_component(
+    linker: &component::Linker<Host>,
+    component: &Component,
+) -> Result<component::InstancePre<Host>> {
+    linker
+        .instantiate_pre(component)
         .map_err(|e| Failure::new(ErrorCode::WasmLink, reason(&e)))
 }
 

@@ -1,22 +1,25 @@
 //! `runWasm`/`runWasmSync`: one `run_impl` that gives every call a fresh store, WASI context
-//! and instance from the module's cached `InstancePre`; the async variant runs it on a pool
+//! and instance from the module's cached pre-instantiated form (core `_start` or component
+//! `wasi:cli/run`); the async variant runs it on a pool
 //! of its own threads (never libuv's, which fs and dns need).
 
+use crate::command::{exit_code, CommandPre};
 use crate::ctx::{WasiConfig, WasiSpec};
 use crate::engine::{run_engine, Host, MAX_LIVE_INSTANCES};
 use crate::error::{classify, reason, ErrorCode, Failure, Result};
-use crate::module::{CompiledModule, Module};
+use crate::module::{Compiled, CompiledModule, Module};
 use crate::stdio::captured_bytes;
 use napi::bindgen_prelude::{Buffer, Object};
 use napi::Env;
 use once_cell::sync::Lazy;
 use std::sync::Arc;
-use wasmtime::{PoolConcurrencyLimitError, Store, Trap};
+use wasmtime::{InstancePre, PoolConcurrencyLimitError, Store, Trap};
 
 /// What one run produced.
 #[napi(object)]
 pub struct RunResult {
-    /// 0 when `_start` returned, else the code passed to `proc_exit` (any i32).
+    /// 0 when `_start` returned, else the code passed to `proc_exit` (any i32). For a
+    /// component: 0 for `ok`, 1 for `err`, `n` for `wasi:cli/exit#exit-with-code(n)`.
     pub exit_code: i32,
     /// Everything written to stdout (empty unless `stdout: 'pipe'`).
     pub stdout: Buffer,
@@ -59,26 +62,30 @@ pub fn instantiate_failure(error: wasmtime::Error) -> Failure {
     Failure::new(ErrorCode::WasmLink, reason(&error))
 }
 
+/// What a run calls: a core module's `_start`, or a component's `wasi:cli/run#run`.
+enum Entry<'a> {
+    Start(&'a InstancePre<Host>),
+    Run(&'a CommandPre<Host>),
+}
+
 fn run_impl(module: &CompiledModule, spec: &WasiSpec) -> Result<RunOutput> {
-    let pre = module.run_instance_pre()?;
+    let entry = match module.compiled {
+        Compiled::Core(_) => Entry::Start(module.run_instance_pre()?),
+        Compiled::Component(_) => Entry::Run(module.run_command_pre()?),
+    };
     let captured = spec.new_captured();
     let host = Host {
         wasi: spec.build(&captured)?,
         exit_process_on_proc_exit: false,
     };
     let mut store = Store::new(run_engine(), host);
-    let instance = pre.instantiate(&mut store).map_err(instantiate_failure)?;
-    let start = instance
-        .get_typed_func::<(), ()>(&mut store, "_start")
-        .map_err(|_| {
-            Failure::new(
-                ErrorCode::InvalidArgValue,
-                "The module has no `_start` export, so it is not a WASI command. A reactor \
-                 (exporting `_initialize`) runs with new WASI(...), wasi.instantiate() and \
-                 wasi.initialize(), then its exports",
-            )
-        })?;
-    let outcome = start.call(&mut store, ()).map_or_else(classify, |()| Ok(0));
+    let outcome = match entry {
+        Entry::Start(pre) => start(&mut store, pre),
+        Entry::Run(pre) => pre
+            .instantiate(&mut store)
+            .map_err(instantiate_failure)
+            .and_then(|command| exit_code(command.wasi_cli_run().call_run(&mut store))),
+    };
     let stdout = captured_bytes(&captured.stdout);
     let stderr = captured_bytes(&captured.stderr);
     match outcome {
@@ -92,6 +99,24 @@ fn run_impl(module: &CompiledModule, spec: &WasiSpec) -> Result<RunOutput> {
             ..failure
         }),
     }
+}
+
+/// Instantiates a core command and runs its `_start`.
+fn start(store: &mut Store<Host>, pre: &InstancePre<Host>) -> Result<i32> {
+    let instance = pre.instantiate(&mut *store).map_err(instantiate_failure)?;
+    let start = instance
+        .get_typed_func::<(), ()>(&mut *store, "_start")
+        .map_err(|_| {
+            Failure::new(
+                ErrorCode::InvalidArgValue,
+                "The module has no `_start` export, so it is not a WASI command. A reactor \
+                 (exporting `_initialize`) runs with new WASI(...), wasi.instantiate() and \
+                 wasi.initialize(), then its exports",
+            )
+        })?;
+    start
+        .call(&mut *store, ())
+        .map_or_else(classify, |()| Ok(0))
 }
 
 /// Internal: runs a WASI command in a fresh instance on this thread. Use `runWasmSync`.

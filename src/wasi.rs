@@ -6,8 +6,8 @@ use crate::ctx::{WasiConfig, WasiSpec};
 use crate::engine::{engine, Host};
 use crate::error::{ErrorCode, Failure};
 use crate::imports::syscall_function;
-use crate::instance::{Instance, Running};
-use crate::module::Module;
+use crate::instance::{Guest, Instance, Running};
+use crate::module::{Compiled, Module};
 use crate::run::instantiate_failure;
 use crate::stdio::{captured_bytes, Captured};
 use napi::bindgen_prelude::{Buffer, Function, Unknown};
@@ -75,19 +75,33 @@ impl WasiCore {
         Arc::ptr_eq(&instance.running.started, &self.started)
     }
 
-    /// A new store and instance of `module` with this object's WASI context.
+    /// A new store and instance of `module` (core module or component) with this object's
+    /// WASI context.
     #[napi]
     pub fn instantiate(&self, env: Env, module: &Module) -> napi::Result<Instance> {
         let make = || -> crate::error::Result<Instance> {
-            let pre = module.inner.instance_pre()?;
-            let host = Host {
-                wasi: self.spec.build(&self.captured)?,
-                exit_process_on_proc_exit: !self.return_on_exit,
+            let host = || -> crate::error::Result<Host> {
+                Ok(Host {
+                    wasi: self.spec.build(&self.captured)?,
+                    exit_process_on_proc_exit: !self.return_on_exit,
+                })
             };
-            let mut store = Store::new(engine(), host);
-            let instance = pre.instantiate(&mut store).map_err(instantiate_failure)?;
+            let (store, guest) = match module.inner.compiled {
+                Compiled::Core(_) => {
+                    let pre = module.inner.instance_pre()?;
+                    let mut store = Store::new(engine(), host()?);
+                    let instance = pre.instantiate(&mut store).map_err(instantiate_failure)?;
+                    (store, Guest::Core(instance))
+                }
+                Compiled::Component(_) => {
+                    let pre = module.inner.component_pre()?;
+                    let mut store = Store::new(engine(), host()?);
+                    let instance = pre.instantiate(&mut store).map_err(instantiate_failure)?;
+                    (store, Guest::Component(instance))
+                }
+            };
             Ok(Instance::new(
-                Running::new(store, instance, self.started.clone()),
+                Running::new(store, guest, self.started.clone()),
                 module.inner.clone(),
             ))
         };
@@ -117,6 +131,25 @@ impl WasiCore {
         instance
             .running
             .call_entry(&name)
+            .map_err(|f| f.into_napi(&env))
+    }
+
+    /// `wasi.start()` of a component instance: `wasi:cli/run#run`, once. Returns the exit
+    /// code.
+    #[napi]
+    pub fn start_component(&self, env: Env, instance: &Instance) -> napi::Result<i32> {
+        instance
+            .running
+            .run_command()
+            .map_err(|f| f.into_napi(&env))
+    }
+
+    /// `wasi.initialize()` of a component instance (marks this object started).
+    #[napi]
+    pub fn initialize_component(&self, env: Env, instance: &Instance) -> napi::Result<()> {
+        instance
+            .running
+            .initialize_component()
             .map_err(|f| f.into_napi(&env))
     }
 
