@@ -3,9 +3,10 @@
 //! `Memory` class.
 
 use crate::command::{exit_code, not_a_command, Command};
+use crate::component_exports::component_exports;
 use crate::engine::{exit_process, Host};
 use crate::error::{classify, ErrorCode, Failure, Result};
-use crate::module::{CompiledModule, Module};
+use crate::module::{Compiled, CompiledModule, Module};
 use napi::bindgen_prelude::{
     BigInt, Buffer, FromNapiValue, JavaScriptClassExt, JsObjectValue, Object, ObjectRef,
     ToNapiValue, Uint8Array, Unknown,
@@ -123,19 +124,29 @@ impl Running {
         let mut store = self.store();
         let ty = func.ty(&*store);
         let mut results = vec![Val::I32(0); ty.results().len()];
-        match func.call(&mut *store, args, &mut results) {
-            Ok(()) => Ok(results),
-            Err(error) => match classify(error) {
-                Ok(exit_code) => Err(Failure {
-                    exit_code: Some(exit_code),
-                    ..Failure::new(
-                        ErrorCode::WasiExited,
-                        format!("the guest called proc_exit({exit_code})"),
-                    )
-                }),
-                Err(failure) => Err(failure),
-            },
-        }
+        func.call(&mut *store, args, &mut results)
+            .map_err(exit_failure)?;
+        Ok(results)
+    }
+
+    /// Runs `f` with the store locked.
+    pub fn with_store<R>(&self, f: impl FnOnce(&mut Store<Host>) -> R) -> R {
+        f(&mut self.store())
+    }
+}
+
+/// The error of an export JS called: a trap, or `ERR_WASI_EXITED` (with `exitCode`) when the
+/// guest exited instead of returning.
+pub fn exit_failure(error: wasmtime::Error) -> Failure {
+    match classify(error) {
+        Ok(exit_code) => Failure {
+            exit_code: Some(exit_code),
+            ..Failure::new(
+                ErrorCode::WasiExited,
+                format!("the guest called proc_exit({exit_code})"),
+            )
+        },
+        Err(failure) => failure,
     }
 }
 
@@ -188,9 +199,12 @@ impl Instance {
     }
 
     fn build_exports<'env>(&self, env: &'env Env) -> napi::Result<Object<'env>> {
-        let instance = match &self.running.guest {
-            Guest::Core(instance) => instance,
-            Guest::Component(_) => return Object::new(env),
+        let instance = match (&self.running.guest, &self.module.compiled) {
+            (Guest::Core(instance), _) => instance,
+            (Guest::Component(instance), Compiled::Component(component)) => {
+                return component_exports(env, &self.running, instance, component)
+            }
+            (Guest::Component(_), Compiled::Core(_)) => return Object::new(env),
         };
         let mut object = Object::new(env)?;
         let exports: Vec<(String, Extern)> = {

@@ -8,6 +8,8 @@
 extern crate napi_derive;
 
 mod command;
+mod component_exports;
+mod component_values;
 mod ctx;
 mod engine;
 mod error;

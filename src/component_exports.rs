@@ -1,0 +1,126 @@
+//! The `exports` object of a component instance: its functions, at the top level and inside
+//! exported interfaces (`exports['my:pkg/iface'].fn`), callable from JS with the value
+//! mapping of `component_values.rs`. `wasi:cli/run#run` shares the start-once flag.
+
+use crate::component_values::{from_js, to_js, JsOut};
+use crate::error::{ErrorCode, Failure, Result};
+use crate::instance::{exit_failure, Running};
+use napi::bindgen_prelude::{JsObjectValue, Object, Unknown};
+use napi::Env;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use wasmtime::component::types::ComponentItem;
+use wasmtime::component::{Component, Func, Instance, Type, Val};
+
+/// Builds the exports object of `instance`, a live instance of `component`.
+pub fn component_exports<'env>(
+    env: &'env Env,
+    running: &Arc<Running>,
+    instance: &Instance,
+    component: &Component,
+) -> napi::Result<Object<'env>> {
+    let engine = crate::engine::engine();
+    let mut object = Object::new(env)?;
+    let ty = component.component_type();
+    for (name, item) in ty.exports(engine) {
+        match &item.ty {
+            ComponentItem::ComponentFunc(_) => {
+                let func = running.with_store(|store| instance.get_func(store, name));
+                if let Some(func) = func {
+                    object
+                        .set_named_property(name, js_function(env, running, name, func, false)?)?;
+                }
+            }
+            ComponentItem::ComponentInstance(interface) => {
+                let is_run = name.starts_with("wasi:cli/run@");
+                let mut functions = Object::new(env)?;
+                for (fname, fitem) in interface.exports(engine) {
+                    if !matches!(fitem.ty, ComponentItem::ComponentFunc(_)) {
+                        continue;
+                    }
+                    let func = running.with_store(|store| {
+                        let parent = instance.get_export_index(&mut *store, None, name)?;
+                        let index = instance.get_export_index(&mut *store, Some(&parent), fname)?;
+                        instance.get_func(&mut *store, index)
+                    });
+                    if let Some(func) = func {
+                        let entry = is_run && fname == "run";
+                        let qualified = format!("{name}#{fname}");
+                        functions.set_named_property(
+                            fname,
+                            js_function(env, running, &qualified, func, entry)?,
+                        )?;
+                    }
+                }
+                object.set_named_property(name, functions)?;
+            }
+            _ => {}
+        }
+    }
+    Ok(object)
+}
+
+fn js_function<'env>(
+    env: &'env Env,
+    running: &Arc<Running>,
+    name: &str,
+    func: Func,
+    is_entry: bool,
+) -> napi::Result<napi::bindgen_prelude::Function<'env, Vec<Unknown<'env>>, JsOut>> {
+    let running = running.clone();
+    let name_for_errors = name.to_string();
+    env.create_function_from_closure::<Vec<Unknown>, _, _>(name, move |ctx| {
+        let env = Env::from_raw(ctx.env.raw());
+        let args: Vec<Unknown> = (0..ctx.length())
+            .map(|i| ctx.get::<Unknown>(i))
+            .collect::<napi::Result<_>>()?;
+        call(&running, func, &name_for_errors, is_entry, &args)
+            .map_err(|failure| failure.into_napi(&env))
+    })
+}
+
+/// Calls `func` with JS arguments and returns its result for JS (`undefined` if none).
+fn call(
+    running: &Running,
+    func: Func,
+    name: &str,
+    is_entry: bool,
+    args: &[Unknown],
+) -> Result<JsOut> {
+    if is_entry && running.started.swap(true, Ordering::SeqCst) {
+        return Err(crate::wasi::already_started());
+    }
+    running.with_store(|store| {
+        let ty = func.ty(&*store);
+        let count = ty.params().len();
+        let params = ty
+            .params()
+            .enumerate()
+            .map(|(i, (param, ty))| {
+                let path = format!("{name}: argument {i} ({param})");
+                match args.get(i) {
+                    Some(value) => from_js(value, &ty, &path),
+                    None if matches!(ty, Type::Option(_)) => Ok(Val::Option(None)),
+                    None => Err(Failure::new(
+                        ErrorCode::InvalidArgType,
+                        format!("{path} is missing: {name} takes {} arguments", count),
+                    )),
+                }
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let result_types: Vec<Type> = ty.results().collect();
+        let mut results = vec![Val::Bool(false); result_types.len()];
+        func.call(&mut *store, &params, &mut results)
+            .map_err(exit_failure)?;
+        let mut values = results
+            .into_iter()
+            .zip(&result_types)
+            .map(|(val, ty)| to_js(val, ty, &format!("{name}: result")))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(match values.len() {
+            0 => JsOut::Undefined,
+            1 => values.remove(0),
+            _ => JsOut::Array(values),
+        })
+    })
+}
