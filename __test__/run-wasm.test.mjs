@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { lib, fixture, tempDir, assertCode } from './helpers.mjs';
+import { lib, fixture, tempDir, assertCode, echoReport, errPrefixed } from './helpers.mjs';
 
 const { Module, runWasm, runWasmSync } = lib;
 
@@ -22,38 +22,6 @@ const REACTOR = fixture('reactor.wasm');
 
 const EMPTY = Buffer.alloc(0);
 
-
-/** The report echo.c writes to stdout, built from its documented line format. */
-function echoReport({ args, env = [], stdin = EMPTY, preopens = [] }) {
-  const lines = [`argc=${args.length}\n`];
-  args.forEach((a, i) => lines.push(`argv[${i}]=${a}\n`));
-  env.forEach((e, i) => lines.push(`env[${i}]=${e}\n`));
-  lines.push('cwd=/\n');
-  const stdinBytes = Buffer.from(stdin);
-  const head = Buffer.from(lines.join('') + `stdin.len=${stdinBytes.length}\nstdin=`);
-  const tail = [];
-  tail.push('\n');
-  preopens.forEach(({ fd, name, entries }) => {
-    tail.push(`preopen[${fd}]=${name}\n`);
-    for (const e of entries) tail.push(`preopen[${fd}].entry=${e}\n`);
-  });
-  tail.push('done\n');
-  return Buffer.concat([head, stdinBytes, Buffer.from(tail.join(''))]);
-}
-
-/** echo.c's stderr: its report with every line prefixed "err:". */
-function errPrefixed(report) {
-  const parts = [];
-  let start = 0;
-  for (let i = 0; i < report.length; i++) {
-    if (report[i] === 0x0a) {
-      parts.push(Buffer.from('err:'), report.subarray(start, i + 1));
-      start = i + 1;
-    }
-  }
-  if (start < report.length) parts.push(Buffer.from('err:'), report.subarray(start));
-  return Buffer.concat(parts);
-}
 
 function assertResult(result, { exitCode = 0, stdout = EMPTY, stderr = EMPTY }) {
   assert.deepEqual(Object.keys(result).sort(), ['exitCode', 'stderr', 'stdout']);
