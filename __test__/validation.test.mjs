@@ -148,7 +148,7 @@ export const WASI_CONSTRUCTOR_ERRORS = [
   { title: 'version null', options: { version: null }, error: typeErr('The "options.version" property must be of type string. Received null') },
   { title: 'version String object', options: { version: new String('preview1') }, error: typeErr('The "options.version" property must be of type string. Received an instance of String') },
   // 3. version value
-  { title: "version 'preview2'", options: { version: 'preview2' }, error: valueErr("The property 'options.version' unsupported WASI version. Received 'preview2'") },
+  { title: "version 'preview2' (extension: components)", options: { version: 'preview2' }, error: valueErr("The property 'options.version' unsupported WASI version. Received 'preview2'"), extension: { version: 'preview2' } },
   { title: "version ''", options: { version: '' }, error: valueErr("The property 'options.version' unsupported WASI version. Received ''") },
   { title: "version 'Preview1'", options: { version: 'Preview1' }, error: valueErr("The property 'options.version' unsupported WASI version. Received 'Preview1'") },
   { title: 'version long (ERR_INVALID_ARG_VALUE does not truncate below 128)', options: { version: 'v'.repeat(40) }, error: valueErr(`The property 'options.version' unsupported WASI version. Received '${'v'.repeat(40)}'`) },
