@@ -32,11 +32,14 @@ export declare class Instance {
   /** The module this instance was made from. */
   get module(): Module
   /**
-   * The instance's exports: functions take and return numbers (i64 as BigInt);
-   * memories are `Memory` objects. `_start` and `_initialize` run at most once per `WASI`
-   * object, whether called here or through `wasi.start()`/`wasi.initialize()`.
+   * The instance's exports. Core module: functions take and return numbers (i64 as
+   * BigInt), memories are `Memory` objects. Component: functions at the top level and,
+   * for each exported interface, an object of its functions (`exports['my:pkg/api'].f`),
+   * with the value mapping the README describes. Entry points (`_start`, `_initialize`,
+   * `wasi:cli/run#run`) run at most once per `WASI` object, whether called here or
+   * through `wasi.start()`/`wasi.initialize()`.
    */
-  get exports(): Record<string, Function | Memory>
+  get exports(): Record<string, Function | Memory | Record<string, Function>>
 }
 
 /**

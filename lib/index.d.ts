@@ -12,8 +12,13 @@ export type Bytes = ArrayBufferView | ArrayBuffer
 
 /** Options of `new WASI(options)`: node:wasi's, plus the extensions marked below. */
 export interface WASIOptions {
-  /** Required, as in Node. */
-  version: 'preview1' | 'unstable'
+  /**
+   * Required, as in Node. `'preview1'`/`'unstable'` name the import namespace of core modules
+   * (`wasi_snapshot_preview1`/`wasi_unstable`). Extension: `'preview2'` (WASI 0.2) runs
+   * components only. Components also run under `'preview1'`; a mismatch (a core module under
+   * `'preview2'`, a component under `'unstable'`) throws `ERR_WASI_VERSION_MISMATCH`.
+   */
+  version: 'preview1' | 'unstable' | 'preview2'
   /** Guest argv; elements go through `String()`. Default `[]` (no program name, as in Node). */
   args?: unknown[]
   /** Guest environment; entries whose value is `undefined` are skipped. Default `{}`. */
@@ -51,14 +56,24 @@ export declare class WASI {
    * that call the entry point themselves (Node 24.4+'s API).
    */
   finalizeBindings(instance: WebAssemblyInstanceLike | WebAssembly.Instance, options?: { memory?: WebAssembly.Memory }): void
-  /** Extension: instantiates a `Module`, wasm bytes or WAT text in wasmtime with this object's WASI context. */
+  /**
+   * Extension: instantiates a `Module` (core module or component), wasm bytes or WAT text in
+   * wasmtime with this object's WASI context.
+   */
   instantiate(module: Module | Bytes | string): Instance
   /**
    * Runs `_start` once; returns the exit code (0, or the signed code passed to `proc_exit`).
-   * A second `start()`/`initialize()` throws `ERR_WASI_ALREADY_STARTED` before any guest code runs.
+   * For a component: calls `wasi:cli/run#run` once; `ok` is 0, `err` 1,
+   * `wasi:cli/exit#exit-with-code(n)` n. A component without `wasi:cli/run` throws
+   * `ERR_INVALID_ARG_TYPE`. A second `start()`/`initialize()` throws
+   * `ERR_WASI_ALREADY_STARTED` before any guest code runs.
    */
   start(instance: Instance | WebAssembly.Instance | WebAssemblyInstanceLike): number
-  /** Runs `_initialize` once if the module has one; after it, call `instance.exports`. */
+  /**
+   * Runs `_initialize` once if the module has one; after it, call `instance.exports`. A
+   * component is only marked started (components initialise when instantiated); a command
+   * component (with `wasi:cli/run`) throws `ERR_INVALID_ARG_TYPE`.
+   */
   initialize(instance: Instance | WebAssembly.Instance | WebAssemblyInstanceLike): void
   /** With `stdout: 'pipe'`: everything the guest wrote to stdout; otherwise `undefined`. */
   readonly stdout: Buffer | undefined

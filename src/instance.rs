@@ -175,10 +175,16 @@ impl Instance {
         }
     }
 
-    /// The instance's exports: functions take and return numbers (i64 as BigInt);
-    /// memories are `Memory` objects. `_start` and `_initialize` run at most once per `WASI`
-    /// object, whether called here or through `wasi.start()`/`wasi.initialize()`.
-    #[napi(getter, ts_return_type = "Record<string, Function | Memory>")]
+    /// The instance's exports. Core module: functions take and return numbers (i64 as
+    /// BigInt), memories are `Memory` objects. Component: functions at the top level and,
+    /// for each exported interface, an object of its functions (`exports['my:pkg/api'].f`),
+    /// with the value mapping the README describes. Entry points (`_start`, `_initialize`,
+    /// `wasi:cli/run#run`) run at most once per `WASI` object, whether called here or
+    /// through `wasi.start()`/`wasi.initialize()`.
+    #[napi(
+        getter,
+        ts_return_type = "Record<string, Function | Memory | Record<string, Function>>"
+    )]
     pub fn exports<'env>(&mut self, env: &'env Env) -> napi::Result<Object<'env>> {
         if let Some(exports) = &self.exports {
             return exports.get_value(env);

@@ -28,11 +28,20 @@ async function dropIn(): Promise<number> {
   return w.start(v8);
 }
 
+// Components: version 'preview2', start() for commands, interface exports as objects.
+const p2 = new WASI({ version: 'preview2', stdout: 'pipe' });
+const command: Instance = p2.instantiate(readFileSync('components/hello.wasm'));
+const instanceKind: 'module' | 'component' = command.kind;
+const status: number = p2.start(command);
+const api = command.exports['my:pkg/api'] as Record<string, Function>;
+
 // @ts-expect-error version is required
 new WASI({ args: [] });
 // @ts-expect-error stdout takes 'pipe' | 'ignore' | fd
 new WASI({ version: 'preview1', stdout: 'inherit' });
+// @ts-expect-error no such WASI version
+new WASI({ version: 'preview3' });
 // @ts-expect-error runWasm options are an object
 runWasmSync(bytes, 'x');
 
-export { kind, names, code, out, pending, exit, captured, first, dropIn };
+export { kind, names, code, out, pending, exit, captured, first, dropIn, instanceKind, status, api };
