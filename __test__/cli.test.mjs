@@ -144,3 +144,12 @@ test('a missing file, a file that does not compile, a missing --dir host and a r
     assert.match(r.stderr, message);
   }
 });
+
+test('runs components: output, exit-with-code status, --dir', () => {
+  assert.deepEqual(run(['run', fixturePath('components/hello.wasm')]), { status: 0, stdout: 'hello world\n', stderr: '' });
+  assert.deepEqual(run(['run', fixturePath('components/exit-with-code.wasm'), '9']),
+                   { status: 9, stdout: 'exiting with code 9\n', stderr: '' });
+  const r = run(['run', '--dir', `${fixturesDir}::/data`, fixturePath('components/fs.wasm'), 'read', '/data/hello.c']);
+  assert.equal(r.status, 0);
+  assert.equal(r.stdout, fs.readFileSync(fixturePath('hello.c'), 'utf8'));
+});
