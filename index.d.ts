@@ -75,6 +75,12 @@ export declare class Module {
    */
   constructor(source: ArrayBufferView | ArrayBuffer | string)
   /**
+   * Compiles like `new Module(source)`, on node-wasmtime's own threads: the promise
+   * resolves to the `Module`, or rejects with `ERR_WASM_COMPILE`. The bytes are copied
+   * first, so the caller may reuse its buffer at once.
+   */
+  static compile(source: ArrayBufferView | ArrayBuffer | string): Promise<Module>
+  /**
    * Loads what `serialize()` produced, without compiling. Throws `ERR_WASM_DESERIALIZE`
    * for bytes that are not intact `serialize()` output of this package version on this
    * kind of CPU. The checksum guards against corruption, not against forgery: only load
@@ -139,6 +145,12 @@ export declare class WasiCore {
 
 /** Internal: a `Module` for `source`, compiled once per distinct bytes. Used by `runWasm`. */
 export declare function compileCachedModule(source: ArrayBufferView | ArrayBuffer | string): Module
+
+/**
+ * Internal: `compileCachedModule` off the main thread (a recent input comes back at once,
+ * not as a promise). Used by `runWasm`.
+ */
+export declare function compileCachedModuleAsync(source: ArrayBufferView | ArrayBuffer | string): Module | Promise<Module>
 
 /** Internal: ends the process as node:wasi's `proc_exit` does with `returnOnExit: false`. */
 export declare function exitProcess(code: number): void

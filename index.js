@@ -840,6 +840,7 @@ module.exports.Memory = nativeBinding.Memory
 module.exports.Module = nativeBinding.Module
 module.exports.WasiCore = nativeBinding.WasiCore
 module.exports.compileCachedModule = nativeBinding.compileCachedModule
+module.exports.compileCachedModuleAsync = nativeBinding.compileCachedModuleAsync
 module.exports.exitProcess = nativeBinding.exitProcess
 module.exports.runAsync = nativeBinding.runAsync
 module.exports.runSync = nativeBinding.runSync

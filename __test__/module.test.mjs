@@ -324,3 +324,39 @@ test('a Symbol source or serialized input throws TypeError ERR_INVALID_ARG_TYPE'
   assert.throws(() => new Module(Symbol('x')), assertCode('ERR_INVALID_ARG_TYPE', TypeError));
   assert.throws(() => Module.deserialize(Symbol('x')), assertCode('ERR_INVALID_ARG_TYPE', TypeError));
 });
+
+// --- Module.compile: off the main thread ----------------------------------------------
+
+test('Module.compile resolves to a Module for bytes, text and components', async () => {
+  const pending = Module.compile(HELLO);
+  assert.ok(pending instanceof Promise);
+  assertIsHello(await pending);
+  assert.equal((await Module.compile('(module)')).kind, 'module');
+  const component = await Module.compile(fixture('components/hello.wasm'));
+  assert.equal(component.kind, 'component');
+  assert.deepEqual(runWasmSync(component).stdout, HELLO_OUT);
+});
+
+test('Module.compile copies the bytes first: the caller may reuse its buffer at once', async () => {
+  const bytes = Buffer.from(HELLO);
+  const pending = Module.compile(bytes);
+  bytes.fill(0);
+  assertIsHello(await pending);
+});
+
+test('Module.compile rejects (never throws) on bad input', async () => {
+  await assert.rejects(Module.compile(Buffer.from('\0asm\x01\0\0\0garbage')), assertCode('ERR_WASM_COMPILE'));
+  await assert.rejects(Module.compile('(module (func (result i32)))'), assertCode('ERR_WASM_COMPILE'));
+  let pending;
+  assert.doesNotThrow(() => { pending = Module.compile(42); });
+  await assert.rejects(pending, assertCode('ERR_INVALID_ARG_TYPE', TypeError));
+});
+
+test('runWasm compiles bytes off the main thread and reuses the compilation', async () => {
+  const bytes = Buffer.from('(module (import "wasi_snapshot_preview1" "fd_write" (func $w (param i32 i32 i32 i32) (result i32))) (memory (export "memory") 1) (data (i32.const 8) "\\10\\00\\00\\00\\03\\00\\00\\00") (data (i32.const 16) "abc") (func (export "_start") (drop (call $w (i32.const 1) (i32.const 8) (i32.const 1) (i32.const 0)))))');
+  const [a, b] = await Promise.all([lib.runWasm(bytes), lib.runWasm(bytes)]);
+  assert.deepEqual(a.stdout, Buffer.from('abc'));
+  assert.deepEqual(b.stdout, Buffer.from('abc'));
+  assert.deepEqual((await lib.runWasm(bytes)).stdout, Buffer.from('abc'));
+  await assert.rejects(lib.runWasm(Buffer.from('nope')), assertCode('ERR_WASM_COMPILE'));
+});

@@ -22,8 +22,18 @@
 //                  fd_write calls, instantiated by V8 with wasi.getImportObject(), ours vs
 //                  node:wasi, both writing to an fd of /dev/null; SYSCALL_RUNS alternating runs
 //                  each, median per run and per syscall.
+//   (e) component: __test__/fixtures/components/hello.wasm (a WASI 0.2 command component,
+//                  prints "hello world\n"), ours vs jco, same method as (a)/(b), alternating:
+//                  ours: runWasmSync(module) on a Module compiled once (fresh store, WASI context
+//                  and instance per run; stdout and stderr captured, the default).
+//                  jco: the component transpiled once at bench time by @bytecodealliance/jco
+//                  (instantiation: 'sync') and its core modules compiled once; per run,
+//                  instantiate(getCoreModule, imports) + run.run(), with the WASI imports of
+//                  @bytecodealliance/preview2-shim except stdout and stderr, which are fresh
+//                  in-memory output-streams per run (so nothing reaches the terminal).
+//                  Both must produce exactly "hello world\n" once before timing.
 // Targets: (a) median <= 15 us per run; node:wasi median / ours median >= 15x; (d) ours no
-// slower than 1.5x node:wasi.
+// slower than 1.5x node:wasi; (e) ours median <= 50 us per run, jco median / ours >= 50x.
 // The last line of output is one JSON object with every figure.
 //
 // node:wasi is loaded without its ExperimentalWarning (the test helpers' NodeWASI), so the
@@ -33,7 +43,7 @@ import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { createRequire } from 'node:module';
 import { NodeWASI } from '../__test__/helpers.mjs';
 
@@ -220,6 +230,99 @@ for (let i = 0; i < SYSCALL_RUNS; i++) {
 }
 fs.closeSync(devNull);
 
+// --- (e) component hello: runWasmSync vs jco ------------------------------------------------
+// jco and preview2-shim are loaded here, after (a), (b) and (d) have been timed, so that their
+// loading, transpiling and worker thread stay out of those figures.
+
+const TARGET_COMPONENT_US = 50;
+const TARGET_COMPONENT_RATIO = 50;
+const componentBytes = fs.readFileSync(
+  path.join(path.dirname(helloPath), 'components', 'hello.wasm'));
+
+const componentModule = new Module(componentBytes);
+function runOursComponent() {
+  return runWasmSync(componentModule);
+}
+
+const { transpile } = await import('@bytecodealliance/jco');
+const { io } = await import('@bytecodealliance/preview2-shim');
+const { WASIShim } = await import('@bytecodealliance/preview2-shim/instantiation');
+const jcoVersion = JSON.parse(fs.readFileSync(
+  new URL('../package.json', import.meta.resolve('@bytecodealliance/jco')))).version;
+
+// Transpile once; import the generated JS from a temp dir; compile the core modules once.
+const { files } = await transpile(componentBytes, { name: 'hello', instantiation: 'sync' });
+const jcoDir = fs.mkdtempSync(path.join(os.tmpdir(), 'nwt-bench-jco-'));
+let instantiate;
+try {
+  const jsPath = path.join(jcoDir, 'hello.mjs');
+  fs.writeFileSync(jsPath, files['hello.js']);
+  ({ instantiate } = await import(pathToFileURL(jsPath).href));
+} finally {
+  fs.rmSync(jcoDir, { recursive: true, force: true });
+}
+const coreModules = new Map();
+for (const [name, bytes] of Object.entries(files)) {
+  if (name.endsWith('.wasm')) coreModules.set(name, new WebAssembly.Module(bytes));
+}
+const getCoreModule = (name) => coreModules.get(name);
+
+// An output-stream that keeps what the guest writes. It must be an instance of preview2-shim's
+// OutputStream (the generated code checks), hence the subclass.
+class CaptureStream extends io.streams.OutputStream {
+  chunks = [];
+  checkWrite() { return 1n << 20n; }
+  write(buf) { this.chunks.push(Buffer.from(buf)); }
+  blockingWriteAndFlush(buf) { this.chunks.push(Buffer.from(buf)); }
+  flush() {}
+  blockingFlush() {}
+  text() { return Buffer.concat(this.chunks).toString(); }
+}
+let jcoStdout;
+let jcoStderr;
+const jcoImports = {
+  ...new WASIShim().getImportObject(),
+  'wasi:cli/stdout': { getStdout: () => jcoStdout },
+  'wasi:cli/stderr': { getStderr: () => jcoStderr },
+  // preview2-shim's exit calls process.exit(), which would end the bench silently.
+  'wasi:cli/exit': {
+    exit(status) { throw new Error(`jco: guest called exit(${JSON.stringify(status)})`); },
+    exitWithCode(code) { throw new Error(`jco: guest called exit-with-code(${code})`); },
+  },
+};
+function runJco() {
+  jcoStdout = new CaptureStream();
+  jcoStderr = new CaptureStream();
+  const instance = instantiate(getCoreModule, jcoImports);
+  instance.run.run();
+}
+
+function checkComponent() {
+  const { exitCode, stdout } = runOursComponent();
+  if (exitCode !== 0 || stdout.toString() !== EXPECTED) {
+    throw new Error(`runWasmSync(component): exit ${exitCode}, stdout ${JSON.stringify(stdout.toString())}`);
+  }
+  jcoStdout = new CaptureStream();
+  jcoStderr = new CaptureStream();
+  const instance = instantiate(getCoreModule, jcoImports);
+  if (instance instanceof Promise) throw new Error('jco: instantiate did not return synchronously');
+  instance.run.run();
+  if (jcoStdout.text() !== EXPECTED || jcoStderr.text() !== '') {
+    throw new Error(`jco: stdout ${JSON.stringify(jcoStdout.text())}, stderr ${JSON.stringify(jcoStderr.text())}`);
+  }
+}
+
+checkComponent();
+// Each jco run leaves wasm instances (and their memories) to the GC, like node:wasi: same cap.
+const nOursComponent = warmUpAndSize(runOursComponent);
+const nJco = Math.min(MAX_BATCH_RUNS, warmUpAndSize(runJco));
+const oursComponentNs = [];
+const jcoNs = [];
+for (let b = 0; b < BATCHES; b++) {
+  oursComponentNs.push(timeRuns(runOursComponent, nOursComponent));
+  jcoNs.push(timeRuns(runJco, nJco));
+}
+
 const ours = summarize(nOurs, oursNs);
 const node = summarize(nNode, nodeNs);
 const childPlain = runChild(false);
@@ -263,6 +366,21 @@ console.log(`(d) node:wasi                             ${nodeWrites.toFixed(1).p
 console.log(`ratio ours / node:wasi: ${syscallRatio.toFixed(2)}x; target <= ${TARGET_SYSCALL_RATIO}x: ` +
             `${verdict(syscallRatio <= TARGET_SYSCALL_RATIO)}`);
 
+const oursComponent = summarize(nOursComponent, oursComponentNs);
+const jco = summarize(nJco, jcoNs);
+const componentRatio = jco.medianUs / oursComponent.medianUs;
+const componentOk = oursComponent.medianUs <= TARGET_COMPONENT_US;
+const componentRatioOk = componentRatio >= TARGET_COMPONENT_RATIO;
+console.log(`components/hello.wasm (WASI 0.2 command), ${BATCHES} batches of N runs each; ` +
+            `jco ${jcoVersion}, instantiation 'sync'`);
+console.log(`${'per run, microseconds'.padEnd(38)}${'N'.padStart(8)}${'median'.padStart(10)}${'min'.padStart(10)}`);
+console.log(row('(e) ours: runWasmSync(component)', oursComponent,
+                `target <= ${TARGET_COMPONENT_US} us: ${verdict(componentOk)}`));
+console.log(row('(e) jco: instantiate + run.run()', jco));
+console.log(`ratio jco / ours (medians): ${componentRatio.toFixed(1)}x ` +
+            `(min/min ${(jco.minUs / oursComponent.minUs).toFixed(1)}x); ` +
+            `target >= ${TARGET_COMPONENT_RATIO}x: ${verdict(componentRatioOk)}`);
+
 console.log(JSON.stringify({
   bench: 'hello.wasm per-run',
   node: process.version,
@@ -274,5 +392,8 @@ console.log(JSON.stringify({
   ratio: round(ratio),
   rustBacktraceVsUnset: round(childVsOurs),
   v8Writes: { syscalls: SYSCALLS, runs: SYSCALL_RUNS, oursMs: round(oursWrites), nodeWasiMs: round(nodeWrites), ratio: round(syscallRatio) },
-  targets: { oursMedianUs: TARGET_OURS_US, ratio: TARGET_RATIO, oursMet: oursOk, ratioMet: ratioOk },
+  component: { jcoVersion, ours: brief(oursComponent), jco: brief(jco), ratio: round(componentRatio) },
+  targets: { oursMedianUs: TARGET_OURS_US, ratio: TARGET_RATIO, oursMet: oursOk, ratioMet: ratioOk,
+             componentOursMedianUs: TARGET_COMPONENT_US, componentRatio: TARGET_COMPONENT_RATIO,
+             componentOursMet: componentOk, componentRatioMet: componentRatioOk },
 }));

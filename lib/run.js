@@ -4,27 +4,33 @@
 // bytes or text through the compilation cache), and hand both to the native run, which
 // gives every call a fresh store, WASI context and instance.
 
-const { Module, compileCachedModule, runSync, runAsync } = require('../index.js');
+const {
+  Module, compileCachedModule, compileCachedModuleAsync, runSync, runAsync,
+} = require('../index.js');
 const { validateRunOptions } = require('./validate');
 
 const kNoInput = new Uint8Array(0);
 
-function prepare(wasm, options) {
+function runConfig(options) {
   const config = validateRunOptions(options);
   if (config.stdin === undefined) config.stdin = kNoInput;
-  const module = wasm instanceof Module ? wasm : compileCachedModule(wasm);
-  return [module, config];
+  return config;
 }
 
 /** Runs a WASI command to completion on the calling thread. */
 function runWasmSync(wasm, options) {
-  const [module, config] = prepare(wasm, options);
+  const config = runConfig(options);
+  const module = wasm instanceof Module ? wasm : compileCachedModule(wasm);
   return runSync(module, config);
 }
 
-/** Runs a WASI command to completion on a worker thread of node-wasmtime's own pool. */
+/**
+ * Runs a WASI command to completion on node-wasmtime's own threads; bytes or text are
+ * compiled there too (once per distinct input).
+ */
 async function runWasm(wasm, options) {
-  const [module, config] = prepare(wasm, options);
+  const config = runConfig(options);
+  const module = wasm instanceof Module ? wasm : await compileCachedModuleAsync(wasm);
   return runAsync(module, config);
 }
 

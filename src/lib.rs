@@ -16,6 +16,7 @@ mod error;
 mod imports;
 mod instance;
 mod module;
+mod pool;
 mod run;
 mod source;
 mod stdio;

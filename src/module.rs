@@ -8,7 +8,7 @@ use crate::engine::{
 };
 use crate::error::{reason, ErrorCode, Failure, Result};
 use crate::source::{read_buffer_source, read_source};
-use napi::bindgen_prelude::{Buffer, Unknown};
+use napi::bindgen_prelude::{Buffer, Either, Object, Unknown};
 use napi::Env;
 use once_cell::sync::{Lazy, OnceCell};
 use sha2::{Digest, Sha256};
@@ -162,12 +162,18 @@ fn link_component(
         .map_err(|e| Failure::new(ErrorCode::WasmLink, reason(&e)))
 }
 
+static CACHE: Lazy<Mutex<CompileCache>> = Lazy::new(Default::default);
+
+/// The compilation of `source` if it is among the recent inputs.
+fn cached(source: &[u8]) -> Option<Arc<CompiledModule>> {
+    CACHE.lock().unwrap().modules.get(source).cloned()
+}
+
 /// Compiles `source`, reusing the compilation of identical bytes seen recently.
 pub fn compile_cached(source: &[u8]) -> Result<Arc<CompiledModule>> {
     const CAPACITY: usize = 32;
-    static CACHE: Lazy<Mutex<CompileCache>> = Lazy::new(Default::default);
-    if let Some(hit) = CACHE.lock().unwrap().modules.get(source) {
-        return Ok(hit.clone());
+    if let Some(hit) = cached(source) {
+        return Ok(hit);
     }
     let compiled = Arc::new(CompiledModule::compile(source)?);
     let cache = &mut *CACHE.lock().unwrap();
@@ -196,6 +202,49 @@ pub fn compile_cached_module(env: Env, source: Unknown) -> napi::Result<Module> 
         })
     };
     compile().map_err(|f| f.into_napi(&env))
+}
+
+/// Internal: `compileCachedModule` off the main thread (a recent input comes back at once,
+/// not as a promise). Used by `runWasm`.
+#[napi(
+    ts_args_type = "source: ArrayBufferView | ArrayBuffer | string",
+    ts_return_type = "Module | Promise<Module>"
+)]
+pub fn compile_cached_module_async<'env>(
+    env: &'env Env,
+    source: Unknown,
+) -> napi::Result<Either<Module, Object<'env>>> {
+    let hit = read_source(&source, "wasm")
+        .map(|bytes| cached(bytes.as_bytes()))
+        .map_err(|f| f.into_napi(env))?;
+    match hit {
+        Some(inner) => Ok(Either::A(Module { inner })),
+        None => compile_on_pool(env, &source, "wasm", compile_cached).map(Either::B),
+    }
+}
+
+/// Copies `source` and compiles it with `compile` on the guest pool; the promise resolves to
+/// a `Module`. Bad input rejects too, as Node's promise APIs do.
+fn compile_on_pool<'env>(
+    env: &'env Env,
+    source: &Unknown,
+    name: &str,
+    compile: fn(&[u8]) -> Result<Arc<CompiledModule>>,
+) -> napi::Result<Object<'env>> {
+    let bytes = read_source(source, name).map(|source| source.as_bytes().to_vec());
+    let (deferred, promise) = env.create_deferred()?;
+    let settle = move |compiled: Result<Arc<CompiledModule>>| {
+        deferred.resolve(move |env: Env| {
+            compiled
+                .map(|inner| Module { inner })
+                .map_err(|f| f.into_napi(&env))
+        })
+    };
+    match bytes {
+        Ok(bytes) => crate::pool::spawn(move || settle(compile(&bytes))),
+        Err(failure) => settle(Err(failure)),
+    }
+    Ok(promise)
 }
 
 /// `serialize()` output: this header, a SHA-256 of the payload, then wasmtime's bytes.
@@ -243,6 +292,19 @@ impl Module {
             })
         };
         compile().map_err(|f| f.into_napi(&env))
+    }
+
+    /// Compiles like `new Module(source)`, on node-wasmtime's own threads: the promise
+    /// resolves to the `Module`, or rejects with `ERR_WASM_COMPILE`. The bytes are copied
+    /// first, so the caller may reuse its buffer at once.
+    #[napi(
+        ts_args_type = "source: ArrayBufferView | ArrayBuffer | string",
+        ts_return_type = "Promise<Module>"
+    )]
+    pub fn compile<'env>(env: &'env Env, source: Unknown) -> napi::Result<Object<'env>> {
+        compile_on_pool(env, &source, "source", |bytes| {
+            CompiledModule::compile(bytes).map(Arc::new)
+        })
     }
 
     /// Loads what `serialize()` produced, without compiling. Throws `ERR_WASM_DESERIALIZE`

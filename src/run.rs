@@ -1,7 +1,6 @@
 //! `runWasm`/`runWasmSync`: one `run_impl` that gives every call a fresh store, WASI context
 //! and instance from the module's cached pre-instantiated form (core `_start` or component
-//! `wasi:cli/run`); the async variant runs it on a pool
-//! of its own threads (never libuv's, which fs and dns need).
+//! `wasi:cli/run`); the async variant runs it on the guest pool (`pool.rs`).
 
 use crate::command::{exit_code, CommandPre};
 use crate::ctx::{WasiConfig, WasiSpec};
@@ -11,7 +10,6 @@ use crate::module::{Compiled, CompiledModule, Module};
 use crate::stdio::captured_bytes;
 use napi::bindgen_prelude::{Buffer, Object};
 use napi::Env;
-use once_cell::sync::Lazy;
 use std::sync::Arc;
 use wasmtime::{InstancePre, PoolConcurrencyLimitError, Store, Trap};
 
@@ -128,14 +126,6 @@ pub fn run_sync(env: Env, module: &Module, config: WasiConfig) -> napi::Result<R
         .map_err(|f| f.into_napi(&env))
 }
 
-/// The threads async runs use: as many as the machine has cores.
-static POOL: Lazy<rayon::ThreadPool> = Lazy::new(|| {
-    rayon::ThreadPoolBuilder::new()
-        .thread_name(|i| format!("node-wasmtime-run-{i}"))
-        .build()
-        .expect("the run pool starts")
-});
-
 /// Internal: runs a WASI command in a fresh instance on a pool thread. Use `runWasm`.
 #[napi(ts_return_type = "Promise<RunResult>")]
 pub fn run_async<'env>(
@@ -146,7 +136,7 @@ pub fn run_async<'env>(
     let spec = WasiSpec::from_config(config).map_err(|f| f.into_napi(env))?;
     let module: Arc<CompiledModule> = module.inner.clone();
     let (deferred, promise) = env.create_deferred()?;
-    POOL.spawn(move || {
+    crate::pool::spawn(move || {
         let outcome = run_impl(&module, &spec);
         deferred.resolve(move |env: Env| {
             outcome
