@@ -525,3 +525,13 @@ test('valid edge values are accepted: fd 0 stdin, -0 fds, unknown keys ignored',
   assertResult(runWasmSync(HELLO, { stdin: -0, unknownOption: true }), { stdout: 'hello world\n' });
   assertResult(await runWasm(HELLO, { stdin: 0, args: [], env: {}, preopens: {} }), { stdout: 'hello world\n' });
 });
+
+test('runWasm: mutating the stdin Buffer while new bytes compile does not change what the guest reads', async () => {
+  const stdin = Buffer.alloc(4096, 0x61);
+  const original = Buffer.from(stdin);
+  // Bytes never seen before, so runWasm has to compile them first.
+  const echo = Buffer.concat([ECHO, Buffer.from([0, 6, 4, 0x6e, 0x6f, 0x6e, 0x65, Date.now() % 256])]);
+  const promise = runWasm(echo, { args: ['echo'], stdin, stderr: 'ignore' });
+  stdin.fill(0x7a);
+  assertResult(await promise, { stdout: echoReport({ args: ['echo'], stdin: original }) });
+});

@@ -30,8 +30,12 @@ function runWasmSync(wasm, options) {
  */
 async function runWasm(wasm, options) {
   const config = runConfig(options);
-  const module = wasm instanceof Module ? wasm : await compileCachedModuleAsync(wasm);
-  return runAsync(module, config);
+  const module = wasm instanceof Module ? wasm : compileCachedModuleAsync(wasm);
+  if (module instanceof Module) return runAsync(module, config);
+  // Compiling takes a while: keep the stdin bytes as they are now, whatever the caller does
+  // with its buffer meanwhile (runAsync copies them itself when it is called at once).
+  if (config.stdin instanceof Uint8Array) config.stdin = new Uint8Array(config.stdin);
+  return runAsync(await module, config);
 }
 
 module.exports = { runWasm, runWasmSync };

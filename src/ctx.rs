@@ -7,7 +7,7 @@ use crate::stdio::{attach, dup_fd, Captured, Input, Output, Stream};
 use bytes::Bytes;
 use napi::bindgen_prelude::{Either, Uint8Array};
 use std::path::PathBuf;
-use wasmtime_wasi::cli::{InputFile, OutputFile};
+use wasmtime_wasi::cli::InputFile;
 use wasmtime_wasi::p1::WasiP1Ctx;
 use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
 
@@ -125,7 +125,7 @@ impl WasiSpec {
 
 fn output(spec: Either<u32, String>, stream: Stream) -> Result<Output> {
     match spec {
-        Either::A(fd) => Ok(Output::Fd(OutputFile::new(dup_fd(fd, stream)?))),
+        Either::A(fd) => Output::fd(fd, stream),
         Either::B(kind) if kind == "pipe" => Ok(Output::Pipe),
         Either::B(kind) if kind == "ignore" => Ok(Output::Ignore),
         Either::B(kind) => Err(Failure::new(

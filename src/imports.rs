@@ -6,8 +6,10 @@
 
 use crate::error::{ErrorCode, Failure};
 use crate::instance::to_int32;
+use crate::stdio_writes::StdioWrites;
 use napi::bindgen_prelude::{Function, Unknown};
 use napi::{sys, Env, JsValue};
+use once_cell::sync::Lazy;
 use std::cell::{RefCell, UnsafeCell};
 use std::future::Future;
 use std::pin::pin;
@@ -178,16 +180,32 @@ pub fn syscall_kinds() -> Vec<String> {
 /// `SCRATCH_SLOTS` 8-byte slots the JS side filled and type-checked (f64 for an i32 parameter,
 /// i64 for an i64 one). Three arguments and a closure, not a class method: this is the hot
 /// path of every syscall, and it skips unwrapping a `this` and converting arguments one by one.
-pub fn syscall_function(env: &Env, ctx: WasiP1Ctx) -> napi::Result<Function<'_, Unknown<'_>, i32>> {
-    let ctx = RefCell::new(ctx);
+pub fn syscall_function(
+    env: &Env,
+    ctx: WasiP1Ctx,
+    stdio: StdioWrites,
+) -> napi::Result<Function<'_, Unknown<'_>, i32>> {
+    let state = RefCell::new((ctx, stdio));
     env.create_function_from_closure("syscall", move |call| {
         let index = call.get::<u32>(0)? as usize;
         let buffer = call.get::<Unknown>(1)?;
         let scratch = call.get::<Unknown>(2)?;
-        // No JS runs during a syscall, so the context is never borrowed twice.
-        let mut ctx = ctx.borrow_mut();
-        syscall(&mut ctx, index, &buffer, &scratch).map_err(|f| f.into_napi(call.env))
+        // No JS runs during a syscall, so the state is never borrowed twice.
+        let (ctx, stdio) = &mut *state.borrow_mut();
+        syscall(ctx, stdio, index, &buffer, &scratch).map_err(|f| f.into_napi(call.env))
     })
+}
+
+/// Positions in `SYSCALL_NAMES` of the calls `StdioWrites` cares about.
+static FD_WRITE: Lazy<usize> = Lazy::new(|| position("fd_write"));
+static FD_CLOSE: Lazy<usize> = Lazy::new(|| position("fd_close"));
+static FD_RENUMBER: Lazy<usize> = Lazy::new(|| position("fd_renumber"));
+
+fn position(name: &str) -> usize {
+    SYSCALL_NAMES
+        .iter()
+        .position(|n| *n == name)
+        .expect("a preview1 import")
 }
 
 /// How many argument slots the scratch buffer has: the most any preview1 function takes.
@@ -195,6 +213,7 @@ pub const SCRATCH_SLOTS: u32 = 9;
 
 fn syscall(
     ctx: &mut WasiP1Ctx,
+    stdio: &mut StdioWrites,
     index: usize,
     buffer: &Unknown,
     scratch: &Unknown,
@@ -205,11 +224,21 @@ fn syscall(
     let Some(values) = read_args(kinds, scratch) else {
         return Ok(EINVAL);
     };
+    let args = &values[..kinds.len()];
     let Some(mut memory) = guest_memory(buffer) else {
         return Ok(EINVAL);
     };
+    if index == *FD_WRITE {
+        if let GuestMemory::Unshared(bytes) = &mut memory {
+            if let Some(errno) = stdio.fd_write(bytes, args, HOSTCALL_FUEL) {
+                return Ok(errno);
+            }
+        }
+    } else if index == *FD_CLOSE || index == *FD_RENUMBER {
+        args.iter().for_each(|fd| stdio.forget(*fd));
+    }
     p1::WasiSnapshotPreview1::set_hostcall_fuel(ctx, HOSTCALL_FUEL);
-    match dispatch(index, ctx, &mut memory, &values[..kinds.len()]) {
+    match dispatch(index, ctx, &mut memory, args) {
         Ok(errno) => Ok(errno),
         Err(error) if is_bad_pointer(&error) => Ok(EOVERFLOW),
         Err(error) => Err(match crate::error::classify(error) {
@@ -324,15 +353,22 @@ fn guest_memory<'a>(value: &Unknown<'a>) -> Option<GuestMemory<'a>> {
 /// wasmtime-wasi turns a pointer outside memory into a trap; node:wasi returns EOVERFLOW.
 fn is_bad_pointer(error: &wasmtime::Error) -> bool {
     error.chain().any(|cause| {
-        matches!(
-            cause.downcast_ref::<GuestError>(),
-            Some(
-                GuestError::PtrOutOfBounds { .. }
-                    | GuestError::PtrOverflow
-                    | GuestError::PtrNotAligned { .. }
-            )
-        )
+        cause
+            .downcast_ref::<GuestError>()
+            .is_some_and(is_pointer_error)
     })
+}
+
+/// A bad pointer, also when wiggle's glue wraps it with where it happened (`InFunc`), as it
+/// does for the results a syscall stores (`fd_write`'s `nwritten`, say).
+fn is_pointer_error(error: &GuestError) -> bool {
+    match error {
+        GuestError::PtrOutOfBounds { .. }
+        | GuestError::PtrOverflow
+        | GuestError::PtrNotAligned { .. } => true,
+        GuestError::InFunc { err, .. } => is_pointer_error(err),
+        _ => false,
+    }
 }
 
 #[cfg(test)]

@@ -20,4 +20,5 @@ mod pool;
 mod run;
 mod source;
 mod stdio;
+mod stdio_writes;
 mod wasi;

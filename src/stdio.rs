@@ -6,6 +6,7 @@ use crate::error::{ErrorCode, Failure, Result};
 use bytes::Bytes;
 use std::fs::File;
 use std::os::fd::{BorrowedFd, RawFd};
+use std::sync::Arc;
 use wasmtime_wasi::cli::{InputFile, OutputFile};
 use wasmtime_wasi::p2::pipe::{MemoryInputPipe, MemoryOutputPipe, SinkOutputStream};
 use wasmtime_wasi::WasiCtxBuilder;
@@ -22,8 +23,9 @@ pub enum Input {
 /// The guest's stdout or stderr.
 #[derive(Clone)]
 pub enum Output {
-    /// A duplicate of a host descriptor.
-    Fd(OutputFile),
+    /// A duplicate of a host descriptor: wasmtime-wasi's stream over it, and the file itself
+    /// (a second duplicate of the same open file) for the V8 path's direct writes.
+    Fd { stream: OutputFile, file: Arc<File> },
     /// Captured in memory, every byte, readable after the run.
     Pipe,
     /// Discarded.
@@ -48,17 +50,19 @@ impl Stream {
     }
 }
 
+fn dup_failure(fd: u32, stream: Stream) -> Failure {
+    Failure::new(
+        ErrorCode::UvwasiEbadf,
+        format!(
+            "UVWASI_EBADF, uvwasi_init: options.{} is {fd}, which is not an open file descriptor",
+            stream.name()
+        ),
+    )
+}
+
 /// Duplicates host descriptor `fd`, failing with node:wasi's `UVWASI_EBADF` if it is not open.
 pub fn dup_fd(fd: u32, stream: Stream) -> Result<File> {
-    let bad = || {
-        Failure::new(
-            ErrorCode::UvwasiEbadf,
-            format!(
-                "UVWASI_EBADF, uvwasi_init: options.{} is {fd}, which is not an open file descriptor",
-                stream.name()
-            ),
-        )
-    };
+    let bad = || dup_failure(fd, stream);
     let raw = RawFd::try_from(fd).map_err(|_| bad())?;
     // SAFETY: `borrow_raw` only requires the descriptor to stay open while borrowed; we use
     // the borrow for one `dup` (F_DUPFD_CLOEXEC), which fails cleanly with EBADF if `raw`
@@ -67,6 +71,18 @@ pub fn dup_fd(fd: u32, stream: Stream) -> Result<File> {
         .try_clone_to_owned()
         .map_err(|_| bad())?;
     Ok(File::from(owned))
+}
+
+impl Output {
+    /// `fd` (duplicated) as an output.
+    pub fn fd(fd: u32, stream: Stream) -> Result<Self> {
+        let file = dup_fd(fd, stream)?;
+        let for_stream = file.try_clone().map_err(|_| dup_failure(fd, stream))?;
+        Ok(Output::Fd {
+            stream: OutputFile::new(for_stream),
+            file: Arc::new(file),
+        })
+    }
 }
 
 /// The capture buffers of one execution (present for the outputs that are `Pipe`).
@@ -109,12 +125,12 @@ pub fn attach(
         Input::Bytes(bytes) => builder.stdin(MemoryInputPipe::new(bytes.clone())),
     };
     match (stdout, &captured.stdout) {
-        (Output::Fd(file), _) => builder.stdout(file.clone()),
+        (Output::Fd { stream, .. }, _) => builder.stdout(stream.clone()),
         (Output::Pipe, Some(pipe)) => builder.stdout(pipe.clone()),
         _ => builder.stdout(SinkOutputStream),
     };
     match (stderr, &captured.stderr) {
-        (Output::Fd(file), _) => builder.stderr(file.clone()),
+        (Output::Fd { stream, .. }, _) => builder.stderr(stream.clone()),
         (Output::Pipe, Some(pipe)) => builder.stderr(pipe.clone()),
         _ => builder.stderr(SinkOutputStream),
     };

@@ -10,6 +10,7 @@ use crate::instance::{Guest, Instance, Running};
 use crate::module::{Compiled, Module};
 use crate::run::instantiate_failure;
 use crate::stdio::{captured_bytes, Captured};
+use crate::stdio_writes::StdioWrites;
 use napi::bindgen_prelude::{Buffer, Function, Unknown};
 use napi::Env;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -121,7 +122,8 @@ impl WasiCore {
             .spec
             .build(&self.captured)
             .map_err(|f| f.into_napi(env))?;
-        syscall_function(env, ctx)
+        let stdio = StdioWrites::new(&self.spec.stdout, &self.spec.stderr, &self.captured);
+        syscall_function(env, ctx, stdio)
     }
 
     /// Runs `instance`'s entry point (`_start` or `_initialize`); the JS side has already
