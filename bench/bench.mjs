@@ -361,7 +361,7 @@ const nodeWrites = median(nodeWritesMs);
 const syscallRatio = oursWrites / nodeWrites;
 const perCall = (ms) => ((ms * 1e3) / SYSCALLS).toFixed(3);
 console.log(`V8 path, writes.wasm: ${SYSCALLS} fd_writes per run, median of ${SYSCALL_RUNS} runs`);
-console.log(`(d) ours: wasiImport over wasmtime-wasi   ${oursWrites.toFixed(1).padStart(8)} ms  ${perCall(oursWrites)} us/syscall`);
+console.log(`(d) ours: wasiImport (stdio fd_write lane)${oursWrites.toFixed(1).padStart(8)} ms  ${perCall(oursWrites)} us/syscall`);
 console.log(`(d) node:wasi                             ${nodeWrites.toFixed(1).padStart(8)} ms  ${perCall(nodeWrites)} us/syscall`);
 console.log(`ratio ours / node:wasi: ${syscallRatio.toFixed(2)}x; target <= ${TARGET_SYSCALL_RATIO}x: ` +
             `${verdict(syscallRatio <= TARGET_SYSCALL_RATIO)}`);
