@@ -22,6 +22,13 @@ export type TypedArray =
  */
 export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-wasip1'
 
+/** A run's cancel flag, set from JS when its `AbortSignal` aborts. */
+export declare class CancelToken {
+  constructor()
+  /** Stops the run (or keeps it from starting) at the next clock tick. */
+  cancel(): void
+}
+
 /**
  * A wasmtime instance made by `wasi.instantiate()`. Pass it to `wasi.start()` or
  * `wasi.initialize()`; after `initialize()`, call its exports.
@@ -174,7 +181,15 @@ export interface ImportDescriptor {
 }
 
 /** Internal: runs a WASI command in a fresh instance on a pool thread. Use `runWasm`. */
-export declare function runAsync(module: Module, config: WasiConfig): Promise<RunResult>
+export declare function runAsync(module: Module, config: WasiConfig, cancel?: CancelToken | undefined | null): Promise<RunResult>
+
+/** The `limits` option, validated by the JS layer. */
+export interface RunLimits {
+  /** Wall-clock milliseconds each entry into the guest may take (`ERR_WASI_TIMEOUT`). */
+  timeout?: number
+  /** Bytes any one linear memory may grow to; growing past it fails inside the guest. */
+  maxMemory?: number
+}
 
 /** What one run produced. */
 export interface RunResult {
@@ -215,4 +230,6 @@ export interface WasiConfig {
   stdout: number | 'pipe' | 'ignore'
   /** A host fd, `'pipe'` or `'ignore'`. */
   stderr: number | 'pipe' | 'ignore'
+  /** Limits for guests wasmtime runs. */
+  limits?: RunLimits
 }

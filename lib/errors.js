@@ -361,7 +361,20 @@ function ERR_WASI_NOT_STARTED() {
                    false, false, ERR_WASI_NOT_STARTED);
 }
 
+/**
+ * Node's own AbortError (what fs/promises, timers/promises and stream APIs reject with when
+ * their signal aborts): name 'AbortError', code 'ABORT_ERR', the signal's reason as `cause`.
+ */
+class AbortError extends Error {
+  constructor(message = 'The operation was aborted', options = undefined) {
+    super(message, options);
+    this.code = 'ABORT_ERR';
+    this.name = 'AbortError';
+  }
+}
+
 module.exports = {
+  AbortError,
   codedError,
   describeReceived,
   determineSpecificType,

@@ -33,6 +33,8 @@ export interface WASIOptions {
   stdout?: number | 'pipe' | 'ignore'
   /** Host fd (default `2`). Extensions: `'pipe'` (captured, read `wasi.stderr`), `'ignore'`. */
   stderr?: number | 'pipe' | 'ignore'
+  /** Extension: limits on guests this object runs in wasmtime (`instantiate()`); see `Limits`. */
+  limits?: Limits
 }
 
 /** What `start()`/`initialize()` accept from V8: any object shaped like a WASI instance. */
@@ -95,6 +97,29 @@ export interface RunOptions {
   stdout?: 'pipe' | 'inherit' | 'ignore' | number
   /** `'pipe'` (captured into the result), `'inherit'` (fd 2), `'ignore'`, or a host fd. Default `'pipe'`. */
   stderr?: 'pipe' | 'inherit' | 'ignore' | number
+  /** What the guest may use; see `Limits`. */
+  limits?: Limits
+  /**
+   * `runWasm` only: aborting stops the guest (queued or running); the promise rejects with an
+   * `AbortError` (`code: 'ABORT_ERR'`, `cause: signal.reason`, plus `stdout`/`stderr` so far).
+   */
+  signal?: AbortSignal
+}
+
+/** Limits on a guest wasmtime runs (`runWasm`, `runWasmSync`, `wasi.instantiate()`). */
+export interface Limits {
+  /**
+   * Wall-clock milliseconds (1 to 2^31 - 1) one entry into the guest may take (a run; for a
+   * `WASI` instance, each `start()`/`initialize()`/export call). Past it the guest is stopped
+   * with `ERR_WASI_TIMEOUT`; the error carries the output written so far.
+   */
+  timeout?: number
+  /**
+   * Bytes (an integer up to 2^32) any one linear memory may grow to: past it `memory.grow`
+   * returns -1 and `malloc` returns NULL inside the guest. A module that declares more than
+   * this from the start fails to instantiate with `ERR_WASM_LINK`.
+   */
+  maxMemory?: number
 }
 
 /** Runs a WASI command in a fresh store and instance on the calling thread. */

@@ -5,8 +5,9 @@
 // gives every call a fresh store, WASI context and instance.
 
 const {
-  Module, compileCachedModule, compileCachedModuleAsync, runSync, runAsync,
+  Module, CancelToken, compileCachedModule, compileCachedModuleAsync, runSync, runAsync,
 } = require('../index.js');
+const { AbortError, ERR_INVALID_ARG_TYPE, ERR_INVALID_ARG_VALUE } = require('./errors');
 const { validateRunOptions } = require('./validate');
 
 const kNoInput = new Uint8Array(0);
@@ -20,22 +21,54 @@ function runConfig(options) {
 /** Runs a WASI command to completion on the calling thread. */
 function runWasmSync(wasm, options) {
   const config = runConfig(options);
+  if (options?.signal !== undefined) {
+    throw ERR_INVALID_ARG_VALUE('options.signal', options.signal,
+                                'works with runWasm only: runWasmSync blocks this thread, so ' +
+                                'nothing could abort it (use limits.timeout)');
+  }
   const module = wasm instanceof Module ? wasm : compileCachedModule(wasm);
   return runSync(module, config);
 }
 
 /**
  * Runs a WASI command to completion on node-wasmtime's own threads; bytes or text are
- * compiled there too (once per distinct input).
+ * compiled there too (once per distinct input). `options.signal` stops the run: the promise
+ * rejects with an AbortError (with what the guest wrote so far as `stdout`/`stderr`).
  */
 async function runWasm(wasm, options) {
   const config = runConfig(options);
-  const module = wasm instanceof Module ? wasm : compileCachedModuleAsync(wasm);
-  if (module instanceof Module) return runAsync(module, config);
-  // Compiling takes a while: keep the stdin bytes as they are now, whatever the caller does
-  // with its buffer meanwhile (runAsync copies them itself when it is called at once).
-  if (config.stdin instanceof Uint8Array) config.stdin = new Uint8Array(config.stdin);
-  return runAsync(await module, config);
+  const signal = options?.signal;
+  if (signal !== undefined) validateAbortSignal(signal, 'options.signal');
+  if (signal?.aborted) throw new AbortError(undefined, { cause: signal.reason });
+  let module = wasm instanceof Module ? wasm : compileCachedModuleAsync(wasm);
+  if (!(module instanceof Module)) {
+    // Compiling takes a while: keep the stdin bytes as they are now, whatever the caller does
+    // with its buffer meanwhile (runAsync copies them itself when it is called at once).
+    if (config.stdin instanceof Uint8Array) config.stdin = new Uint8Array(config.stdin);
+    module = await module;
+    if (signal?.aborted) throw new AbortError(undefined, { cause: signal.reason });
+  }
+  if (signal === undefined) return runAsync(module, config);
+  const token = new CancelToken();
+  const cancel = () => token.cancel();
+  signal.addEventListener('abort', cancel, { once: true });
+  try {
+    return await runAsync(module, config, token);
+  } catch (err) {
+    if (err?.code !== 'ABORT_ERR') throw err;
+    const aborted = new AbortError(undefined, { cause: signal.reason });
+    aborted.stdout = err.stdout;
+    aborted.stderr = err.stderr;
+    throw aborted;
+  } finally {
+    signal.removeEventListener('abort', cancel);
+  }
+}
+
+function validateAbortSignal(signal, name) {
+  if (typeof signal !== 'object' || signal === null || !('aborted' in signal)) {
+    throw ERR_INVALID_ARG_TYPE(name, 'AbortSignal', signal);
+  }
 }
 
 module.exports = { runWasm, runWasmSync };

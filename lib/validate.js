@@ -63,6 +63,31 @@ function validateInt32(value, name, min = -2147483648, max = 2147483647) {
   }
 }
 
+// A finite number in [min, max] (ERR_INVALID_ARG_TYPE / ERR_OUT_OF_RANGE), integer if asked.
+function validateNumberInRange(value, name, min, max, integer) {
+  if (typeof value !== 'number') throw ERR_INVALID_ARG_TYPE(name, 'number', value);
+  if (integer && !Number.isInteger(value)) throw ERR_OUT_OF_RANGE(name, 'an integer', value);
+  if (!(value >= min && value <= max)) throw ERR_OUT_OF_RANGE(name, `>= ${min} && <= ${max}`, value);
+}
+
+// The largest memory a wasm32 guest can have: 65536 pages of 64 KiB.
+const kMaxMemoryBytes = 2 ** 32;
+
+/**
+ * Extension: `limits: { timeout?, maxMemory? }` (undefined: no limits).
+ * timeout: milliseconds (> 0, at most 2^31 - 1, like setTimeout's); maxMemory: bytes.
+ */
+function validateLimits(limits, name) {
+  if (limits === undefined) return undefined;
+  validateObject(limits, name);
+  const { timeout, maxMemory } = limits;
+  if (timeout !== undefined) validateNumberInRange(timeout, `${name}.timeout`, 1, 2 ** 31 - 1, false);
+  if (maxMemory !== undefined) {
+    validateNumberInRange(maxMemory, `${name}.maxMemory`, 0, kMaxMemoryBytes, true);
+  }
+  return { timeout, maxMemory };
+}
+
 // --- shared pieces of WASI and runWasm options ------------------------------
 
 // `args` elements go through String(), like Node. Node uses Array.prototype.map,
@@ -177,6 +202,9 @@ function validateWasiOptions(options) {
   if (stdout !== 'pipe' && stdout !== 'ignore') validateInt32(stdout, 'options.stdout', 0);
   if (stderr !== 'pipe' && stderr !== 'ignore') validateInt32(stderr, 'options.stderr', 0);
 
+  // Extension, checked after all of node:wasi's own checks.
+  const limits = validateLimits(options.limits, 'options.limits');
+
   return {
     version,
     args,
@@ -185,6 +213,7 @@ function validateWasiOptions(options) {
     stdin,
     stdout,
     stderr,
+    limits,
     // Raw: Node validates it only after native setup (step 9).
     returnOnExit: options.returnOnExit,
   };
@@ -261,8 +290,9 @@ function validateRunOptions(options) {
 
   const stdout = validateRunStdio(options.stdout, 'options.stdout', 1);
   const stderr = validateRunStdio(options.stderr, 'options.stderr', 2);
+  const limits = validateLimits(options.limits, 'options.limits');
 
-  return { args, env, preopens, stdin, stdout, stderr };
+  return { args, env, preopens, stdin, stdout, stderr, limits };
 }
 
 // --- start() / initialize() --------------------------------------------------

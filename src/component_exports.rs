@@ -110,6 +110,7 @@ fn call(
             .collect::<Result<Vec<_>>>()?;
         let result_types: Vec<Type> = ty.results().collect();
         let mut results = vec![Val::Bool(false); result_types.len()];
+        let _ticking = running.arm(store);
         func.call(&mut *store, &params, &mut results)
             .map_err(exit_failure)?;
         let mut values = results

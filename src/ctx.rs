@@ -2,7 +2,9 @@
 //! `WasiSpec` (the same with host resources opened), which builds a fresh `WasiP1Ctx` for each
 //! store: args, env, preopens and stdio.
 
+use crate::engine::Host;
 use crate::error::{ErrorCode, Failure, Result};
+use crate::limits::{Limits, RunLimits};
 use crate::stdio::{attach, dup_fd, Captured, Input, Output, Stream};
 use bytes::Bytes;
 use napi::bindgen_prelude::{Either, Uint8Array};
@@ -29,6 +31,8 @@ pub struct WasiConfig {
     /// A host fd, `'pipe'` or `'ignore'`.
     #[napi(ts_type = "number | 'pipe' | 'ignore'")]
     pub stderr: Either<u32, String>,
+    /// Limits for guests wasmtime runs.
+    pub limits: Option<RunLimits>,
 }
 
 /// One preopened directory.
@@ -47,6 +51,7 @@ pub struct WasiSpec {
     pub stdin: Input,
     pub stdout: Output,
     pub stderr: Output,
+    pub limits: Limits,
 }
 
 impl WasiSpec {
@@ -90,12 +95,22 @@ impl WasiSpec {
             stdin,
             stdout: output(config.stdout, Stream::Stdout)?,
             stderr: output(config.stderr, Stream::Stderr)?,
+            limits: Limits::new(config.limits),
         })
     }
 
     /// Fresh capture buffers for this spec's piped outputs.
     pub fn new_captured(&self) -> Captured {
         Captured::new(&self.stdout, &self.stderr)
+    }
+
+    /// A fresh store state for a guest wasmtime runs: its context, exit rule and limits.
+    pub fn host(&self, captured: &Captured, exit_process_on_proc_exit: bool) -> Result<Host> {
+        Ok(Host {
+            wasi: self.build(captured)?,
+            store_limits: self.limits.store_limits(),
+            exit_process_on_proc_exit,
+        })
     }
 
     /// A fresh context: nothing guest-visible is shared with any other context.

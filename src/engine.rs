@@ -3,13 +3,15 @@
 //! get WASI 0.2 (`wasi:cli`, `wasi:filesystem`, ...), both over the same WASI context.
 
 use once_cell::sync::Lazy;
-use wasmtime::{component, Caller, Config, Engine, Linker};
+use wasmtime::{component, Caller, Config, Engine, Linker, StoreLimits};
 use wasmtime_wasi::p1::WasiP1Ctx;
 use wasmtime_wasi::{I32Exit, WasiCtxView, WasiView};
 
 /// Everything one `Store` owns: the guest's WASI context and how `proc_exit` behaves.
 pub struct Host {
     pub wasi: WasiP1Ctx,
+    /// The memory cap of `limits.maxMemory` (and wasmtime's defaults otherwise).
+    pub store_limits: StoreLimits,
     /// `returnOnExit: false`: `proc_exit` ends the whole process at once, as node:wasi does.
     pub exit_process_on_proc_exit: bool,
 }
@@ -32,7 +34,15 @@ const CORE_INSTANCES_PER_RUN: u32 = 8;
 /// Compiles every module and runs the instances users hold (`wasi.instantiate()`): each
 /// instance maps its own memory and lives as long as JS keeps it.
 static ENGINE: Lazy<Engine> =
-    Lazy::new(|| Engine::new(&Config::new()).expect("the engine configuration is valid"));
+    Lazy::new(|| Engine::new(&base_config()).expect("the engine configuration is valid"));
+
+/// What both engines share: epoch interruption, which `limits.timeout` and `signal` use
+/// (a store without either gets a deadline it never reaches).
+fn base_config() -> Config {
+    let mut config = Config::new();
+    config.epoch_interruption(true);
+    config
+}
 
 /// Runs `runWasm`/`runWasmSync`, whose stores live for exactly one run: a pooling allocator
 /// reuses instance, memory and table slots (keeping the first MiB of each memory resident)
@@ -48,7 +58,7 @@ static RUN_ENGINE: Lazy<Engine> = Lazy::new(|| {
         .total_tables(MAX_LIVE_INSTANCES * CORE_INSTANCES_PER_RUN)
         .linear_memory_keep_resident(1 << 20)
         .table_keep_resident(1 << 16);
-    let mut config = Config::new();
+    let mut config = base_config();
     config.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pooling));
     Engine::new(&config).expect("the engine configuration is valid")
 });

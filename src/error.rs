@@ -2,6 +2,7 @@
 //! can cross threads), `classify` (the one place a `wasmtime::Error` is judged), and the
 //! conversion of a `Failure` into a real JS error object of the right class.
 
+use crate::limits::Stopped;
 use napi::bindgen_prelude::{Buffer, Function, JsObjectValue, Object, Unknown};
 use napi::{Env, JsValue};
 use wasmtime::{Trap, WasmBacktrace};
@@ -20,6 +21,8 @@ pub enum ErrorCode {
     WasmTrap,
     WasiAlreadyStarted,
     WasiExited,
+    WasiTimeout,
+    Aborted,
     UvwasiEnoent,
     UvwasiEnotdir,
     UvwasiEacces,
@@ -41,6 +44,9 @@ impl AsRef<str> for ErrorCode {
             ErrorCode::WasmTrap => "ERR_WASM_TRAP",
             ErrorCode::WasiAlreadyStarted => "ERR_WASI_ALREADY_STARTED",
             ErrorCode::WasiExited => "ERR_WASI_EXITED",
+            ErrorCode::WasiTimeout => "ERR_WASI_TIMEOUT",
+            // The JS layer turns it into Node's `AbortError`.
+            ErrorCode::Aborted => "ABORT_ERR",
             ErrorCode::UvwasiEnoent => "UVWASI_ENOENT",
             ErrorCode::UvwasiEnotdir => "UVWASI_ENOTDIR",
             ErrorCode::UvwasiEacces => "UVWASI_EACCES",
@@ -148,6 +154,13 @@ impl Failure {
 pub fn classify(error: wasmtime::Error) -> Result<i32> {
     if let Some(exit) = error.downcast_ref::<I32Exit>() {
         return Ok(exit.0);
+    }
+    if let Some(stopped) = error.downcast_ref::<Stopped>() {
+        let code = match stopped {
+            Stopped::TimedOut(_) => ErrorCode::WasiTimeout,
+            Stopped::Aborted => ErrorCode::Aborted,
+        };
+        return Err(Failure::new(code, stopped.to_string()));
     }
     let trap_code = match error.downcast_ref::<Trap>() {
         Some(trap) => trap_code_name(*trap),

@@ -6,6 +6,7 @@ use crate::command::{exit_code, not_a_command, Command};
 use crate::component_exports::component_exports;
 use crate::engine::{exit_process, Host};
 use crate::error::{classify, ErrorCode, Failure, Result};
+use crate::limits::{Limits, Ticking};
 use crate::module::{Compiled, CompiledModule, Module};
 use napi::bindgen_prelude::{
     BigInt, Buffer, FromNapiValue, JavaScriptClassExt, JsObjectValue, Object, ObjectRef,
@@ -29,14 +30,17 @@ pub struct Running {
     guest: Guest,
     /// Shared with the owning `WASI`: entry points run at most once per `WASI` object.
     pub started: Arc<AtomicBool>,
+    /// Armed afresh for every call into the guest (`limits.timeout` is per call).
+    limits: Limits,
 }
 
 impl Running {
-    pub fn new(store: Store<Host>, guest: Guest, started: Arc<AtomicBool>) -> Self {
+    pub fn new(store: Store<Host>, guest: Guest, started: Arc<AtomicBool>, limits: Limits) -> Self {
         Running {
             store: Mutex::new(store),
             guest,
             started,
+            limits,
         }
     }
 
@@ -60,6 +64,7 @@ impl Running {
         if self.started.swap(true, Ordering::SeqCst) {
             return Err(crate::wasi::already_started());
         }
+        let _ticking = self.limits.arm(&mut store, None);
         let outcome = command.wasi_cli_run().call_run(&mut *store);
         if let Err(error) = &outcome {
             if let Some(I32Exit(code)) = error.downcast_ref::<I32Exit>() {
@@ -114,6 +119,7 @@ impl Running {
                     format!("the export {name} is not a function of no arguments: {e:#}"),
                 )
             })?;
+        let _ticking = self.limits.arm(&mut store, None);
         match func.call(&mut *store, ()) {
             Ok(()) => Ok(0),
             Err(error) => classify(error),
@@ -124,6 +130,7 @@ impl Running {
         let mut store = self.store();
         let ty = func.ty(&*store);
         let mut results = vec![Val::I32(0); ty.results().len()];
+        let _ticking = self.limits.arm(&mut store, None);
         func.call(&mut *store, args, &mut results)
             .map_err(exit_failure)?;
         Ok(results)
@@ -132,6 +139,11 @@ impl Running {
     /// Runs `f` with the store locked.
     pub fn with_store<R>(&self, f: impl FnOnce(&mut Store<Host>) -> R) -> R {
         f(&mut self.store())
+    }
+
+    /// Arms this guest's limits for one call into it (see `Limits::arm`).
+    pub fn arm(&self, store: &mut Store<Host>) -> Ticking {
+        self.limits.arm(store, None)
     }
 }
 

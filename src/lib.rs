@@ -15,6 +15,7 @@ mod engine;
 mod error;
 mod imports;
 mod instance;
+mod limits;
 mod module;
 mod pool;
 mod run;

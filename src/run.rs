@@ -6,10 +6,12 @@ use crate::command::{exit_code, CommandPre};
 use crate::ctx::{WasiConfig, WasiSpec};
 use crate::engine::{run_engine, Host, MAX_LIVE_INSTANCES};
 use crate::error::{classify, reason, ErrorCode, Failure, Result};
+use crate::limits::{CancelToken, Stopped};
 use crate::module::{Compiled, CompiledModule, Module};
 use crate::stdio::captured_bytes;
 use napi::bindgen_prelude::{Buffer, Object};
 use napi::Env;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use wasmtime::{InstancePre, PoolConcurrencyLimitError, Store, Trap};
 
@@ -66,17 +68,29 @@ enum Entry<'a> {
     Run(&'a CommandPre<Host>),
 }
 
-fn run_impl(module: &CompiledModule, spec: &WasiSpec) -> Result<RunOutput> {
+fn run_impl(
+    module: &CompiledModule,
+    spec: &WasiSpec,
+    cancel: Option<Arc<AtomicBool>>,
+) -> Result<RunOutput> {
+    if cancel
+        .as_ref()
+        .is_some_and(|flag| flag.load(Ordering::SeqCst))
+    {
+        return Err(Failure::new(
+            ErrorCode::Aborted,
+            Stopped::Aborted.to_string(),
+        ));
+    }
     let entry = match module.compiled {
         Compiled::Core(_) => Entry::Start(module.run_instance_pre()?),
         Compiled::Component(_) => Entry::Run(module.run_command_pre()?),
     };
     let captured = spec.new_captured();
-    let host = Host {
-        wasi: spec.build(&captured)?,
-        exit_process_on_proc_exit: false,
-    };
-    let mut store = Store::new(run_engine(), host);
+    let mut store = spec
+        .limits
+        .new_store(run_engine(), spec.host(&captured, false)?);
+    let _ticking = spec.limits.arm(&mut store, cancel);
     let outcome = match entry {
         Entry::Start(pre) => start(&mut store, pre),
         Entry::Run(pre) => pre
@@ -121,7 +135,7 @@ fn start(store: &mut Store<Host>, pre: &InstancePre<Host>) -> Result<i32> {
 #[napi]
 pub fn run_sync(env: Env, module: &Module, config: WasiConfig) -> napi::Result<RunResult> {
     let spec = WasiSpec::from_config(config).map_err(|f| f.into_napi(&env))?;
-    run_impl(&module.inner, &spec)
+    run_impl(&module.inner, &spec, None)
         .map(RunOutput::into_result)
         .map_err(|f| f.into_napi(&env))
 }
@@ -132,12 +146,14 @@ pub fn run_async<'env>(
     env: &'env Env,
     module: &Module,
     config: WasiConfig,
+    cancel: Option<&CancelToken>,
 ) -> napi::Result<Object<'env>> {
+    let cancel = cancel.map(|token| token.flag.clone());
     let spec = WasiSpec::from_config(config).map_err(|f| f.into_napi(env))?;
     let module: Arc<CompiledModule> = module.inner.clone();
     let (deferred, promise) = env.create_deferred()?;
     crate::pool::spawn(move || {
-        let outcome = run_impl(&module, &spec);
+        let outcome = run_impl(&module, &spec, cancel);
         deferred.resolve(move |env: Env| {
             outcome
                 .map(RunOutput::into_result)

@@ -81,28 +81,29 @@ impl WasiCore {
     #[napi]
     pub fn instantiate(&self, env: Env, module: &Module) -> napi::Result<Instance> {
         let make = || -> crate::error::Result<Instance> {
-            let host = || -> crate::error::Result<Host> {
-                Ok(Host {
-                    wasi: self.spec.build(&self.captured)?,
-                    exit_process_on_proc_exit: !self.return_on_exit,
-                })
+            let limits = &self.spec.limits;
+            let store = || -> crate::error::Result<Store<Host>> {
+                let host = self.spec.host(&self.captured, !self.return_on_exit)?;
+                Ok(limits.new_store(engine(), host))
             };
             let (store, guest) = match module.inner.compiled {
                 Compiled::Core(_) => {
                     let pre = module.inner.instance_pre()?;
-                    let mut store = Store::new(engine(), host()?);
+                    let mut store = store()?;
+                    let _ticking = limits.arm(&mut store, None);
                     let instance = pre.instantiate(&mut store).map_err(instantiate_failure)?;
                     (store, Guest::Core(instance))
                 }
                 Compiled::Component(_) => {
                     let pre = module.inner.component_pre()?;
-                    let mut store = Store::new(engine(), host()?);
+                    let mut store = store()?;
+                    let _ticking = limits.arm(&mut store, None);
                     let instance = pre.instantiate(&mut store).map_err(instantiate_failure)?;
                     (store, Guest::Component(instance))
                 }
             };
             Ok(Instance::new(
-                Running::new(store, guest, self.started.clone()),
+                Running::new(store, guest, self.started.clone(), limits.clone()),
                 module.inner.clone(),
             ))
         };

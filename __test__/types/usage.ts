@@ -35,6 +35,13 @@ const instanceKind: 'module' | 'component' = command.kind;
 const status: number = p2.start(command);
 const api = command.exports['my:pkg/api'] as Record<string, Function>;
 
+// Limits and cancellation.
+const controller = new AbortController();
+const limited: Promise<RunResult> = runWasm(bytes, { limits: { timeout: 1000, maxMemory: 1 << 24 }, signal: controller.signal });
+new WASI({ version: 'preview1', limits: { timeout: 50 } });
+// @ts-expect-error timeout is a number of milliseconds
+runWasmSync(bytes, { limits: { timeout: '1s' } });
+
 // @ts-expect-error version is required
 new WASI({ args: [] });
 // @ts-expect-error stdout takes 'pipe' | 'ignore' | fd
@@ -44,4 +51,4 @@ new WASI({ version: 'preview3' });
 // @ts-expect-error runWasm options are an object
 runWasmSync(bytes, 'x');
 
-export { kind, names, code, out, pending, exit, captured, first, dropIn, instanceKind, status, api };
+export { kind, names, code, out, pending, exit, captured, first, dropIn, instanceKind, status, api, limited };

@@ -1,0 +1,175 @@
+// Limits and cancellation: `limits.timeout` stops an endless guest (sync, async, and on a
+// WASI instance per call) with ERR_WASI_TIMEOUT and keeps the output written so far;
+// `limits.maxMemory` makes memory.grow fail inside the guest; `signal` aborts a running or
+// not yet started runWasm with Node's AbortError; bad values are refused with codes.
+// Timings are only checked loosely (a stop well within 2x the deadline); the bench measures
+// precision.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { lib, fixture, assertCode } from './helpers.mjs';
+
+const { WASI, Module, runWasm, runWasmSync } = lib;
+
+// Writes "start\n" to stdout, then loops forever.
+const ENDLESS = new Module(`(module
+  (import "wasi_snapshot_preview1" "fd_write" (func $write (param i32 i32 i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 8) "\\10\\00\\00\\00\\06\\00\\00\\00")
+  (data (i32.const 16) "start\\n")
+  (func (export "_start")
+    (drop (call $write (i32.const 1) (i32.const 8) (i32.const 1) (i32.const 0)))
+    (loop $forever (br $forever))))`);
+
+// Grows its memory one page at a time until memory.grow fails; exits with the pages grown.
+const GROWER = new Module(`(module
+  (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
+  (memory (export "memory") 1)
+  (func (export "_start") (local $grown i32)
+    (block $done
+      (loop $more
+        (br_if $done (i32.eq (memory.grow (i32.const 1)) (i32.const -1)))
+        (local.set $grown (i32.add (local.get $grown) (i32.const 1)))
+        (br $more)))
+    (call $exit (local.get $grown))))`);
+
+function assertTimeout(timeout, started) {
+  return (err) => {
+    assert.ok(err instanceof Error);
+    assert.equal(err.code, 'ERR_WASI_TIMEOUT');
+    assert.match(err.message, new RegExp(`timeout of ${timeout} ms`));
+    assert.deepEqual(err.stdout, Buffer.from('start\n'));
+    assert.deepEqual(err.stderr, Buffer.alloc(0));
+    const elapsed = Date.now() - started;
+    assert.ok(elapsed >= timeout - 1 && elapsed < 2 * timeout + 500, `stopped after ${elapsed} ms`);
+    return true;
+  };
+}
+
+test('limits.timeout stops an endless guest: runWasmSync', () => {
+  const started = Date.now();
+  assert.throws(() => runWasmSync(ENDLESS, { limits: { timeout: 100 } }), assertTimeout(100, started));
+});
+
+test('limits.timeout stops an endless guest: runWasm (and the event loop stays free)', async () => {
+  const started = Date.now();
+  let ticks = 0;
+  const timer = setInterval(() => ticks++, 10);
+  await assert.rejects(runWasm(ENDLESS, { limits: { timeout: 300 } }), assertTimeout(300, started));
+  clearInterval(timer);
+  assert.ok(ticks > 3, `the event loop ran ${ticks} timer ticks meanwhile`);
+});
+
+test('limits.timeout on new WASI applies to each call into the guest', () => {
+  const wasi = new WASI({ version: 'preview1', stdout: 'pipe', limits: { timeout: 100 } });
+  const started = Date.now();
+  assert.throws(() => wasi.start(wasi.instantiate(ENDLESS)), (err) => err.code === 'ERR_WASI_TIMEOUT');
+  assert.ok(Date.now() - started < 700);
+  assert.deepEqual(wasi.stdout, Buffer.from('start\n'));
+});
+
+test('a guest that finishes in time is unaffected by its timeout', async () => {
+  const result = runWasmSync(fixture('hello.wasm'), { limits: { timeout: 10_000 } });
+  assert.deepEqual(result.stdout, Buffer.from('hello world\n'));
+  const results = await Promise.all(Array.from({ length: 8 }, () => runWasm(fixture('hello.wasm'), { limits: { timeout: 10_000 } })));
+  for (const r of results) assert.deepEqual(r.stdout, Buffer.from('hello world\n'));
+});
+
+test('limits.maxMemory: memory.grow fails inside the guest at the cap', async () => {
+  // 1 page to start with: a 10-page cap leaves room for 9 more.
+  assert.equal(runWasmSync(GROWER, { limits: { maxMemory: 10 * 65536 } }).exitCode, 9);
+  assert.equal((await runWasm(GROWER, { limits: { maxMemory: 3 * 65536 } })).exitCode, 2);
+  assert.equal(runWasmSync(GROWER, { limits: { maxMemory: 65536 } }).exitCode, 0);
+  // A partial page rounds down: growing to 2 pages would pass 1.5 pages.
+  assert.equal(runWasmSync(GROWER, { limits: { maxMemory: 1.5 * 65536 } }).exitCode, 0);
+  const wasi = new WASI({ version: 'preview1', limits: { maxMemory: 4 * 65536 } });
+  assert.equal(wasi.start(wasi.instantiate(GROWER)), 3);
+});
+
+test('limits.maxMemory: a C guest whose malloc fails gets NULL, and the host stays bounded', async () => {
+  // alloc.c mallocs (and touches) 1 MiB blocks until malloc returns NULL.
+  const capped = runWasmSync(fixture('alloc.wasm'), { args: ['alloc', '4096'], limits: { maxMemory: 16 << 20 } });
+  assert.equal(capped.exitCode, 0);
+  assert.deepEqual(capped.stdout, Buffer.from('allocated 15 MiB\nmalloc returned NULL\n'));
+  const asyncCapped = await runWasm(fixture('alloc.wasm'), { args: ['alloc', '4096'], limits: { maxMemory: 8 << 20 } });
+  assert.deepEqual(asyncCapped.stdout, Buffer.from('allocated 7 MiB\nmalloc returned NULL\n'));
+  const free = runWasmSync(fixture('alloc.wasm'), { args: ['alloc', '20'] });
+  assert.deepEqual(free.stdout, Buffer.from('allocated 20 MiB\n'));
+});
+
+test('limits.maxMemory below what the module declares fails at instantiation', () => {
+  assert.throws(() => runWasmSync(fixture('alloc.wasm'), { limits: { maxMemory: 65536 } }), (err) => {
+    assert.equal(err.code, 'ERR_WASM_LINK');
+    assert.match(err.message, /exceeds memory limits/);
+    return true;
+  });
+});
+
+function assertAbort(reason) {
+  return (err) => {
+    assert.ok(err instanceof Error);
+    assert.equal(err.name, 'AbortError');
+    assert.equal(err.code, 'ABORT_ERR');
+    assert.equal(err.cause, reason);
+    return true;
+  };
+}
+
+test('signal: aborting stops a running guest; output so far is on the error', async () => {
+  const controller = new AbortController();
+  const pending = runWasm(ENDLESS, { signal: controller.signal });
+  setTimeout(() => controller.abort(), 50);
+  await assert.rejects(pending, (err) => {
+    assertAbort(controller.signal.reason)(err);
+    assert.deepEqual(err.stdout, Buffer.from('start\n'));
+    return true;
+  });
+});
+
+test('signal: an already aborted signal rejects without running anything', async () => {
+  const reason = new Error('no thanks');
+  await assert.rejects(runWasm(ENDLESS, { signal: AbortSignal.abort(reason) }), assertAbort(reason));
+  // Bytes that were never compiled are not compiled either.
+  await assert.rejects(runWasm(Buffer.from('not wasm'), { signal: AbortSignal.abort(reason) }), assertAbort(reason));
+});
+
+test('signal: a run that finishes first is not affected, and no listener is left behind', async () => {
+  const controller = new AbortController();
+  const result = await runWasm(fixture('hello.wasm'), { signal: controller.signal });
+  assert.deepEqual(result.stdout, Buffer.from('hello world\n'));
+  controller.abort();
+});
+
+test('signal: several runs aborted at once all stop', async () => {
+  const controller = new AbortController();
+  const runs = Array.from({ length: 4 }, () => runWasm(ENDLESS, { signal: controller.signal }));
+  setTimeout(() => controller.abort(), 30);
+  const settled = await Promise.allSettled(runs);
+  for (const outcome of settled) {
+    assert.equal(outcome.status, 'rejected');
+    assert.equal(outcome.reason.code, 'ABORT_ERR');
+  }
+});
+
+test('bad limits and signals are refused with codes', async () => {
+  const bad = [
+    [{ limits: 5 }, 'ERR_INVALID_ARG_TYPE'],
+    [{ limits: { timeout: '1' } }, 'ERR_INVALID_ARG_TYPE'],
+    [{ limits: { timeout: 0 } }, 'ERR_OUT_OF_RANGE'],
+    [{ limits: { timeout: -5 } }, 'ERR_OUT_OF_RANGE'],
+    [{ limits: { timeout: NaN } }, 'ERR_OUT_OF_RANGE'],
+    [{ limits: { timeout: 2 ** 31 } }, 'ERR_OUT_OF_RANGE'],
+    [{ limits: { maxMemory: 1.5 } }, 'ERR_OUT_OF_RANGE'],
+    [{ limits: { maxMemory: -1 } }, 'ERR_OUT_OF_RANGE'],
+    [{ limits: { maxMemory: 2 ** 32 + 1 } }, 'ERR_OUT_OF_RANGE'],
+  ];
+  for (const [options, code] of bad) {
+    assert.throws(() => runWasmSync(ENDLESS, options), { code }, JSON.stringify(options));
+    await assert.rejects(runWasm(ENDLESS, options), { code }, JSON.stringify(options));
+    assert.throws(() => new WASI({ version: 'preview1', ...options }), { code }, JSON.stringify(options));
+  }
+  await assert.rejects(runWasm(ENDLESS, { signal: {} }), assertCode('ERR_INVALID_ARG_TYPE', TypeError));
+  await assert.rejects(runWasm(ENDLESS, { signal: null }), assertCode('ERR_INVALID_ARG_TYPE', TypeError));
+  assert.throws(() => runWasmSync(ENDLESS, { signal: new AbortController().signal }),
+                assertCode('ERR_INVALID_ARG_VALUE', TypeError));
+});

@@ -1,0 +1,194 @@
+//! Limits on what one guest may do (`limits: { timeout, maxMemory }`) and stopping it from
+//! outside (`signal`): a wall-clock deadline and a cancel flag, both checked by the store's
+//! epoch-deadline callback on the ticks of one shared clock thread, and a memory cap checked
+//! by the store's resource limiter.
+
+use crate::engine::{engine, run_engine, Host};
+use once_cell::sync::Lazy;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+use wasmtime::{Engine, Store, StoreLimits, StoreLimitsBuilder, UpdateDeadline};
+
+/// The `limits` option, validated by the JS layer.
+#[napi(object)]
+#[derive(Clone, Default)]
+pub struct RunLimits {
+    /// Wall-clock milliseconds each entry into the guest may take (`ERR_WASI_TIMEOUT`).
+    pub timeout: Option<f64>,
+    /// Bytes any one linear memory may grow to; growing past it fails inside the guest.
+    pub max_memory: Option<f64>,
+}
+
+/// The limits of one guest, ready to apply to its store.
+#[derive(Clone, Default)]
+pub struct Limits {
+    timeout: Option<Duration>,
+    max_memory: Option<usize>,
+}
+
+/// Why a guest was stopped from outside; `classify` turns it into the JS error.
+#[derive(Debug)]
+pub enum Stopped {
+    TimedOut(Duration),
+    Aborted,
+}
+
+impl std::fmt::Display for Stopped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Stopped::TimedOut(timeout) => write!(
+                f,
+                "The guest was stopped after running for its timeout of {} ms",
+                timeout.as_millis()
+            ),
+            Stopped::Aborted => write!(f, "The operation was aborted"),
+        }
+    }
+}
+
+impl std::error::Error for Stopped {}
+
+/// A run's cancel flag, set from JS when its `AbortSignal` aborts.
+#[napi]
+pub struct CancelToken {
+    pub(crate) flag: Arc<AtomicBool>,
+}
+
+#[napi]
+impl CancelToken {
+    #[napi(constructor)]
+    pub fn new() -> Self {
+        CancelToken {
+            flag: Arc::new(AtomicBool::new(false)),
+        }
+    }
+
+    /// Stops the run (or keeps it from starting) at the next clock tick.
+    #[napi]
+    pub fn cancel(&self) {
+        self.flag.store(true, Ordering::SeqCst);
+    }
+}
+
+impl Default for CancelToken {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// A deadline far enough away never to be reached (and never to overflow the epoch counter).
+const NEVER: u64 = u64::MAX / 2;
+
+impl Limits {
+    pub fn new(limits: Option<RunLimits>) -> Self {
+        let limits = limits.unwrap_or_default();
+        Limits {
+            timeout: limits
+                .timeout
+                .map(|ms| Duration::from_secs_f64(ms / 1000.0)),
+            max_memory: limits.max_memory.map(|bytes| bytes as usize),
+        }
+    }
+
+    /// A store for `host` in `engine`, its memory capped by these limits.
+    pub fn new_store(&self, engine: &Engine, host: Host) -> Store<Host> {
+        let mut store = Store::new(engine, host);
+        store.limiter(|host| &mut host.store_limits);
+        store.set_epoch_deadline(NEVER);
+        store
+    }
+
+    /// The resource limiter of a new store of a guest with these limits.
+    pub fn store_limits(&self) -> StoreLimits {
+        let mut builder = StoreLimitsBuilder::new();
+        if let Some(bytes) = self.max_memory {
+            builder = builder.memory_size(bytes);
+        }
+        builder.build()
+    }
+
+    /// Arms the deadline (timing from now) and `cancel` for the next entry into the guest;
+    /// the clock ticks until the returned guard is dropped.
+    pub fn arm(&self, store: &mut Store<Host>, cancel: Option<Arc<AtomicBool>>) -> Ticking {
+        if self.timeout.is_none() && cancel.is_none() {
+            store.set_epoch_deadline(NEVER);
+            return Ticking(None);
+        }
+        let timeout = self.timeout;
+        let deadline = timeout.map(|timeout| Instant::now() + timeout);
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(move |_| {
+            if cancel
+                .as_ref()
+                .is_some_and(|flag| flag.load(Ordering::SeqCst))
+            {
+                return Err(Stopped::Aborted.into());
+            }
+            match (deadline, timeout) {
+                (Some(deadline), Some(timeout)) if Instant::now() >= deadline => {
+                    Err(Stopped::TimedOut(timeout).into())
+                }
+                _ => Ok(UpdateDeadline::Continue(1)),
+            }
+        });
+        Ticking(Some(Clock::watch()))
+    }
+}
+
+/// Keeps the clock ticking while alive.
+pub struct Ticking(#[allow(dead_code)] Option<Watcher>);
+
+/// How often the clock ticks: a stopped guest is at most about this late.
+const TICK: Duration = Duration::from_millis(5);
+
+/// The clock thread: ticks the engines' epochs while at least one watched guest runs, and
+/// sleeps on a condition variable otherwise.
+struct Clock {
+    watchers: Mutex<usize>,
+    wake: Condvar,
+}
+
+static CLOCK: Lazy<Arc<Clock>> = Lazy::new(|| {
+    let clock = Arc::new(Clock {
+        watchers: Mutex::new(0),
+        wake: Condvar::new(),
+    });
+    let ticking = clock.clone();
+    std::thread::Builder::new()
+        .name("node-wasmtime-clock".into())
+        .spawn(move || ticking.run())
+        .expect("the clock thread starts");
+    clock
+});
+
+impl Clock {
+    fn watch() -> Watcher {
+        let clock = CLOCK.clone();
+        *clock.watchers.lock().unwrap() += 1;
+        clock.wake.notify_one();
+        Watcher(clock)
+    }
+
+    fn run(&self) {
+        loop {
+            {
+                let mut watchers = self.watchers.lock().unwrap();
+                while *watchers == 0 {
+                    watchers = self.wake.wait(watchers).unwrap();
+                }
+            }
+            std::thread::sleep(TICK);
+            engine().increment_epoch();
+            run_engine().increment_epoch();
+        }
+    }
+}
+
+struct Watcher(Arc<Clock>);
+
+impl Drop for Watcher {
+    fn drop(&mut self) {
+        *self.0.watchers.lock().unwrap() -= 1;
+    }
+}
