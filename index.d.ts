@@ -133,15 +133,17 @@ export declare class WasiCore {
    */
   bindSyscalls(): (index: number, memory: ArrayBuffer | Uint8Array, scratch: ArrayBuffer) => number
   /**
-   * Runs `instance`'s entry point (`_start` or `_initialize`); the JS side has already
-   * checked the exports and set the started flag. Returns the exit code.
+   * Runs `instance`'s entry point: `_start` or `_initialize` (the JS side has already
+   * checked the exports and set the started flag), or `run` for a component (checked and
+   * claimed here). Returns the exit code.
    */
   runEntry(instance: Instance, name: string): number
   /**
-   * `wasi.start()` of a component instance: `wasi:cli/run#run`, once. Returns the exit
-   * code.
+   * `wasi.startAsync()`: claims the entry point now (`_start`, or `run` for a component;
+   * the JS side has checked the exports and marked a core module started), then runs it
+   * on the guest pool. The promise resolves to the exit code.
    */
-  startComponent(instance: Instance): number
+  startAsync(instance: Instance, name: string, cancel?: CancelToken | undefined | null): Promise<number>
   /** `wasi.initialize()` of a component instance (marks this object started). */
   initializeComponent(instance: Instance): void
   /** Everything the guest wrote to stdout, with `stdout: 'pipe'`. */

@@ -5,9 +5,10 @@
 // gives every call a fresh store, WASI context and instance.
 
 const {
-  Module, CancelToken, compileCachedModule, compileCachedModuleAsync, runSync, runAsync,
+  Module, compileCachedModule, compileCachedModuleAsync, runSync, runAsync,
 } = require('../index.js');
-const { AbortError, ERR_INVALID_ARG_TYPE, ERR_INVALID_ARG_VALUE } = require('./errors');
+const { ERR_INVALID_ARG_VALUE } = require('./errors');
+const { validateAbortSignal, throwIfAborted, withSignal } = require('./abort');
 const { validateRunOptions } = require('./validate');
 
 const kNoInput = new Uint8Array(0);
@@ -38,37 +39,17 @@ function runWasmSync(wasm, options) {
 async function runWasm(wasm, options) {
   const config = runConfig(options);
   const signal = options?.signal;
-  if (signal !== undefined) validateAbortSignal(signal, 'options.signal');
-  if (signal?.aborted) throw new AbortError(undefined, { cause: signal.reason });
+  validateAbortSignal(signal, 'options.signal');
+  throwIfAborted(signal);
   let module = wasm instanceof Module ? wasm : compileCachedModuleAsync(wasm);
   if (!(module instanceof Module)) {
     // Compiling takes a while: keep the stdin bytes as they are now, whatever the caller does
     // with its buffer meanwhile (runAsync copies them itself when it is called at once).
     if (config.stdin instanceof Uint8Array) config.stdin = new Uint8Array(config.stdin);
     module = await module;
-    if (signal?.aborted) throw new AbortError(undefined, { cause: signal.reason });
+    throwIfAborted(signal);
   }
-  if (signal === undefined) return runAsync(module, config);
-  const token = new CancelToken();
-  const cancel = () => token.cancel();
-  signal.addEventListener('abort', cancel, { once: true });
-  try {
-    return await runAsync(module, config, token);
-  } catch (err) {
-    if (err?.code !== 'ABORT_ERR') throw err;
-    const aborted = new AbortError(undefined, { cause: signal.reason });
-    aborted.stdout = err.stdout;
-    aborted.stderr = err.stderr;
-    throw aborted;
-  } finally {
-    signal.removeEventListener('abort', cancel);
-  }
-}
-
-function validateAbortSignal(signal, name) {
-  if (typeof signal !== 'object' || signal === null || !('aborted' in signal)) {
-    throw ERR_INVALID_ARG_TYPE(name, 'AbortSignal', signal);
-  }
+  return withSignal(signal, (token) => runAsync(module, config, token));
 }
 
 module.exports = { runWasm, runWasmSync };

@@ -14,7 +14,10 @@ const {
   validateUndefined,
   validateMemory,
 } = require('./validate');
-const { codedError, ERR_INVALID_ARG_VALUE, ERR_WASI_ALREADY_STARTED } = require('./errors');
+const {
+  codedError, ERR_INVALID_ARG_TYPE, ERR_INVALID_ARG_VALUE, ERR_WASI_ALREADY_STARTED,
+} = require('./errors');
+const { validateAbortSignal, throwIfAborted, withSignal } = require('./abort');
 const { createWasiImport, exitProcess } = require('./imports');
 
 // What node:wasi's proc_exit throws to unwind the guest with returnOnExit; start() catches it.
@@ -79,7 +82,7 @@ class WASI {
    * `_start`, or a component's `wasi:cli/run#run`.
    */
   start(instance) {
-    if (isComponent(instance)) return this.#core.startComponent(this.#claim(instance));
+    if (isComponent(instance)) return this.#core.runEntry(this.#claim(instance), 'run');
     const exports = this.#checkAndBind(instance);
     const { _start, _initialize } = exports;
     validateFunction(_start, 'instance.exports._start');
@@ -91,6 +94,37 @@ class WASI {
       if (err !== kExitCode) throw err;
     }
     return this.#exitCode;
+  }
+
+  /**
+   * Extension: start() on node-wasmtime's own threads, for an `Instance` from instantiate().
+   * The object is marked started before the promise is returned; until it settles, calls
+   * into the guest (its exports, its memory) throw ERR_WASI_BUSY. `options.signal` stops it
+   * (the promise rejects with an AbortError). Bad input rejects.
+   */
+  startAsync(instance, options = undefined) {
+    try {
+      if (options !== undefined) validateObject(options, 'options');
+      const signal = options?.signal;
+      validateAbortSignal(signal, 'options.signal');
+      throwIfAborted(signal);
+      if (this.#core.started) throw ERR_WASI_ALREADY_STARTED();
+      if (!(instance instanceof Instance)) {
+        throw ERR_INVALID_ARG_TYPE('instance', 'Instance', instance);
+      }
+      let name = 'run';
+      if (isComponent(instance)) {
+        this.#claim(instance);
+      } else {
+        const { _start, _initialize } = this.#checkAndBind(instance);
+        validateFunction(_start, 'instance.exports._start');
+        validateUndefined(_initialize, 'instance.exports._initialize');
+        name = '_start';
+      }
+      return withSignal(signal, (token) => this.#core.startAsync(instance, name, token));
+    } catch (err) {
+      return Promise.reject(err);
+    }
   }
 
   /**

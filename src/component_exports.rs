@@ -25,7 +25,9 @@ pub fn component_exports<'env>(
     for (name, item) in ty.exports(engine) {
         match &item.ty {
             ComponentItem::ComponentFunc(_) => {
-                let func = running.with_store(|store| instance.get_func(store, name));
+                let func = running
+                    .with_store(|store| instance.get_func(store, name))
+                    .map_err(|f| f.into_napi(env))?;
                 if let Some(func) = func {
                     object
                         .set_named_property(name, js_function(env, running, name, func, false)?)?;
@@ -38,11 +40,14 @@ pub fn component_exports<'env>(
                     if !matches!(fitem.ty, ComponentItem::ComponentFunc(_)) {
                         continue;
                     }
-                    let func = running.with_store(|store| {
-                        let parent = instance.get_export_index(&mut *store, None, name)?;
-                        let index = instance.get_export_index(&mut *store, Some(&parent), fname)?;
-                        instance.get_func(&mut *store, index)
-                    });
+                    let func = running
+                        .with_store(|store| {
+                            let parent = instance.get_export_index(&mut *store, None, name)?;
+                            let index =
+                                instance.get_export_index(&mut *store, Some(&parent), fname)?;
+                            instance.get_func(&mut *store, index)
+                        })
+                        .map_err(|f| f.into_napi(env))?;
                     if let Some(func) = func {
                         let entry = is_run && fname == "run";
                         let qualified = format!("{name}#{fname}");
@@ -90,7 +95,7 @@ fn call(
     if is_entry && running.started.swap(true, Ordering::SeqCst) {
         return Err(crate::wasi::already_started());
     }
-    running.with_store(|store| {
+    running.with_store(|store| -> Result<JsOut> {
         let ty = func.ty(&*store);
         let count = ty.params().len();
         let params = ty
@@ -123,5 +128,5 @@ fn call(
             1 => values.remove(0),
             _ => JsOut::Array(values),
         })
-    })
+    })?
 }

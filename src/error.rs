@@ -22,6 +22,7 @@ pub enum ErrorCode {
     WasiAlreadyStarted,
     WasiExited,
     WasiTimeout,
+    WasiBusy,
     Aborted,
     UvwasiEnoent,
     UvwasiEnotdir,
@@ -45,6 +46,7 @@ impl AsRef<str> for ErrorCode {
             ErrorCode::WasiAlreadyStarted => "ERR_WASI_ALREADY_STARTED",
             ErrorCode::WasiExited => "ERR_WASI_EXITED",
             ErrorCode::WasiTimeout => "ERR_WASI_TIMEOUT",
+            ErrorCode::WasiBusy => "ERR_WASI_BUSY",
             // The JS layer turns it into Node's `AbortError`.
             ErrorCode::Aborted => "ABORT_ERR",
             ErrorCode::UvwasiEnoent => "UVWASI_ENOENT",

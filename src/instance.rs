@@ -6,7 +6,7 @@ use crate::command::{exit_code, not_a_command, Command};
 use crate::component_exports::component_exports;
 use crate::engine::{exit_process, Host};
 use crate::error::{classify, ErrorCode, Failure, Result};
-use crate::limits::{Limits, Ticking};
+use crate::limits::{Limits, Stopped, Ticking};
 use crate::module::{Compiled, CompiledModule, Module};
 use napi::bindgen_prelude::{
     BigInt, Buffer, FromNapiValue, JavaScriptClassExt, JsObjectValue, Object, ObjectRef,
@@ -15,7 +15,7 @@ use napi::bindgen_prelude::{
 use napi::{sys, Env, JsValue, ValueType};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use wasmtime::{component, Extern, Func, Store, Val, ValType};
+use wasmtime::{component, Extern, Func, Store, TypedFunc, Val, ValType};
 use wasmtime_wasi::I32Exit;
 
 /// A live core-module instance or component instance.
@@ -32,6 +32,8 @@ pub struct Running {
     pub started: Arc<AtomicBool>,
     /// Armed afresh for every call into the guest (`limits.timeout` is per call).
     limits: Limits,
+    /// Set while `wasi.startAsync()` runs the guest on a pool thread.
+    busy: AtomicBool,
 }
 
 impl Running {
@@ -41,31 +43,59 @@ impl Running {
             guest,
             started,
             limits,
+            busy: AtomicBool::new(false),
         }
     }
 
-    fn component(&self) -> Result<&component::Instance> {
+    /// Checks that `name` can be entered (`_start`/`_initialize` of a core module, `run` of
+    /// a component's `wasi:cli/run`) and claims it: for a component this sets the started
+    /// flag. A component without `wasi:cli/run` (`ERR_INVALID_ARG_TYPE`) and a second start
+    /// (`ERR_WASI_ALREADY_STARTED`) fail here, before any guest code runs.
+    pub fn begin(&self, name: &str) -> Result<Entry> {
+        let mut store = self.store()?;
         match &self.guest {
-            Guest::Component(instance) => Ok(instance),
-            Guest::Core(_) => Err(Failure::new(
-                ErrorCode::InvalidArgValue,
-                "expected a component instance, got a core module instance",
-            )),
+            Guest::Core(instance) => instance
+                .get_typed_func::<(), ()>(&mut *store, name)
+                .map(Entry::Core)
+                .map_err(|e| {
+                    Failure::new(
+                        ErrorCode::InvalidArgValue,
+                        format!("the export {name} is not a function of no arguments: {e:#}"),
+                    )
+                }),
+            Guest::Component(instance) => {
+                let command = Command::new(&mut *store, instance)
+                    .map_err(|e| not_a_command(ErrorCode::InvalidArgType, &e))?;
+                if self.started.swap(true, Ordering::SeqCst) {
+                    return Err(crate::wasi::already_started());
+                }
+                Ok(Entry::Command(command))
+            }
         }
     }
 
-    /// `wasi.start()` of a component: calls `wasi:cli/run#run` once and returns the exit
-    /// code. A component without that export (`ERR_INVALID_ARG_TYPE`) and a second start
-    /// (`ERR_WASI_ALREADY_STARTED`) fail before any guest code runs.
-    pub fn run_command(&self) -> Result<i32> {
-        let mut store = self.store();
-        let command = Command::new(&mut *store, self.component()?)
-            .map_err(|e| not_a_command(ErrorCode::InvalidArgType, &e))?;
-        if self.started.swap(true, Ordering::SeqCst) {
-            return Err(crate::wasi::already_started());
+    /// Runs a claimed entry point and returns the exit code: 0 when it returns (a component:
+    /// `ok`; `err` is 1), else the code it exited with.
+    fn run(
+        &self,
+        store: &mut Store<Host>,
+        entry: Entry,
+        cancel: Option<Arc<AtomicBool>>,
+    ) -> Result<i32> {
+        if cancel
+            .as_ref()
+            .is_some_and(|flag| flag.load(Ordering::SeqCst))
+        {
+            return Err(Failure::new(
+                ErrorCode::Aborted,
+                Stopped::Aborted.to_string(),
+            ));
         }
-        let _ticking = self.limits.arm(&mut store, None);
-        let outcome = command.wasi_cli_run().call_run(&mut *store);
+        let _ticking = self.limits.arm(store, cancel);
+        let outcome = match entry {
+            Entry::Core(func) => func.call(&mut *store, ()).map(Ok),
+            Entry::Command(command) => command.wasi_cli_run().call_run(&mut *store),
+        };
         if let Err(error) = &outcome {
             if let Some(I32Exit(code)) = error.downcast_ref::<I32Exit>() {
                 if store.data().exit_process_on_proc_exit {
@@ -76,11 +106,42 @@ impl Running {
         exit_code(outcome)
     }
 
+    /// Runs the entry point `name` here and now (see `begin` and `run`).
+    pub fn call_entry(&self, name: &str) -> Result<i32> {
+        let entry = self.begin(name)?;
+        let mut store = self.store()?;
+        self.run(&mut store, entry, None)
+    }
+
+    /// Claims the entry point `name` now and marks this guest busy; the returned work runs
+    /// it (on a pool thread) and clears the mark. Until then calls from JS get
+    /// `ERR_WASI_BUSY` instead of waiting for the store.
+    pub fn call_entry_later(
+        self: &Arc<Self>,
+        name: &str,
+        cancel: Option<Arc<AtomicBool>>,
+    ) -> Result<impl FnOnce() -> Result<i32> + Send + 'static> {
+        let entry = self.begin(name)?;
+        self.busy.store(true, Ordering::SeqCst);
+        let running = self.clone();
+        Ok(move || {
+            let outcome = running.run(&mut running.lock(), entry, cancel);
+            running.busy.store(false, Ordering::SeqCst);
+            outcome
+        })
+    }
+
     /// `wasi.initialize()` of a component: components initialise when instantiated, so this
     /// only marks the `WASI` started; a command (with `wasi:cli/run`) is refused.
     pub fn initialize_component(&self) -> Result<()> {
-        let mut store = self.store();
-        if Command::new(&mut *store, self.component()?).is_ok() {
+        let mut store = self.store()?;
+        let Guest::Component(instance) = &self.guest else {
+            return Err(Failure::new(
+                ErrorCode::InvalidArgValue,
+                "expected a component instance, got a core module instance",
+            ));
+        };
+        if Command::new(&mut *store, instance).is_ok() {
             return Err(Failure::new(
                 ErrorCode::InvalidArgType,
                 "The component exports wasi:cli/run, so it is a WASI command: run it with \
@@ -93,7 +154,19 @@ impl Running {
         Ok(())
     }
 
-    fn store(&self) -> MutexGuard<'_, Store<Host>> {
+    /// The store, for a call from JS: `ERR_WASI_BUSY` while an async start runs the guest.
+    fn store(&self) -> Result<MutexGuard<'_, Store<Host>>> {
+        if self.busy.load(Ordering::SeqCst) {
+            return Err(Failure::new(
+                ErrorCode::WasiBusy,
+                "The guest is running (wasi.startAsync()); wait for its promise before calling \
+                 into it or its memory",
+            ));
+        }
+        Ok(self.lock())
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Store<Host>> {
         // A panic cannot leave the store half-updated in a way later calls could observe
         // unsafely (wasmtime unwinds guest state itself), so a poisoned lock is still usable.
         self.store
@@ -101,33 +174,8 @@ impl Running {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Calls the entry point `name` (`_start` or `_initialize`) and returns the exit code:
-    /// 0 when it returns, the `proc_exit` code when it exits.
-    pub fn call_entry(&self, name: &str) -> Result<i32> {
-        let mut store = self.store();
-        let Guest::Core(instance) = &self.guest else {
-            return Err(Failure::new(
-                ErrorCode::InvalidArgValue,
-                "a component has no core entry point; use wasi.start(instance)",
-            ));
-        };
-        let func = instance
-            .get_typed_func::<(), ()>(&mut *store, name)
-            .map_err(|e| {
-                Failure::new(
-                    ErrorCode::InvalidArgValue,
-                    format!("the export {name} is not a function of no arguments: {e:#}"),
-                )
-            })?;
-        let _ticking = self.limits.arm(&mut store, None);
-        match func.call(&mut *store, ()) {
-            Ok(()) => Ok(0),
-            Err(error) => classify(error),
-        }
-    }
-
     fn call(&self, func: Func, args: &[Val]) -> Result<Vec<Val>> {
-        let mut store = self.store();
+        let mut store = self.store()?;
         let ty = func.ty(&*store);
         let mut results = vec![Val::I32(0); ty.results().len()];
         let _ticking = self.limits.arm(&mut store, None);
@@ -136,15 +184,21 @@ impl Running {
         Ok(results)
     }
 
-    /// Runs `f` with the store locked.
-    pub fn with_store<R>(&self, f: impl FnOnce(&mut Store<Host>) -> R) -> R {
-        f(&mut self.store())
+    /// Runs `f` with the store locked (`ERR_WASI_BUSY` during an async start).
+    pub fn with_store<R>(&self, f: impl FnOnce(&mut Store<Host>) -> R) -> Result<R> {
+        Ok(f(&mut *self.store()?))
     }
 
     /// Arms this guest's limits for one call into it (see `Limits::arm`).
     pub fn arm(&self, store: &mut Store<Host>) -> Ticking {
         self.limits.arm(store, None)
     }
+}
+
+/// An entry point claimed by `Running::begin`, ready to run.
+pub enum Entry {
+    Core(TypedFunc<(), ()>),
+    Command(Command),
 }
 
 /// The error of an export JS called: a trap, or `ERR_WASI_EXITED` (with `exitCode`) when the
@@ -226,7 +280,7 @@ impl Instance {
         };
         let mut object = Object::new(env)?;
         let exports: Vec<(String, Extern)> = {
-            let mut store = self.running.store();
+            let mut store = self.running.store().map_err(|f| f.into_napi(env))?;
             instance
                 .exports(&mut *store)
                 .map(|export| (export.name().to_string(), export.into_extern()))
@@ -273,7 +327,7 @@ fn call_export(
     if is_entry && running.started.swap(true, Ordering::SeqCst) {
         return Err(crate::wasi::already_started());
     }
-    let params: Vec<ValType> = func.ty(&*running.store()).params().collect();
+    let params: Vec<ValType> = func.ty(&*running.store()?).params().collect();
     let args = params
         .iter()
         .enumerate()
@@ -379,15 +433,16 @@ pub struct Memory {
 impl Memory {
     /// Current size in bytes.
     #[napi(getter)]
-    pub fn byte_length(&self) -> f64 {
-        self.memory.data_size(&*self.running.store()) as f64
+    pub fn byte_length(&self, env: Env) -> napi::Result<f64> {
+        let store = self.running.store().map_err(|f| f.into_napi(&env))?;
+        Ok(self.memory.data_size(&*store) as f64)
     }
 
     /// Copies `length` bytes starting at `offset` out of the memory.
     /// Throws `ERR_OUT_OF_RANGE` if the range is not inside the memory.
     #[napi]
     pub fn read(&self, env: Env, offset: f64, length: f64) -> napi::Result<Buffer> {
-        let store = self.running.store();
+        let store = self.running.store().map_err(|f| f.into_napi(&env))?;
         let data = self.memory.data(&*store);
         let range = checked_range(offset, length, data.len()).map_err(|f| f.into_napi(&env))?;
         Ok(data[range].to_vec().into())
@@ -397,7 +452,7 @@ impl Memory {
     /// Throws `ERR_OUT_OF_RANGE` if they do not fit.
     #[napi]
     pub fn write(&self, env: Env, offset: f64, bytes: Uint8Array) -> napi::Result<()> {
-        let mut store = self.running.store();
+        let mut store = self.running.store().map_err(|f| f.into_napi(&env))?;
         let data = self.memory.data_mut(&mut *store);
         let range =
             checked_range(offset, bytes.len() as f64, data.len()).map_err(|f| f.into_napi(&env))?;
@@ -409,7 +464,7 @@ impl Memory {
     /// Throws `ERR_OUT_OF_RANGE` if it cannot grow that far.
     #[napi]
     pub fn grow(&self, env: Env, pages: f64) -> napi::Result<f64> {
-        let mut store = self.running.store();
+        let mut store = self.running.store().map_err(|f| f.into_napi(&env))?;
         let fail = || {
             Failure::new(
                 ErrorCode::OutOfRange,

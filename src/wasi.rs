@@ -7,11 +7,12 @@ use crate::engine::{engine, Host};
 use crate::error::{ErrorCode, Failure};
 use crate::imports::syscall_function;
 use crate::instance::{Guest, Instance, Running};
+use crate::limits::CancelToken;
 use crate::module::{Compiled, Module};
 use crate::run::instantiate_failure;
 use crate::stdio::{captured_bytes, Captured};
 use crate::stdio_writes::StdioWrites;
-use napi::bindgen_prelude::{Buffer, Function, Unknown};
+use napi::bindgen_prelude::{Buffer, Function, Object, Unknown};
 use napi::Env;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -127,8 +128,9 @@ impl WasiCore {
         syscall_function(env, ctx, stdio)
     }
 
-    /// Runs `instance`'s entry point (`_start` or `_initialize`); the JS side has already
-    /// checked the exports and set the started flag. Returns the exit code.
+    /// Runs `instance`'s entry point: `_start` or `_initialize` (the JS side has already
+    /// checked the exports and set the started flag), or `run` for a component (checked and
+    /// claimed here). Returns the exit code.
     #[napi]
     pub fn run_entry(&self, env: Env, instance: &Instance, name: String) -> napi::Result<i32> {
         instance
@@ -137,14 +139,28 @@ impl WasiCore {
             .map_err(|f| f.into_napi(&env))
     }
 
-    /// `wasi.start()` of a component instance: `wasi:cli/run#run`, once. Returns the exit
-    /// code.
-    #[napi]
-    pub fn start_component(&self, env: Env, instance: &Instance) -> napi::Result<i32> {
-        instance
+    /// `wasi.startAsync()`: claims the entry point now (`_start`, or `run` for a component;
+    /// the JS side has checked the exports and marked a core module started), then runs it
+    /// on the guest pool. The promise resolves to the exit code.
+    #[napi(ts_return_type = "Promise<number>")]
+    pub fn start_async<'env>(
+        &self,
+        env: &'env Env,
+        instance: &Instance,
+        name: String,
+        cancel: Option<&CancelToken>,
+    ) -> napi::Result<Object<'env>> {
+        let cancel = cancel.map(|token| token.flag.clone());
+        let work = instance
             .running
-            .run_command()
-            .map_err(|f| f.into_napi(&env))
+            .call_entry_later(&name, cancel)
+            .map_err(|f| f.into_napi(env))?;
+        let (deferred, promise) = env.create_deferred()?;
+        crate::pool::spawn(move || {
+            let outcome = work();
+            deferred.resolve(move |env: Env| outcome.map_err(|f| f.into_napi(&env)));
+        });
+        Ok(promise)
     }
 
     /// `wasi.initialize()` of a component instance (marks this object started).
