@@ -72,6 +72,13 @@ export declare class WASI {
    */
   start(instance: Instance | WebAssembly.Instance | WebAssemblyInstanceLike): number
   /**
+   * Extension: `start()` on node-wasmtime's own threads, for an `Instance` from `instantiate()`.
+   * The object is marked started before the promise is returned; until it settles, calls into
+   * the guest (its exports, its memory) throw `ERR_WASI_BUSY`. `signal` stops the guest (the
+   * promise rejects with an `AbortError`). Bad input rejects.
+   */
+  startAsync(instance: Instance, options?: { signal?: AbortSignal }): Promise<number>
+  /**
    * Runs `_initialize` once if the module has one; after it, call `instance.exports`. A
    * component is only marked started (components initialise when instantiated); a command
    * component (with `wasi:cli/run`) throws `ERR_INVALID_ARG_TYPE`.

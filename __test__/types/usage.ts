@@ -39,6 +39,7 @@ const api = command.exports['my:pkg/api'] as Record<string, Function>;
 const controller = new AbortController();
 const limited: Promise<RunResult> = runWasm(bytes, { limits: { timeout: 1000, maxMemory: 1 << 24 }, signal: controller.signal });
 new WASI({ version: 'preview1', limits: { timeout: 50 } });
+const asyncExit: Promise<number> = p2.startAsync(command, { signal: controller.signal });
 // @ts-expect-error timeout is a number of milliseconds
 runWasmSync(bytes, { limits: { timeout: '1s' } });
 
@@ -51,4 +52,4 @@ new WASI({ version: 'preview3' });
 // @ts-expect-error runWasm options are an object
 runWasmSync(bytes, 'x');
 
-export { kind, names, code, out, pending, exit, captured, first, dropIn, instanceKind, status, api, limited };
+export { kind, names, code, out, pending, exit, captured, first, dropIn, instanceKind, status, api, limited, asyncExit };
