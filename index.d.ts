@@ -107,13 +107,23 @@ export declare class Module {
   exports(): Array<ExportDescriptor>
 }
 
+/** Internal: the JS side of one streamed output (`lib/stream.js`). */
+export declare class OutputChannel {
+  /** `wake` is called (on this thread, soon) whenever chunks are waiting to be taken. */
+  constructor(wake: () => void)
+  /** The chunks written since the last call, oldest first. */
+  take(): Array<Buffer>
+  /** JS is done with `bytes` bytes (delivered, or dropped): a waiting guest may go on. */
+  ack(bytes: number): void
+}
+
 /** Internal: the native state behind one `WASI` object. Use `WASI`. */
 export declare class WasiCore {
   /**
    * Opens the configured host resources; fails like node:wasi's native setup
    * (`UVWASI_ENOENT`, `UVWASI_ENOTDIR`, `UVWASI_EBADF`).
    */
-  constructor(config: WasiConfig)
+  constructor(config: WasiConfig, stdout?: OutputChannel | undefined | null, stderr?: OutputChannel | undefined | null)
   /** Whether `start`/`initialize` (or an entry point export) has run. */
   get started(): boolean
   /** Sets the started flag; throws `ERR_WASI_ALREADY_STARTED` if it was set. */
@@ -183,7 +193,7 @@ export interface ImportDescriptor {
 }
 
 /** Internal: runs a WASI command in a fresh instance on a pool thread. Use `runWasm`. */
-export declare function runAsync(module: Module, config: WasiConfig, cancel?: CancelToken | undefined | null): Promise<RunResult>
+export declare function runAsync(module: Module, config: WasiConfig, cancel?: CancelToken | undefined | null, stdout?: OutputChannel | undefined | null, stderr?: OutputChannel | undefined | null): Promise<RunResult>
 
 /** The `limits` option, validated by the JS layer. */
 export interface RunLimits {
@@ -207,7 +217,7 @@ export interface RunResult {
 }
 
 /** Internal: runs a WASI command in a fresh instance on this thread. Use `runWasmSync`. */
-export declare function runSync(module: Module, config: WasiConfig): RunResult
+export declare function runSync(module: Module, config: WasiConfig, stdout?: OutputChannel | undefined | null, stderr?: OutputChannel | undefined | null): RunResult
 
 /**
  * Internal: each import's parameter kinds, `'i'` for i32 and `'I'` for i64 (`'iIi'` is
@@ -228,10 +238,10 @@ export interface WasiConfig {
   preopens: Array<Array<string>>
   /** A host fd, or bytes fed to the guest. */
   stdin: number | Uint8Array
-  /** A host fd, `'pipe'` or `'ignore'`. */
-  stdout: number | 'pipe' | 'ignore'
-  /** A host fd, `'pipe'` or `'ignore'`. */
-  stderr: number | 'pipe' | 'ignore'
+  /** A host fd, `'pipe'`, `'ignore'`, or `'stream'` (to the `OutputChannel` passed along). */
+  stdout: number | 'pipe' | 'ignore' | 'stream'
+  /** A host fd, `'pipe'`, `'ignore'`, or `'stream'` (to the `OutputChannel` passed along). */
+  stderr: number | 'pipe' | 'ignore' | 'stream'
   /** Limits for guests wasmtime runs. */
   limits?: RunLimits
 }

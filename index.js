@@ -839,6 +839,7 @@ module.exports.CancelToken = nativeBinding.CancelToken
 module.exports.Instance = nativeBinding.Instance
 module.exports.Memory = nativeBinding.Memory
 module.exports.Module = nativeBinding.Module
+module.exports.OutputChannel = nativeBinding.OutputChannel
 module.exports.WasiCore = nativeBinding.WasiCore
 module.exports.compileCachedModule = nativeBinding.compileCachedModule
 module.exports.compileCachedModuleAsync = nativeBinding.compileCachedModuleAsync

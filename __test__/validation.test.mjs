@@ -116,11 +116,14 @@ for (const prop of ['stdin', 'stdout', 'stderr']) {
   ];
   for (const [value, error] of bad) {
     const row = { title: `${prop}: ${util.inspect(value)}`, options: { version: P1, [prop]: value }, error };
-    // Our documented extensions: stdin as data, stdout/stderr 'pipe' | 'ignore'.
+    // Our documented extensions: stdin as data, stdout/stderr 'pipe' | 'ignore' | a function
+    // (or a Writable) receiving the stream.
     if (prop === 'stdin' && typeof value === 'string') {
       row.extension = { stdin: new Uint8Array(Buffer.from(value)) };
     } else if (prop !== 'stdin' && value === 'pipe') {
       row.extension = { [prop]: 'pipe' };
+    } else if (prop !== 'stdin' && typeof value === 'function') {
+      row.extension = { [prop]: value };
     }
     stdioRows.push(row);
   }
@@ -298,9 +301,8 @@ export const RUN_OPTIONS_ERRORS = [
   { title: "stdout 'x'", options: { stdout: 'x' }, error: valueErr("The property 'options.stdout' must be one of: 'pipe', 'inherit', 'ignore', or a file descriptor. Received 'x'") },
   { title: "stderr 'PIPE'", options: { stderr: 'PIPE' }, error: valueErr("The property 'options.stderr' must be one of: 'pipe', 'inherit', 'ignore', or a file descriptor. Received 'PIPE'") },
   { title: "stdout ''", options: { stdout: '' }, error: valueErr("The property 'options.stdout' must be one of: 'pipe', 'inherit', 'ignore', or a file descriptor. Received ''") },
-  { title: 'stdout true', options: { stdout: true }, error: typeErr('The "options.stdout" property must be one of type string or number. Received type boolean (true)') },
-  { title: 'stdout null', options: { stdout: null }, error: typeErr('The "options.stdout" property must be one of type string or number. Received null') },
-  { title: 'stderr function', options: { stderr: function sink() {} }, error: typeErr('The "options.stderr" property must be one of type string or number. Received function sink') },
+  { title: 'stdout true', options: { stdout: true }, error: typeErr('The "options.stdout" property must be one of type string, number, or function or an instance of Writable. Received type boolean (true)') },
+  { title: 'stdout null', options: { stdout: null }, error: typeErr('The "options.stdout" property must be one of type string, number, or function or an instance of Writable. Received null') },
   { title: 'stdout -1', options: { stdout: -1 }, error: fdRangeErr('stdout', '-1') },
   { title: 'stderr 2**31', options: { stderr: 2 ** 31 }, error: fdRangeErr('stderr', '2147483648') },
   { title: 'stdout NaN', options: { stdout: NaN }, error: integerErr('stdout', 'NaN') },

@@ -9,6 +9,7 @@ const {
 } = require('../index.js');
 const { ERR_INVALID_ARG_VALUE } = require('./errors');
 const { validateAbortSignal, throwIfAborted, withSignal } = require('./abort');
+const { attachStreams, deliverNow, streamError } = require('./stream');
 const { validateRunOptions } = require('./validate');
 
 const kNoInput = new Uint8Array(0);
@@ -28,7 +29,16 @@ function runWasmSync(wasm, options) {
                                 'nothing could abort it (use limits.timeout)');
   }
   const module = wasm instanceof Module ? wasm : compileCachedModule(wasm);
-  return runSync(module, config);
+  const streams = attachStreams(config);
+  let result;
+  try {
+    result = runSync(module, config, streams.stdout?.channel, streams.stderr?.channel);
+  } finally {
+    deliverNow(streams);
+  }
+  const error = streamError(streams);
+  if (error !== undefined) throw error;
+  return result;
 }
 
 /**
@@ -49,7 +59,12 @@ async function runWasm(wasm, options) {
     module = await module;
     throwIfAborted(signal);
   }
-  return withSignal(signal, (token) => runAsync(module, config, token));
+  const streams = attachStreams(config);
+  const result = await withSignal(signal, (token) =>
+    runAsync(module, config, token, streams.stdout?.channel, streams.stderr?.channel));
+  const error = streamError(streams);
+  if (error !== undefined) throw error;
+  return result;
 }
 
 module.exports = { runWasm, runWasmSync };

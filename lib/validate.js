@@ -11,6 +11,7 @@
 // Node's lib/wasi.js + lib/internal/validators.js down to the order in which
 // option properties are read.
 
+const { isStreamTarget } = require('./stream');
 const {
   ERR_INVALID_ARG_TYPE,
   ERR_INVALID_ARG_VALUE,
@@ -198,9 +199,11 @@ function validateWasiOptions(options) {
   } else {
     validateInt32(stdin, 'options.stdin', 0);
   }
-  // Extension: stdout/stderr may be 'pipe' (captured) or 'ignore'.
-  if (stdout !== 'pipe' && stdout !== 'ignore') validateInt32(stdout, 'options.stdout', 0);
-  if (stderr !== 'pipe' && stderr !== 'ignore') validateInt32(stderr, 'options.stderr', 0);
+  // Extension: stdout/stderr may be 'pipe' (captured), 'ignore', or streamed to a function or
+  // a Writable.
+  const isExtension = (value) => value === 'pipe' || value === 'ignore' || isStreamTarget(value);
+  if (!isExtension(stdout)) validateInt32(stdout, 'options.stdout', 0);
+  if (!isExtension(stderr)) validateInt32(stderr, 'options.stderr', 0);
 
   // Extension, checked after all of node:wasi's own checks.
   const limits = validateLimits(options.limits, 'options.limits');
@@ -236,11 +239,12 @@ function validateRunStdio(value, name, inheritFd) {
   if (value === undefined || value === 'pipe') return 'pipe';
   if (value === 'ignore') return 'ignore';
   if (value === 'inherit') return inheritFd;
+  if (isStreamTarget(value)) return value;
   if (typeof value === 'string') {
     throw ERR_INVALID_ARG_VALUE(name, value, `must be one of: ${kStdioModes}`);
   }
   if (typeof value !== 'number') {
-    throw ERR_INVALID_ARG_TYPE(name, ['string', 'number'], value);
+    throw ERR_INVALID_ARG_TYPE(name, ['string', 'number', 'function', 'Writable'], value);
   }
   validateInt32(value, name, 0);
   return value === 0 ? 0 : value; // -0 -> 0

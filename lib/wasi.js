@@ -18,6 +18,7 @@ const {
   codedError, ERR_INVALID_ARG_TYPE, ERR_INVALID_ARG_VALUE, ERR_WASI_ALREADY_STARTED,
 } = require('./errors');
 const { validateAbortSignal, throwIfAborted, withSignal } = require('./abort');
+const { attachStreams, deliverNow, streamError } = require('./stream');
 const { createWasiImport, exitProcess } = require('./imports');
 
 // What node:wasi's proc_exit throws to unwind the guest with returnOnExit; start() catches it.
@@ -28,11 +29,13 @@ class WASI {
   #version;
   #exitCode = 0;
   #binding; // { syscall, memory } once a V8 guest's memory is bound
+  #streams; // streamed stdout/stderr (./stream.js)
 
   constructor(options) {
     const config = validateWasiOptions(options);
     this.#version = config.version;
-    this.#core = new WasiCore(config);
+    this.#streams = attachStreams(config);
+    this.#core = new WasiCore(config, this.#streams.stdout?.channel, this.#streams.stderr?.channel);
     const returnOnExit = validateReturnOnExit(config.returnOnExit);
     this.#core.returnOnExit = returnOnExit;
     const procExit = returnOnExit ?
@@ -82,6 +85,10 @@ class WASI {
    * `_start`, or a component's `wasi:cli/run#run`.
    */
   start(instance) {
+    return this.#deliveringAfter(() => this.#start(instance));
+  }
+
+  #start(instance) {
     if (isComponent(instance)) return this.#core.runEntry(this.#claim(instance), 'run');
     const exports = this.#checkAndBind(instance);
     const { _start, _initialize } = exports;
@@ -132,6 +139,10 @@ class WASI {
    * instantiated) is only marked started; its exports are then ready to call.
    */
   initialize(instance) {
+    return this.#deliveringAfter(() => this.#initialize(instance));
+  }
+
+  #initialize(instance) {
     if (isComponent(instance)) return this.#core.initializeComponent(this.#claim(instance));
     const exports = this.#checkAndBind(instance);
     const { _start, _initialize } = exports;
@@ -153,6 +164,20 @@ class WASI {
   /** With `stderr: 'pipe'`: everything the guest wrote to stderr so far. */
   get stderr() {
     return this.#core.stderr ?? undefined;
+  }
+
+  // Runs `call` (which ran the guest on this thread), then hands streamed output written
+  // meanwhile to its targets, in order, before returning; a target's error is thrown.
+  #deliveringAfter(call) {
+    let result;
+    try {
+      result = call();
+    } finally {
+      deliverNow(this.#streams);
+    }
+    const error = streamError(this.#streams);
+    if (error !== undefined) throw error;
+    return result;
   }
 
   // A component Instance passed to start()/initialize(): the same started and ownership

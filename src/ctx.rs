@@ -6,6 +6,7 @@ use crate::engine::Host;
 use crate::error::{ErrorCode, Failure, Result};
 use crate::limits::{Limits, RunLimits};
 use crate::stdio::{attach, dup_fd, Captured, Input, Output, Stream};
+use crate::stream_output::OutputChannel;
 use bytes::Bytes;
 use napi::bindgen_prelude::{Either, Uint8Array};
 use std::path::PathBuf;
@@ -25,11 +26,11 @@ pub struct WasiConfig {
     /// A host fd, or bytes fed to the guest.
     #[napi(ts_type = "number | Uint8Array")]
     pub stdin: Either<u32, Uint8Array>,
-    /// A host fd, `'pipe'` or `'ignore'`.
-    #[napi(ts_type = "number | 'pipe' | 'ignore'")]
+    /// A host fd, `'pipe'`, `'ignore'`, or `'stream'` (to the `OutputChannel` passed along).
+    #[napi(ts_type = "number | 'pipe' | 'ignore' | 'stream'")]
     pub stdout: Either<u32, String>,
-    /// A host fd, `'pipe'` or `'ignore'`.
-    #[napi(ts_type = "number | 'pipe' | 'ignore'")]
+    /// A host fd, `'pipe'`, `'ignore'`, or `'stream'` (to the `OutputChannel` passed along).
+    #[napi(ts_type = "number | 'pipe' | 'ignore' | 'stream'")]
     pub stderr: Either<u32, String>,
     /// Limits for guests wasmtime runs.
     pub limits: Option<RunLimits>,
@@ -58,7 +59,7 @@ impl WasiSpec {
     /// Opens what the config names (duplicating stdio fds) and checks every preopen is an
     /// existing directory, failing as node:wasi does (`UVWASI_ENOENT`, `UVWASI_ENOTDIR`,
     /// `UVWASI_EBADF`).
-    pub fn from_config(config: WasiConfig) -> Result<Self> {
+    pub fn from_config(config: WasiConfig, channels: Channels) -> Result<Self> {
         let env = config
             .env
             .into_iter()
@@ -93,10 +94,20 @@ impl WasiSpec {
             env,
             preopens,
             stdin,
-            stdout: output(config.stdout, Stream::Stdout)?,
-            stderr: output(config.stderr, Stream::Stderr)?,
+            stdout: output(config.stdout, Stream::Stdout, channels.0)?,
+            stderr: output(config.stderr, Stream::Stderr, channels.1)?,
             limits: Limits::new(config.limits),
         })
+    }
+
+    /// Waits until JS has taken and acknowledged everything streamed so far (on a pool
+    /// thread, before a run's promise settles).
+    pub fn wait_streams_delivered(&self) {
+        for output in [&self.stdout, &self.stderr] {
+            if let Output::Stream(channel) = output {
+                channel.wait_delivered();
+            }
+        }
     }
 
     /// Fresh capture buffers for this spec's piped outputs.
@@ -138,11 +149,26 @@ impl WasiSpec {
     }
 }
 
-fn output(spec: Either<u32, String>, stream: Stream) -> Result<Output> {
+/// The `OutputChannel`s of streamed stdout and stderr, when `'stream'`.
+pub type Channels<'a> = (Option<&'a OutputChannel>, Option<&'a OutputChannel>);
+
+fn output(
+    spec: Either<u32, String>,
+    stream: Stream,
+    channel: Option<&OutputChannel>,
+) -> Result<Output> {
     match spec {
         Either::A(fd) => Output::fd(fd, stream),
         Either::B(kind) if kind == "pipe" => Ok(Output::Pipe),
         Either::B(kind) if kind == "ignore" => Ok(Output::Ignore),
+        Either::B(kind) if kind == "stream" => channel
+            .map(|channel| Output::Stream(channel.channel.clone()))
+            .ok_or_else(|| {
+                Failure::new(
+                    ErrorCode::InvalidArgValue,
+                    "a streamed output needs its channel",
+                )
+            }),
         Either::B(kind) => Err(Failure::new(
             ErrorCode::InvalidArgValue,
             format!("unknown output kind '{kind}'"),

@@ -22,4 +22,5 @@ mod run;
 mod source;
 mod stdio;
 mod stdio_writes;
+mod stream_output;
 mod wasi;

@@ -9,6 +9,7 @@ use crate::error::{classify, reason, ErrorCode, Failure, Result};
 use crate::limits::{CancelToken, Stopped};
 use crate::module::{Compiled, CompiledModule, Module};
 use crate::stdio::captured_bytes;
+use crate::stream_output::OutputChannel;
 use napi::bindgen_prelude::{Buffer, Object};
 use napi::Env;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -133,8 +134,14 @@ fn start(store: &mut Store<Host>, pre: &InstancePre<Host>) -> Result<i32> {
 
 /// Internal: runs a WASI command in a fresh instance on this thread. Use `runWasmSync`.
 #[napi]
-pub fn run_sync(env: Env, module: &Module, config: WasiConfig) -> napi::Result<RunResult> {
-    let spec = WasiSpec::from_config(config).map_err(|f| f.into_napi(&env))?;
+pub fn run_sync(
+    env: Env,
+    module: &Module,
+    config: WasiConfig,
+    stdout: Option<&OutputChannel>,
+    stderr: Option<&OutputChannel>,
+) -> napi::Result<RunResult> {
+    let spec = WasiSpec::from_config(config, (stdout, stderr)).map_err(|f| f.into_napi(&env))?;
     run_impl(&module.inner, &spec, None)
         .map(RunOutput::into_result)
         .map_err(|f| f.into_napi(&env))
@@ -147,13 +154,16 @@ pub fn run_async<'env>(
     module: &Module,
     config: WasiConfig,
     cancel: Option<&CancelToken>,
+    stdout: Option<&OutputChannel>,
+    stderr: Option<&OutputChannel>,
 ) -> napi::Result<Object<'env>> {
     let cancel = cancel.map(|token| token.flag.clone());
-    let spec = WasiSpec::from_config(config).map_err(|f| f.into_napi(env))?;
+    let spec = WasiSpec::from_config(config, (stdout, stderr)).map_err(|f| f.into_napi(env))?;
     let module: Arc<CompiledModule> = module.inner.clone();
     let (deferred, promise) = env.create_deferred()?;
     crate::pool::spawn(move || {
         let outcome = run_impl(&module, &spec, cancel);
+        spec.wait_streams_delivered();
         deferred.resolve(move |env: Env| {
             outcome
                 .map(RunOutput::into_result)

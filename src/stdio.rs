@@ -3,6 +3,7 @@
 //! with no size cap, or nothing.
 
 use crate::error::{ErrorCode, Failure, Result};
+use crate::stream_output::{Channel, ChannelOutput};
 use bytes::Bytes;
 use std::fs::File;
 use std::os::fd::{BorrowedFd, RawFd};
@@ -30,6 +31,8 @@ pub enum Output {
     Pipe,
     /// Discarded.
     Ignore,
+    /// Streamed to a JS function or Writable (`stream_output.rs`).
+    Stream(Arc<Channel>),
 }
 
 /// Which stream an output is, for messages.
@@ -127,11 +130,13 @@ pub fn attach(
     match (stdout, &captured.stdout) {
         (Output::Fd { stream, .. }, _) => builder.stdout(stream.clone()),
         (Output::Pipe, Some(pipe)) => builder.stdout(pipe.clone()),
+        (Output::Stream(channel), _) => builder.stdout(ChannelOutput(channel.clone())),
         _ => builder.stdout(SinkOutputStream),
     };
     match (stderr, &captured.stderr) {
         (Output::Fd { stream, .. }, _) => builder.stderr(stream.clone()),
         (Output::Pipe, Some(pipe)) => builder.stderr(pipe.clone()),
+        (Output::Stream(channel), _) => builder.stderr(ChannelOutput(channel.clone())),
         _ => builder.stderr(SinkOutputStream),
     };
 }

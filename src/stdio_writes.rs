@@ -6,6 +6,7 @@
 //! fd 1 or 2) is left to wasmtime-wasi.
 
 use crate::stdio::{Captured, Output};
+use crate::stream_output::Channel;
 use bytes::Bytes;
 use std::fs::File;
 use std::io::Write;
@@ -20,6 +21,7 @@ const CHUNK: usize = 4096;
 enum Sink {
     File(Arc<File>),
     Pipe(MemoryOutputPipe),
+    Stream(Arc<Channel>),
     Ignore,
 }
 
@@ -29,6 +31,7 @@ impl Sink {
             (Output::Fd { file, .. }, _) => Some(Sink::File(file.clone())),
             (Output::Pipe, Some(pipe)) => Some(Sink::Pipe(pipe.clone())),
             (Output::Ignore, _) => Some(Sink::Ignore),
+            (Output::Stream(channel), _) => Some(Sink::Stream(channel.clone())),
             (Output::Pipe, None) => None,
         }
     }
@@ -41,6 +44,7 @@ impl Sink {
                 Sink::Pipe(pipe) => pipe
                     .write(Bytes::copy_from_slice(chunk))
                     .map_err(|_| ERRNO_IO)?,
+                Sink::Stream(channel) => channel.push(Bytes::copy_from_slice(chunk)),
                 Sink::Ignore => {}
             }
         }

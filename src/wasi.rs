@@ -12,6 +12,7 @@ use crate::module::{Compiled, Module};
 use crate::run::instantiate_failure;
 use crate::stdio::{captured_bytes, Captured};
 use crate::stdio_writes::StdioWrites;
+use crate::stream_output::OutputChannel;
 use napi::bindgen_prelude::{Buffer, Function, Object, Unknown};
 use napi::Env;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -40,8 +41,14 @@ impl WasiCore {
     /// Opens the configured host resources; fails like node:wasi's native setup
     /// (`UVWASI_ENOENT`, `UVWASI_ENOTDIR`, `UVWASI_EBADF`).
     #[napi(constructor)]
-    pub fn new(env: Env, config: WasiConfig) -> napi::Result<Self> {
-        let spec = WasiSpec::from_config(config).map_err(|f| f.into_napi(&env))?;
+    pub fn new(
+        env: Env,
+        config: WasiConfig,
+        stdout: Option<&OutputChannel>,
+        stderr: Option<&OutputChannel>,
+    ) -> napi::Result<Self> {
+        let spec =
+            WasiSpec::from_config(config, (stdout, stderr)).map_err(|f| f.into_napi(&env))?;
         Ok(WasiCore {
             captured: spec.new_captured(),
             spec,
@@ -155,9 +162,11 @@ impl WasiCore {
             .running
             .call_entry_later(&name, cancel)
             .map_err(|f| f.into_napi(env))?;
+        let spec = self.spec.clone();
         let (deferred, promise) = env.create_deferred()?;
         crate::pool::spawn(move || {
             let outcome = work();
+            spec.wait_streams_delivered();
             deferred.resolve(move |env: Env| outcome.map_err(|f| f.into_napi(&env)));
         });
         Ok(promise)

@@ -1,0 +1,176 @@
+//! Streamed stdout/stderr (`stdout: (chunk) => {}` or a Writable): the guest's writes queue
+//! here as chunks, in order, and JS is woken to take them. A guest on a pool thread waits
+//! while more than `HIGH_WATER` bytes are handed to JS and not yet acknowledged (a slow
+//! Writable acknowledges when it has flushed), so memory stays bounded; a guest on the JS
+//! thread cannot wait for JS, so its chunks are delivered when the call returns.
+
+use bytes::Bytes;
+use napi::bindgen_prelude::{Buffer, Function};
+use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
+use std::collections::VecDeque;
+use std::pin::Pin;
+use std::sync::{Arc, Condvar, Mutex};
+use std::task::{Context, Poll};
+use std::thread::ThreadId;
+use tokio::io::AsyncWrite;
+use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
+use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
+
+/// How many bytes may be handed to JS and not yet acknowledged before the guest waits.
+const HIGH_WATER: usize = 1 << 20;
+
+/// Wakes JS (on its thread) to take the pending chunks; weak, so an idle channel never
+/// keeps the process alive.
+type Wake = ThreadsafeFunction<(), (), (), napi::Status, false, true>;
+
+struct Queue {
+    pending: VecDeque<Bytes>,
+    /// Bytes queued or handed to JS and not yet acknowledged.
+    outstanding: usize,
+}
+
+/// One stream's queue between the guest and JS.
+pub struct Channel {
+    queue: Mutex<Queue>,
+    acknowledged: Condvar,
+    wake: Wake,
+    js_thread: ThreadId,
+}
+
+impl Channel {
+    pub fn push(&self, bytes: Bytes) {
+        let len = bytes.len();
+        let mut queue = self.queue.lock().unwrap();
+        let was_empty = queue.pending.is_empty();
+        queue.pending.push_back(bytes);
+        queue.outstanding += len;
+        if was_empty {
+            self.wake.call((), ThreadsafeFunctionCallMode::NonBlocking);
+        }
+        if std::thread::current().id() != self.js_thread {
+            while queue.outstanding > HIGH_WATER {
+                queue = self.acknowledged.wait(queue).unwrap();
+            }
+        }
+    }
+
+    /// Waits until JS has acknowledged every chunk (a pool thread, before a run settles).
+    pub fn wait_delivered(&self) {
+        let mut queue = self.queue.lock().unwrap();
+        while queue.outstanding > 0 {
+            queue = self.acknowledged.wait(queue).unwrap();
+        }
+    }
+}
+
+/// Internal: the JS side of one streamed output (`lib/stream.js`).
+#[napi]
+pub struct OutputChannel {
+    pub(crate) channel: Arc<Channel>,
+}
+
+#[napi]
+impl OutputChannel {
+    /// `wake` is called (on this thread, soon) whenever chunks are waiting to be taken.
+    #[napi(constructor)]
+    pub fn new(wake: Function<(), ()>) -> napi::Result<Self> {
+        let wake = wake
+            .build_threadsafe_function()
+            .callee_handled::<false>()
+            .weak::<true>()
+            .build()?;
+        Ok(OutputChannel {
+            channel: Arc::new(Channel {
+                queue: Mutex::new(Queue {
+                    pending: VecDeque::new(),
+                    outstanding: 0,
+                }),
+                acknowledged: Condvar::new(),
+                wake,
+                js_thread: std::thread::current().id(),
+            }),
+        })
+    }
+
+    /// The chunks written since the last call, oldest first.
+    #[napi]
+    pub fn take(&self) -> Vec<Buffer> {
+        let mut queue = self.channel.queue.lock().unwrap();
+        queue
+            .pending
+            .drain(..)
+            .map(|bytes| Buffer::from(Vec::from(bytes)))
+            .collect()
+    }
+
+    /// JS is done with `bytes` bytes (delivered, or dropped): a waiting guest may go on.
+    #[napi]
+    pub fn ack(&self, bytes: f64) {
+        let mut queue = self.channel.queue.lock().unwrap();
+        queue.outstanding = queue.outstanding.saturating_sub(bytes as usize);
+        self.channel.acknowledged.notify_all();
+    }
+}
+
+/// The guest-facing stream: wasmtime-wasi writes stdout or stderr here.
+#[derive(Clone)]
+pub struct ChannelOutput(pub Arc<Channel>);
+
+impl IsTerminal for ChannelOutput {
+    fn is_terminal(&self) -> bool {
+        false
+    }
+}
+
+impl StdoutStream for ChannelOutput {
+    fn p2_stream(&self) -> Box<dyn OutputStream> {
+        Box::new(self.clone())
+    }
+
+    fn async_stream(&self) -> Box<dyn AsyncWrite + Send + Sync> {
+        Box::new(self.clone())
+    }
+}
+
+#[wasmtime_wasi::async_trait]
+impl Pollable for ChannelOutput {
+    async fn ready(&mut self) {}
+}
+
+impl OutputStream for ChannelOutput {
+    fn write(&mut self, bytes: Bytes) -> StreamResult<()> {
+        if !bytes.is_empty() {
+            self.0.push(bytes);
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> StreamResult<()> {
+        Ok(())
+    }
+
+    fn check_write(&mut self) -> StreamResult<usize> {
+        Ok(HIGH_WATER)
+    }
+}
+
+impl AsyncWrite for ChannelOutput {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        if !buf.is_empty() {
+            self.0.push(Bytes::copy_from_slice(buf));
+        }
+        Poll::Ready(Ok(buf.len()))
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+}
