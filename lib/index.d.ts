@@ -7,6 +7,12 @@ import type { Module, Instance, Memory, RunResult } from '../index'
 export { Module, Instance, Memory } from '../index'
 export type { RunResult, ImportDescriptor, ExportDescriptor } from '../index'
 
+/**
+ * Streamed output: a function called with each chunk the guest writes (a `Buffer` it may keep),
+ * or a Node `Writable` (anything with a `write(chunk, callback)` method).
+ */
+export type OutputTarget = ((chunk: Buffer) => void) | { write(chunk: Buffer, callback: (error?: Error | null) => void): unknown }
+
 /** Wasm bytes: a `Buffer`, any `TypedArray`, a `DataView` or an `ArrayBuffer`. */
 export type Bytes = ArrayBufferView | ArrayBuffer
 
@@ -29,10 +35,10 @@ export interface WASIOptions {
   returnOnExit?: boolean
   /** Host fd the guest reads (default `0`). Extension: a string or bytes fed to the guest. */
   stdin?: number | string | Bytes
-  /** Host fd (default `1`). Extensions: `'pipe'` (captured, read `wasi.stdout`), `'ignore'`. */
-  stdout?: number | 'pipe' | 'ignore'
-  /** Host fd (default `2`). Extensions: `'pipe'` (captured, read `wasi.stderr`), `'ignore'`. */
-  stderr?: number | 'pipe' | 'ignore'
+  /** Host fd (default `1`). Extensions: `'pipe'` (captured, read `wasi.stdout`), `'ignore'`, an `OutputTarget` (streamed). */
+  stdout?: number | 'pipe' | 'ignore' | OutputTarget
+  /** Host fd (default `2`). Extensions: `'pipe'` (captured, read `wasi.stderr`), `'ignore'`, an `OutputTarget` (streamed). */
+  stderr?: number | 'pipe' | 'ignore' | OutputTarget
   /** Extension: limits on guests this object runs in wasmtime (`instantiate()`); see `Limits`. */
   limits?: Limits
 }
@@ -100,10 +106,10 @@ export interface RunOptions {
   preopens?: Record<string, string>
   /** Bytes fed to the guest, or a host fd to read. Default: empty input. */
   stdin?: number | string | Bytes
-  /** `'pipe'` (captured into the result), `'inherit'` (fd 1), `'ignore'`, or a host fd. Default `'pipe'`. */
-  stdout?: 'pipe' | 'inherit' | 'ignore' | number
-  /** `'pipe'` (captured into the result), `'inherit'` (fd 2), `'ignore'`, or a host fd. Default `'pipe'`. */
-  stderr?: 'pipe' | 'inherit' | 'ignore' | number
+  /** `'pipe'` (captured into the result), `'inherit'` (fd 1), `'ignore'`, a host fd, or an `OutputTarget` (streamed). Default `'pipe'`. */
+  stdout?: 'pipe' | 'inherit' | 'ignore' | number | OutputTarget
+  /** `'pipe'` (captured into the result), `'inherit'` (fd 2), `'ignore'`, a host fd, or an `OutputTarget` (streamed). Default `'pipe'`. */
+  stderr?: 'pipe' | 'inherit' | 'ignore' | number | OutputTarget
   /** What the guest may use; see `Limits`. */
   limits?: Limits
   /**

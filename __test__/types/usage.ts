@@ -43,6 +43,11 @@ const asyncExit: Promise<number> = p2.startAsync(command, { signal: controller.s
 // @ts-expect-error timeout is a number of milliseconds
 runWasmSync(bytes, { limits: { timeout: '1s' } });
 
+// Streamed output: a function or a Writable.
+import { Writable } from 'node:stream';
+const streamed: Promise<RunResult> = runWasm(bytes, { stdout: (chunk: Buffer) => { chunk.length; }, stderr: new Writable() });
+new WASI({ version: 'preview1', stdout: process.stdout });
+
 // @ts-expect-error version is required
 new WASI({ args: [] });
 // @ts-expect-error stdout takes 'pipe' | 'ignore' | fd
@@ -52,4 +57,4 @@ new WASI({ version: 'preview3' });
 // @ts-expect-error runWasm options are an object
 runWasmSync(bytes, 'x');
 
-export { kind, names, code, out, pending, exit, captured, first, dropIn, instanceKind, status, api, limited, asyncExit };
+export { kind, names, code, out, pending, exit, captured, first, dropIn, instanceKind, status, api, limited, asyncExit, streamed };
