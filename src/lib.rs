@@ -23,4 +23,5 @@ mod source;
 mod stdio;
 mod stdio_writes;
 mod stream_output;
+mod teardown;
 mod wasi;

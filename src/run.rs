@@ -10,6 +10,7 @@ use crate::limits::{CancelToken, Stopped};
 use crate::module::{Compiled, CompiledModule, Module};
 use crate::stdio::captured_bytes;
 use crate::stream_output::OutputChannel;
+use crate::teardown::stop_flag;
 use napi::bindgen_prelude::{Buffer, Object};
 use napi::Env;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -157,7 +158,7 @@ pub fn run_async<'env>(
     stdout: Option<&OutputChannel>,
     stderr: Option<&OutputChannel>,
 ) -> napi::Result<Object<'env>> {
-    let cancel = cancel.map(|token| token.flag.clone());
+    let cancel = Some(stop_flag(env, cancel.map(|token| token.flag.clone()))?);
     let spec = WasiSpec::from_config(config, (stdout, stderr)).map_err(|f| f.into_napi(env))?;
     let module: Arc<CompiledModule> = module.inner.clone();
     let (deferred, promise) = env.create_deferred()?;

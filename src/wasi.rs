@@ -13,6 +13,7 @@ use crate::run::instantiate_failure;
 use crate::stdio::{captured_bytes, Captured};
 use crate::stdio_writes::StdioWrites;
 use crate::stream_output::OutputChannel;
+use crate::teardown::stop_flag;
 use napi::bindgen_prelude::{Buffer, Function, Object, Unknown};
 use napi::Env;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -157,7 +158,7 @@ impl WasiCore {
         name: String,
         cancel: Option<&CancelToken>,
     ) -> napi::Result<Object<'env>> {
-        let cancel = cancel.map(|token| token.flag.clone());
+        let cancel = Some(stop_flag(env, cancel.map(|token| token.flag.clone()))?);
         let work = instance
             .running
             .call_entry_later(&name, cancel)
