@@ -201,6 +201,8 @@ export interface RunLimits {
   timeout?: number
   /** Bytes any one linear memory may grow to; growing past it fails inside the guest. */
   maxMemory?: number
+  /** Fuel (about one unit per wasm instruction) each entry into the guest may burn. */
+  fuel?: number
 }
 
 /** What one run produced. */

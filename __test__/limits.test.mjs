@@ -1,4 +1,5 @@
-// Limits and cancellation: `limits.timeout` stops an endless guest (sync, async, and on a
+// Limits and cancellation: `limits.fuel` traps deterministically with out_of_fuel;
+// `limits.timeout` stops an endless guest (sync, async, and on a
 // WASI instance per call) with ERR_WASI_TIMEOUT and keeps the output written so far;
 // `limits.maxMemory` makes memory.grow fail inside the guest; `signal` aborts a running or
 // not yet started runWasm with Node's AbortError; bad values are refused with codes.
@@ -105,6 +106,75 @@ test('limits.maxMemory below what the module declares fails at instantiation', (
   });
 });
 
+// Writes "." to stdout once per loop iteration, forever.
+const DOTS = new Module(`(module
+  (import "wasi_snapshot_preview1" "fd_write" (func $write (param i32 i32 i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 8) "\\10\\00\\00\\00\\01\\00\\00\\00")
+  (data (i32.const 16) ".")
+  (func (export "_start")
+    (loop $forever
+      (drop (call $write (i32.const 1) (i32.const 8) (i32.const 1) (i32.const 0)))
+      (br $forever))))`);
+
+function assertOutOfFuel(err) {
+  assert.ok(err instanceof WebAssembly.RuntimeError);
+  assert.equal(err.code, 'ERR_WASM_TRAP');
+  assert.equal(err.trapCode, 'out_of_fuel');
+  return true;
+}
+
+test('limits.fuel: a spent budget traps with out_of_fuel, at the same point every time', async () => {
+  const dots = [];
+  for (let i = 0; i < 3; i++) {
+    assert.throws(() => runWasmSync(DOTS, { limits: { fuel: 5000 } }), (err) => {
+      assertOutOfFuel(err);
+      dots.push(err.stdout.length);
+      return true;
+    });
+  }
+  await assert.rejects(runWasm(DOTS, { limits: { fuel: 5000 } }), (err) => {
+    assertOutOfFuel(err);
+    dots.push(err.stdout.length);
+    return true;
+  });
+  assert.ok(dots[0] > 10, `${dots[0]} iterations`);
+  assert.deepEqual(dots, Array(4).fill(dots[0]), 'deterministic');
+  // Twice the budget, about twice the iterations.
+  assert.throws(() => runWasmSync(DOTS, { limits: { fuel: 10000 } }), (err) => {
+    assert.ok(err.stdout.length > 1.8 * dots[0] && err.stdout.length < 2.2 * dots[0], `${err.stdout.length}`);
+    return true;
+  });
+});
+
+test('limits.fuel: enough fuel runs to completion; the same module runs unmetered without it', async () => {
+  const spin = new Module(fixture('spin.wasm'));
+  const expected = Buffer.from('spin 100000 -> ' + runWasmSync(spin, { args: ['spin', '100000'] }).stdout.toString().split('-> ')[1]);
+  assert.deepEqual(runWasmSync(spin, { args: ['spin', '100000'], limits: { fuel: 1e9 } }).stdout, expected);
+  assert.deepEqual((await runWasm(spin, { args: ['spin', '100000'], limits: { fuel: 1e9 } })).stdout, expected);
+  assert.throws(() => runWasmSync(spin, { args: ['spin', '100000'], limits: { fuel: 1000 } }), assertOutOfFuel);
+  assert.deepEqual(runWasmSync(spin, { args: ['spin', '100000'] }).stdout, expected);
+  // Components and WASI objects (a budget per call) too.
+  await assert.rejects(runWasm(fixture('components/hello.wasm'), { limits: { fuel: 10 } }), assertOutOfFuel);
+  assert.deepEqual(runWasmSync(fixture('components/hello.wasm'), { limits: { fuel: 1e8 } }).stdout, Buffer.from('hello world\n'));
+  const wasi = new WASI({ version: 'preview1', stdout: 'pipe', limits: { fuel: 5000 } });
+  assert.throws(() => wasi.start(wasi.instantiate(DOTS)), assertOutOfFuel);
+  assert.equal(wasi.stdout.length, (() => {
+    try { runWasmSync(DOTS, { limits: { fuel: 5000 } }); } catch (err) { return err.stdout.length; }
+    return -1;
+  })());
+});
+
+test('limits.fuel needs a module with a source: Module.deserialize() output is refused', () => {
+  const restored = Module.deserialize(new Module(fixture('hello.wasm')).serialize());
+  assert.throws(() => runWasmSync(restored, { limits: { fuel: 1e6 } }), (err) => {
+    assert.equal(err.code, 'ERR_INVALID_ARG_VALUE');
+    assert.match(err.message, /limits\.fuel/);
+    return true;
+  });
+  assert.deepEqual(runWasmSync(restored).stdout, Buffer.from('hello world\n'));
+});
+
 function assertAbort(reason) {
   return (err) => {
     assert.ok(err instanceof Error);
@@ -160,6 +230,10 @@ test('bad limits and signals are refused with codes', async () => {
     [{ limits: { timeout: NaN } }, 'ERR_OUT_OF_RANGE'],
     [{ limits: { timeout: 2 ** 31 } }, 'ERR_OUT_OF_RANGE'],
     [{ limits: { maxMemory: 1.5 } }, 'ERR_OUT_OF_RANGE'],
+    [{ limits: { fuel: '1' } }, 'ERR_INVALID_ARG_TYPE'],
+    [{ limits: { fuel: -1 } }, 'ERR_OUT_OF_RANGE'],
+    [{ limits: { fuel: 1.5 } }, 'ERR_OUT_OF_RANGE'],
+    [{ limits: { fuel: 2 ** 53 } }, 'ERR_OUT_OF_RANGE'],
     [{ limits: { maxMemory: -1 } }, 'ERR_OUT_OF_RANGE'],
     [{ limits: { maxMemory: 2 ** 32 + 1 } }, 'ERR_OUT_OF_RANGE'],
   ];

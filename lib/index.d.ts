@@ -128,6 +128,14 @@ export interface Limits {
    */
   timeout?: number
   /**
+   * A deterministic instruction budget (an integer; roughly one unit per wasm instruction)
+   * for each entry into the guest; spent, the guest traps with `ERR_WASM_TRAP` and
+   * `trapCode: 'out_of_fuel'`. The module is compiled a second time, with fuel metering, the
+   * first time it runs with a budget (metered code is several times slower on tight loops;
+   * guests without `fuel` never pay for it). Not available for `Module.deserialize()` output.
+   */
+  fuel?: number
+  /**
    * Bytes (an integer up to 2^32) any one linear memory may grow to: past it `memory.grow`
    * returns -1 and `malloc` returns NULL inside the guest. A module that declares more than
    * this from the start fails to instantiate with `ERR_WASM_LINK`.

@@ -75,18 +75,20 @@ function validateNumberInRange(value, name, min, max, integer) {
 const kMaxMemoryBytes = 2 ** 32;
 
 /**
- * Extension: `limits: { timeout?, maxMemory? }` (undefined: no limits).
- * timeout: milliseconds (> 0, at most 2^31 - 1, like setTimeout's); maxMemory: bytes.
+ * Extension: `limits: { timeout?, fuel?, maxMemory? }` (undefined: no limits).
+ * timeout: milliseconds (> 0, at most 2^31 - 1, like setTimeout's); fuel: an integer budget;
+ * maxMemory: bytes.
  */
 function validateLimits(limits, name) {
   if (limits === undefined) return undefined;
   validateObject(limits, name);
-  const { timeout, maxMemory } = limits;
+  const { timeout, fuel, maxMemory } = limits;
   if (timeout !== undefined) validateNumberInRange(timeout, `${name}.timeout`, 1, 2 ** 31 - 1, false);
+  if (fuel !== undefined) validateNumberInRange(fuel, `${name}.fuel`, 0, Number.MAX_SAFE_INTEGER, true);
   if (maxMemory !== undefined) {
     validateNumberInRange(maxMemory, `${name}.maxMemory`, 0, kMaxMemoryBytes, true);
   }
-  return { timeout, maxMemory };
+  return { timeout, fuel, maxMemory };
 }
 
 // --- shared pieces of WASI and runWasm options ------------------------------

@@ -63,7 +63,18 @@ static RUN_ENGINE: Lazy<Engine> = Lazy::new(|| {
     Engine::new(&config).expect("the engine configuration is valid")
 });
 
+/// Runs guests with `limits.fuel`: fuel metering is compiled into the code (several times
+/// slower on tight loops), so only modules that ask for it are compiled here, on demand.
+static FUEL_ENGINE: Lazy<Engine> = Lazy::new(|| {
+    let mut config = base_config();
+    config.consume_fuel(true);
+    Engine::new(&config).expect("the engine configuration is valid")
+});
+
 static CORE_LINKER: Lazy<Linker<Host>> = Lazy::new(|| wasi_linker(&ENGINE));
+static FUEL_LINKER: Lazy<Linker<Host>> = Lazy::new(|| wasi_linker(&FUEL_ENGINE));
+static FUEL_COMPONENT_LINKER: Lazy<component::Linker<Host>> =
+    Lazy::new(|| wasi_component_linker(&FUEL_ENGINE));
 static RUN_LINKER: Lazy<Linker<Host>> = Lazy::new(|| wasi_linker(&RUN_ENGINE));
 static COMPONENT_LINKER: Lazy<component::Linker<Host>> =
     Lazy::new(|| wasi_component_linker(&ENGINE));
@@ -135,4 +146,19 @@ pub fn component_linker() -> &'static component::Linker<Host> {
 /// The component linker for `run_engine()`'s instances.
 pub fn run_component_linker() -> &'static component::Linker<Host> {
     &RUN_COMPONENT_LINKER
+}
+
+/// The engine of guests with `limits.fuel`.
+pub fn fuel_engine() -> &'static Engine {
+    &FUEL_ENGINE
+}
+
+/// The core-module linker for `fuel_engine()`'s instances.
+pub fn fuel_linker() -> &'static Linker<Host> {
+    &FUEL_LINKER
+}
+
+/// The component linker for `fuel_engine()`'s instances.
+pub fn fuel_component_linker() -> &'static component::Linker<Host> {
+    &FUEL_COMPONENT_LINKER
 }

@@ -1,9 +1,9 @@
-//! Limits on what one guest may do (`limits: { timeout, maxMemory }`) and stopping it from
-//! outside (`signal`): a wall-clock deadline and a cancel flag, both checked by the store's
-//! epoch-deadline callback on the ticks of one shared clock thread, and a memory cap checked
-//! by the store's resource limiter.
+//! Limits on what one guest may do (`limits: { timeout, fuel, maxMemory }`) and stopping it
+//! from outside (`signal`): a wall-clock deadline and a cancel flag, both checked by the
+//! store's epoch-deadline callback on the ticks of one shared clock thread, a fuel budget
+//! (in the fuel engine only), and a memory cap checked by the store's resource limiter.
 
-use crate::engine::{engine, run_engine, Host};
+use crate::engine::{engine, fuel_engine, run_engine, Host};
 use once_cell::sync::Lazy;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
@@ -18,6 +18,8 @@ pub struct RunLimits {
     pub timeout: Option<f64>,
     /// Bytes any one linear memory may grow to; growing past it fails inside the guest.
     pub max_memory: Option<f64>,
+    /// Fuel (about one unit per wasm instruction) each entry into the guest may burn.
+    pub fuel: Option<f64>,
 }
 
 /// The limits of one guest, ready to apply to its store.
@@ -25,6 +27,7 @@ pub struct RunLimits {
 pub struct Limits {
     timeout: Option<Duration>,
     max_memory: Option<usize>,
+    fuel: Option<u64>,
 }
 
 /// Why a guest was stopped from outside; `classify` turns it into the JS error.
@@ -88,7 +91,13 @@ impl Limits {
                 .timeout
                 .map(|ms| Duration::from_secs_f64(ms / 1000.0)),
             max_memory: limits.max_memory.map(|bytes| bytes as usize),
+            fuel: limits.fuel.map(|fuel| fuel as u64),
         }
+    }
+
+    /// Whether the guest needs the fuel-metered engine and compilation.
+    pub fn uses_fuel(&self) -> bool {
+        self.fuel.is_some()
     }
 
     /// A store for `host` in `engine`, its memory capped by these limits.
@@ -111,6 +120,11 @@ impl Limits {
     /// Arms the deadline (timing from now) and `cancel` for the next entry into the guest;
     /// the clock ticks until the returned guard is dropped.
     pub fn arm(&self, store: &mut Store<Host>, cancel: Option<Arc<AtomicBool>>) -> Ticking {
+        if let Some(fuel) = self.fuel {
+            store
+                .set_fuel(fuel)
+                .expect("a guest with limits.fuel lives in the fuel engine");
+        }
         if self.timeout.is_none() && cancel.is_none() {
             store.set_epoch_deadline(NEVER);
             return Ticking(None);
@@ -181,6 +195,7 @@ impl Clock {
             std::thread::sleep(TICK);
             engine().increment_epoch();
             run_engine().increment_epoch();
+            fuel_engine().increment_epoch();
         }
     }
 }

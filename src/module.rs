@@ -4,7 +4,8 @@
 
 use crate::command::{not_a_command, CommandPre};
 use crate::engine::{
-    component_linker, core_linker, engine, run_component_linker, run_engine, run_linker, Host,
+    component_linker, core_linker, engine, fuel_component_linker, fuel_engine, fuel_linker,
+    run_component_linker, run_engine, run_linker, Host,
 };
 use crate::error::{reason, ErrorCode, Failure, Result};
 use crate::source::{read_buffer_source, read_source};
@@ -15,7 +16,7 @@ use sha2::{Digest, Sha256};
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use wasmtime::component::{self, Component};
-use wasmtime::InstancePre;
+use wasmtime::{Engine, InstancePre};
 
 /// What wasmtime compiled: a core module or a component.
 pub enum Compiled {
@@ -31,6 +32,14 @@ pub struct CompiledModule {
     run_instance_pre: OnceCell<InstancePre<Host>>,
     component_pre: OnceCell<component::InstancePre<Host>>,
     run_command_pre: OnceCell<CommandPre<Host>>,
+    /// The wasm binary, kept to compile a fuel-metered copy if `limits.fuel` asks for one
+    /// (`None` for `Module.deserialize()` output).
+    source: Option<Arc<[u8]>>,
+    /// The fuel-metered copy and its pre-linked forms, all in the fuel engine.
+    fuel_compiled: OnceCell<Compiled>,
+    fuel_instance_pre: OnceCell<InstancePre<Host>>,
+    fuel_component_pre: OnceCell<component::InstancePre<Host>>,
+    fuel_command_pre: OnceCell<CommandPre<Host>>,
 }
 
 impl CompiledModule {
@@ -46,18 +55,21 @@ impl CompiledModule {
                 )
             })?
         };
-        let compiled = if wasmparser::Parser::is_component(&binary) {
-            Component::new(engine(), &*binary).map(Compiled::Component)
-        } else {
-            wasmtime::Module::new(engine(), &*binary).map(Compiled::Core)
-        }
-        .map_err(|e| Failure::new(ErrorCode::WasmCompile, reason(&e)))?;
-        Ok(Self::from_compiled(compiled))
+        let compiled = compile_in(engine(), &binary)?;
+        Ok(Self::from_compiled(
+            compiled,
+            Some(binary.into_owned().into()),
+        ))
     }
 
-    fn from_compiled(compiled: Compiled) -> Self {
+    fn from_compiled(compiled: Compiled, source: Option<Arc<[u8]>>) -> Self {
         CompiledModule {
             compiled,
+            source,
+            fuel_compiled: OnceCell::new(),
+            fuel_instance_pre: OnceCell::new(),
+            fuel_component_pre: OnceCell::new(),
+            fuel_command_pre: OnceCell::new(),
             instance_pre: OnceCell::new(),
             run_instance_pre: OnceCell::new(),
             component_pre: OnceCell::new(),
@@ -119,6 +131,48 @@ impl CompiledModule {
         })
     }
 
+    /// The fuel-metered copy (`limits.fuel`), compiled from the source the first time.
+    fn fuel_compiled(&self) -> Result<&Compiled> {
+        self.fuel_compiled.get_or_try_init(|| {
+            let source = self.source.as_ref().ok_or_else(|| {
+                Failure::new(
+                    ErrorCode::InvalidArgValue,
+                    "limits.fuel needs a Module compiled from wasm bytes or text: the output of \
+                     Module.deserialize() has no source to compile with fuel metering",
+                )
+            })?;
+            compile_in(fuel_engine(), source)
+        })
+    }
+
+    /// `instance_pre()` of the fuel-metered copy.
+    pub fn fuel_instance_pre(&self) -> Result<&InstancePre<Host>> {
+        match self.fuel_compiled()? {
+            Compiled::Core(module) => self
+                .fuel_instance_pre
+                .get_or_try_init(|| link(fuel_linker(), module)),
+            Compiled::Component(_) => Err(kind_mismatch("a core module")),
+        }
+    }
+
+    /// `component_pre()` of the fuel-metered copy.
+    pub fn fuel_component_pre(&self) -> Result<&component::InstancePre<Host>> {
+        match self.fuel_compiled()? {
+            Compiled::Component(component) => self
+                .fuel_component_pre
+                .get_or_try_init(|| link_component(fuel_component_linker(), component)),
+            Compiled::Core(_) => Err(kind_mismatch("a component")),
+        }
+    }
+
+    /// `run_command_pre()` of the fuel-metered copy.
+    pub fn fuel_command_pre(&self) -> Result<&CommandPre<Host>> {
+        self.fuel_command_pre.get_or_try_init(|| {
+            let pre = self.fuel_component_pre()?.clone();
+            CommandPre::new(pre).map_err(|e| not_a_command(ErrorCode::InvalidArgValue, &e))
+        })
+    }
+
     fn core(&self) -> Result<&wasmtime::Module> {
         match &self.compiled {
             Compiled::Core(module) => Ok(module),
@@ -151,6 +205,20 @@ fn link(linker: &wasmtime::Linker<Host>, module: &wasmtime::Module) -> Result<In
     linker
         .instantiate_pre(module)
         .map_err(|e| Failure::new(ErrorCode::WasmLink, reason(&e)))
+}
+
+/// Compiles a wasm binary (core module or component) in `engine`.
+fn compile_in(engine: &Engine, binary: &[u8]) -> Result<Compiled> {
+    if wasmparser::Parser::is_component(binary) {
+        Component::new(engine, binary).map(Compiled::Component)
+    } else {
+        wasmtime::Module::new(engine, binary).map(Compiled::Core)
+    }
+    .map_err(|e| Failure::new(ErrorCode::WasmCompile, reason(&e)))
+}
+
+fn kind_mismatch(expected: &str) -> Failure {
+    Failure::new(ErrorCode::InvalidArgValue, format!("expected {expected}"))
 }
 
 fn link_component(
@@ -428,7 +496,7 @@ fn deserialize(bytes: &[u8]) -> Result<CompiledModule> {
         }
     }
     .map_err(|e| fail(&reason(&e)))?;
-    Ok(CompiledModule::from_compiled(compiled))
+    Ok(CompiledModule::from_compiled(compiled, None))
 }
 
 fn extern_kind(ty: &wasmtime::ExternType) -> &'static str {

@@ -4,7 +4,7 @@
 
 use crate::command::{exit_code, CommandPre};
 use crate::ctx::{WasiConfig, WasiSpec};
-use crate::engine::{run_engine, Host, MAX_LIVE_INSTANCES};
+use crate::engine::{fuel_engine, run_engine, Host, MAX_LIVE_INSTANCES};
 use crate::error::{classify, reason, ErrorCode, Failure, Result};
 use crate::limits::{CancelToken, Stopped};
 use crate::module::{Compiled, CompiledModule, Module};
@@ -84,14 +84,16 @@ fn run_impl(
             Stopped::Aborted.to_string(),
         ));
     }
-    let entry = match module.compiled {
-        Compiled::Core(_) => Entry::Start(module.run_instance_pre()?),
-        Compiled::Component(_) => Entry::Run(module.run_command_pre()?),
+    let fuel = spec.limits.uses_fuel();
+    let entry = match (&module.compiled, fuel) {
+        (Compiled::Core(_), false) => Entry::Start(module.run_instance_pre()?),
+        (Compiled::Core(_), true) => Entry::Start(module.fuel_instance_pre()?),
+        (Compiled::Component(_), false) => Entry::Run(module.run_command_pre()?),
+        (Compiled::Component(_), true) => Entry::Run(module.fuel_command_pre()?),
     };
+    let engine = if fuel { fuel_engine() } else { run_engine() };
     let captured = spec.new_captured();
-    let mut store = spec
-        .limits
-        .new_store(run_engine(), spec.host(&captured, false)?);
+    let mut store = spec.limits.new_store(engine, spec.host(&captured, false)?);
     let _ticking = spec.limits.arm(&mut store, cancel);
     let outcome = match entry {
         Entry::Start(pre) => start(&mut store, pre),

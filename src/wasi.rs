@@ -3,7 +3,7 @@
 //! instantiating and starting guests in wasmtime.
 
 use crate::ctx::{WasiConfig, WasiSpec};
-use crate::engine::{engine, Host};
+use crate::engine::{engine, fuel_engine, Host};
 use crate::error::{ErrorCode, Failure};
 use crate::imports::syscall_function;
 use crate::instance::{Guest, Instance, Running};
@@ -91,20 +91,30 @@ impl WasiCore {
     pub fn instantiate(&self, env: Env, module: &Module) -> napi::Result<Instance> {
         let make = || -> crate::error::Result<Instance> {
             let limits = &self.spec.limits;
+            let fuel = limits.uses_fuel();
             let store = || -> crate::error::Result<Store<Host>> {
                 let host = self.spec.host(&self.captured, !self.return_on_exit)?;
-                Ok(limits.new_store(engine(), host))
+                let engine = if fuel { fuel_engine() } else { engine() };
+                Ok(limits.new_store(engine, host))
             };
             let (store, guest) = match module.inner.compiled {
                 Compiled::Core(_) => {
-                    let pre = module.inner.instance_pre()?;
+                    let pre = if fuel {
+                        module.inner.fuel_instance_pre()?
+                    } else {
+                        module.inner.instance_pre()?
+                    };
                     let mut store = store()?;
                     let _ticking = limits.arm(&mut store, None);
                     let instance = pre.instantiate(&mut store).map_err(instantiate_failure)?;
                     (store, Guest::Core(instance))
                 }
                 Compiled::Component(_) => {
-                    let pre = module.inner.component_pre()?;
+                    let pre = if fuel {
+                        module.inner.fuel_component_pre()?
+                    } else {
+                        module.inner.component_pre()?
+                    };
                     let mut store = store()?;
                     let _ticking = limits.arm(&mut store, None);
                     let instance = pre.instantiate(&mut store).map_err(instantiate_failure)?;
