@@ -100,3 +100,14 @@ export function errPrefixed(report) {
   if (start < report.length) parts.push(Buffer.from('err:'), report.subarray(start));
   return Buffer.concat(parts);
 }
+
+/** WAT of a command that writes "start\n" to stdout, then loops forever (for timeouts and aborts). */
+export const ENDLESS_WAT = `(module
+  (import "wasi_snapshot_preview1" "fd_write" (func $write (param i32 i32 i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 8) "\\10\\00\\00\\00\\06\\00\\00\\00")
+  (data (i32.const 16) "start\\n")
+  (func (export "peek") (result i32) (i32.const 7))
+  (func (export "_start")
+    (drop (call $write (i32.const 1) (i32.const 8) (i32.const 1) (i32.const 0)))
+    (loop $forever (br $forever))))`;

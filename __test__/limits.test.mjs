@@ -8,19 +8,11 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { lib, fixture, assertCode } from './helpers.mjs';
+import { lib, fixture, assertCode, ENDLESS_WAT } from './helpers.mjs';
 
 const { WASI, Module, runWasm, runWasmSync } = lib;
 
-// Writes "start\n" to stdout, then loops forever.
-const ENDLESS = new Module(`(module
-  (import "wasi_snapshot_preview1" "fd_write" (func $write (param i32 i32 i32 i32) (result i32)))
-  (memory (export "memory") 1)
-  (data (i32.const 8) "\\10\\00\\00\\00\\06\\00\\00\\00")
-  (data (i32.const 16) "start\\n")
-  (func (export "_start")
-    (drop (call $write (i32.const 1) (i32.const 8) (i32.const 1) (i32.const 0)))
-    (loop $forever (br $forever))))`);
+const ENDLESS = new Module(ENDLESS_WAT);
 
 // Grows its memory one page at a time until memory.grow fails; exits with the pages grown.
 const GROWER = new Module(`(module

@@ -4,19 +4,11 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { lib, fixture } from './helpers.mjs';
+import { lib, fixture, ENDLESS_WAT } from './helpers.mjs';
 
 const { WASI, Module } = lib;
 
-const ENDLESS = new Module(`(module
-  (import "wasi_snapshot_preview1" "fd_write" (func $write (param i32 i32 i32 i32) (result i32)))
-  (memory (export "memory") 1)
-  (data (i32.const 8) "\\10\\00\\00\\00\\06\\00\\00\\00")
-  (data (i32.const 16) "start\\n")
-  (func (export "peek") (result i32) (i32.const 7))
-  (func (export "_start")
-    (drop (call $write (i32.const 1) (i32.const 8) (i32.const 1) (i32.const 0)))
-    (loop $forever (br $forever))))`);
+const ENDLESS = new Module(ENDLESS_WAT);
 
 test('startAsync runs _start off the main thread and resolves to the exit code', async () => {
   const wasi = new WASI({ version: 'preview1', stdout: 'pipe', args: ['exitcode', '7', 'proc_exit'] });

@@ -6,7 +6,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Writable } from 'node:stream';
-import { lib, fixture, echoReport, errPrefixed } from './helpers.mjs';
+import { lib, fixture, echoReport, errPrefixed, ENDLESS_WAT } from './helpers.mjs';
 
 const { WASI, Module, runWasm, runWasmSync } = lib;
 
@@ -86,14 +86,7 @@ test('output written before a trap or a timeout is all delivered before the reje
   const stdout = collector();
   await assert.rejects(runWasm(fixture('trap.wasm'), { stdout }), { code: 'ERR_WASM_TRAP' });
   assert.deepEqual(stdout.bytes(), Buffer.from('before trap\n'));
-  const endless = new Module(`(module
-    (import "wasi_snapshot_preview1" "fd_write" (func $write (param i32 i32 i32 i32) (result i32)))
-    (memory (export "memory") 1)
-    (data (i32.const 8) "\\10\\00\\00\\00\\06\\00\\00\\00")
-    (data (i32.const 16) "start\\n")
-    (func (export "_start")
-      (drop (call $write (i32.const 1) (i32.const 8) (i32.const 1) (i32.const 0)))
-      (loop $forever (br $forever))))`);
+  const endless = new Module(ENDLESS_WAT);
   const timed = collector();
   await assert.rejects(runWasm(endless, { stdout: timed, limits: { timeout: 50 } }), { code: 'ERR_WASI_TIMEOUT' });
   assert.deepEqual(timed.bytes(), Buffer.from('start\n'));

@@ -6,7 +6,7 @@ use crate::command::{exit_code, not_a_command, Command};
 use crate::component_exports::component_exports;
 use crate::engine::{exit_process, Host};
 use crate::error::{classify, ErrorCode, Failure, Result};
-use crate::limits::{Limits, Stopped, Ticking};
+use crate::limits::{not_cancelled, Limits, Ticking};
 use crate::module::{Compiled, CompiledModule, Module};
 use napi::bindgen_prelude::{
     BigInt, Buffer, FromNapiValue, JavaScriptClassExt, JsObjectValue, Object, ObjectRef,
@@ -82,15 +82,7 @@ impl Running {
         entry: Entry,
         cancel: Option<Arc<AtomicBool>>,
     ) -> Result<i32> {
-        if cancel
-            .as_ref()
-            .is_some_and(|flag| flag.load(Ordering::SeqCst))
-        {
-            return Err(Failure::new(
-                ErrorCode::Aborted,
-                Stopped::Aborted.to_string(),
-            ));
-        }
+        not_cancelled(&cancel)?;
         let _ticking = self.limits.arm(store, cancel);
         let outcome = match entry {
             Entry::Core(func) => func.call(&mut *store, ()).map(Ok),

@@ -4,6 +4,7 @@
 //! (in the fuel engine only), and a memory cap checked by the store's resource limiter.
 
 use crate::engine::{engine, fuel_engine, run_engine, Host};
+use crate::error::{ErrorCode, Failure, Result};
 use once_cell::sync::Lazy;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
@@ -78,6 +79,20 @@ impl Default for CancelToken {
     fn default() -> Self {
         Self::new()
     }
+}
+
+/// Fails with `ABORT_ERR` (before anything runs) if `cancel` is already set.
+pub fn not_cancelled(cancel: &Option<Arc<AtomicBool>>) -> Result<()> {
+    if cancel
+        .as_ref()
+        .is_some_and(|flag| flag.load(Ordering::SeqCst))
+    {
+        return Err(Failure::new(
+            ErrorCode::Aborted,
+            Stopped::Aborted.to_string(),
+        ));
+    }
+    Ok(())
 }
 
 /// A deadline far enough away never to be reached (and never to overflow the epoch counter).

@@ -6,14 +6,14 @@ use crate::command::{exit_code, CommandPre};
 use crate::ctx::{WasiConfig, WasiSpec};
 use crate::engine::{fuel_engine, run_engine, Host, MAX_LIVE_INSTANCES};
 use crate::error::{classify, reason, ErrorCode, Failure, Result};
-use crate::limits::{CancelToken, Stopped};
+use crate::limits::{not_cancelled, CancelToken};
 use crate::module::{Compiled, CompiledModule, Module};
 use crate::stdio::captured_bytes;
 use crate::stream_output::OutputChannel;
 use crate::teardown::stop_flag;
 use napi::bindgen_prelude::{Buffer, Object};
 use napi::Env;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use wasmtime::{InstancePre, PoolConcurrencyLimitError, Store, Trap};
 
@@ -75,15 +75,7 @@ fn run_impl(
     spec: &WasiSpec,
     cancel: Option<Arc<AtomicBool>>,
 ) -> Result<RunOutput> {
-    if cancel
-        .as_ref()
-        .is_some_and(|flag| flag.load(Ordering::SeqCst))
-    {
-        return Err(Failure::new(
-            ErrorCode::Aborted,
-            Stopped::Aborted.to_string(),
-        ));
-    }
+    not_cancelled(&cancel)?;
     let fuel = spec.limits.uses_fuel();
     let entry = match (&module.compiled, fuel) {
         (Compiled::Core(_), false) => Entry::Start(module.run_instance_pre()?),
