@@ -103,6 +103,8 @@ test('a target that throws fails the run with its error; the guest is not harmed
   const failing = () => { throw boom; };
   await assert.rejects(runWasm(ECHO, { args: ['echo'], stdout: failing }), (err) => err === boom);
   assert.throws(() => runWasmSync(ECHO, { args: ['echo'], stdout: failing }), (err) => err === boom);
+  const wasi = new WASI({ version: 'preview1', args: ['echo'], stdin: '', stdout: failing, stderr: 'ignore' });
+  await assert.rejects(wasi.startAsync(wasi.instantiate(ECHO)), (err) => err === boom);
   // The next run is unaffected.
   const stdout = collector();
   await runWasm(ECHO, { args: ['echo'], stdout });

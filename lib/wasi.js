@@ -128,7 +128,12 @@ class WASI {
         validateUndefined(_initialize, 'instance.exports._initialize');
         name = '_start';
       }
-      return withSignal(signal, (token) => this.#core.startAsync(instance, name, token));
+      return withSignal(signal, (token) => this.#core.startAsync(instance, name, token))
+        .then((exitCode) => {
+          const error = streamError(this.#streams);
+          if (error !== undefined) throw error;
+          return exitCode;
+        });
     } catch (err) {
       return Promise.reject(err);
     }
