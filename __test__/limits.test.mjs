@@ -239,3 +239,23 @@ test('bad limits and signals are refused with codes', async () => {
   assert.throws(() => runWasmSync(ENDLESS, { signal: new AbortController().signal }),
                 assertCode('ERR_INVALID_ARG_VALUE', TypeError));
 });
+
+test('deep recursion traps with stack_overflow on the calling thread and on pool threads', async () => {
+  const recursive = new Module(`(module
+    (memory (export "memory") 1)
+    (func $deeper (param i32) (result i32) (call $deeper (i32.add (local.get 0) (i32.const 1))))
+    (func (export "_start") (drop (call $deeper (i32.const 0)))))`);
+  const overflow = (err) => {
+    assert.ok(err instanceof WebAssembly.RuntimeError);
+    assert.equal(err.code, 'ERR_WASM_TRAP');
+    assert.equal(err.trapCode, 'stack_overflow');
+    return true;
+  };
+  assert.throws(() => runWasmSync(recursive), overflow);
+  const settled = await Promise.allSettled(Array.from({ length: 8 }, () => runWasm(recursive)));
+  for (const outcome of settled) overflow(outcome.reason);
+  const wasi = new WASI({ version: 'preview1' });
+  await assert.rejects(wasi.startAsync(wasi.instantiate(recursive)), overflow);
+  // The pool threads are fine afterwards.
+  assert.deepEqual((await runWasm(fixture('hello.wasm'))).stdout, Buffer.from('hello world\n'));
+});
