@@ -203,6 +203,8 @@ export interface RunLimits {
   maxMemory?: number
   /** Fuel (about one unit per wasm instruction) each entry into the guest may burn. */
   fuel?: number
+  /** Bytes of wasm stack (rounded down to a power of two); deeper recursion traps. */
+  maxStack?: number
 }
 
 /** What one run produced. */

@@ -167,6 +167,61 @@ test('limits.fuel needs a module with a source: Module.deserialize() output is r
   assert.deepEqual(runWasmSync(restored).stdout, Buffer.from('hello world\n'));
 });
 
+// Recurses `n` calls deep (each frame holds 8 i64 locals), then exits with n.
+const recurse = (n) => new Module(`(module
+  (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
+  (memory (export "memory") 1)
+  (func $down (param i32) (result i32) (local i64 i64 i64 i64 i64 i64 i64 i64)
+    (if (result i32) (i32.eqz (local.get 0))
+      (then (i32.const 0))
+      (else (i32.add (i32.const 1) (call $down (i32.sub (local.get 0) (i32.const 1)))))))
+  (func (export "_start") (call $exit (call $down (i32.const ${n})))))`);
+
+function assertStackOverflow(err) {
+  assert.ok(err instanceof WebAssembly.RuntimeError);
+  assert.equal(err.code, 'ERR_WASM_TRAP');
+  assert.equal(err.trapCode, 'stack_overflow');
+  return true;
+}
+
+test('limits.maxStack: recursion deeper than the stack traps; a deeper stack lets it finish', async () => {
+  const deep = recurse(100_000);
+  // The default wasm stack (512 KiB) and a 1 MiB one are too shallow for it...
+  await assert.rejects(runWasm(deep), assertStackOverflow);
+  assert.throws(() => runWasmSync(deep, { limits: { maxStack: 1 << 20 } }), assertStackOverflow);
+  // ...8 MiB on node-wasmtime's threads is enough, and the pool survives either way.
+  assert.equal((await runWasm(deep, { limits: { maxStack: 8 << 20 } })).exitCode, 100_000);
+  const shallow = recurse(1000);
+  assert.equal(runWasmSync(shallow, { limits: { maxStack: 64 << 10 } }).exitCode, 1000);
+  // 64 KiB is less than the default: what passes by default can overflow it.
+  const medium = recurse(3000);
+  assert.equal(runWasmSync(medium).exitCode, 3000);
+  assert.throws(() => runWasmSync(medium, { limits: { maxStack: 64 << 10 } }), assertStackOverflow);
+  // Values between powers of two round down (100 KiB acts as 64 KiB).
+  assert.throws(() => runWasmSync(medium, { limits: { maxStack: 100 << 10 } }), assertStackOverflow);
+  // With fuel too, with a WASI object, and on a pool thread through startAsync.
+  assert.equal((await runWasm(deep, { limits: { maxStack: 8 << 20, fuel: 1e9 } })).exitCode, 100_000);
+  const wasi = new WASI({ version: 'preview1', limits: { maxStack: 64 << 10 } });
+  await assert.rejects(wasi.startAsync(wasi.instantiate(medium)), assertStackOverflow);
+  const roomy = new WASI({ version: 'preview1', limits: { maxStack: 1 << 20 } });
+  assert.equal(roomy.start(roomy.instantiate(medium)), 3000);
+});
+
+test('limits.maxStack: bounds depend on the thread the guest runs on', async () => {
+  const module = recurse(10);
+  for (const [options, code] of [
+    [{ limits: { maxStack: 2 << 20 } }, 'ERR_OUT_OF_RANGE'],
+    [{ limits: { maxStack: 1000 } }, 'ERR_OUT_OF_RANGE'],
+    [{ limits: { maxStack: 65536.5 } }, 'ERR_OUT_OF_RANGE'],
+    [{ limits: { maxStack: '1MB' } }, 'ERR_INVALID_ARG_TYPE'],
+  ]) {
+    assert.throws(() => runWasmSync(module, options), { code }, JSON.stringify(options));
+    assert.throws(() => new WASI({ version: 'preview1', ...options }), { code }, JSON.stringify(options));
+  }
+  assert.equal((await runWasm(module, { limits: { maxStack: 2 << 20 } })).exitCode, 10);
+  await assert.rejects(runWasm(module, { limits: { maxStack: 16 << 20 } }), { code: 'ERR_OUT_OF_RANGE' });
+});
+
 function assertAbort(reason) {
   return (err) => {
     assert.ok(err instanceof Error);

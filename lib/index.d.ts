@@ -141,6 +141,13 @@ export interface Limits {
    * this from the start fails to instantiate with `ERR_WASM_LINK`.
    */
   maxMemory?: number
+  /**
+   * Bytes of wasm stack (rounded down to a power of two; default 512 KiB): deeper recursion
+   * traps with `trapCode: 'stack_overflow'`. From 64 KiB to 1 MiB for a guest on the calling
+   * thread (`runWasmSync`, a `WASI` object), up to 8 MiB for `runWasm`, whose threads have
+   * 16 MiB native stacks; anything else is `ERR_OUT_OF_RANGE`.
+   */
+  maxStack?: number
 }
 
 /** Runs a WASI command in a fresh store and instance on the calling thread. */

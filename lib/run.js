@@ -14,15 +14,15 @@ const { validateRunOptions } = require('./validate');
 
 const kNoInput = new Uint8Array(0);
 
-function runConfig(options) {
-  const config = validateRunOptions(options);
+function runConfig(options, onPool) {
+  const config = validateRunOptions(options, onPool);
   if (config.stdin === undefined) config.stdin = kNoInput;
   return config;
 }
 
 /** Runs a WASI command to completion on the calling thread. */
 function runWasmSync(wasm, options) {
-  const config = runConfig(options);
+  const config = runConfig(options, false);
   if (options?.signal !== undefined) {
     throw ERR_INVALID_ARG_VALUE('options.signal', options.signal,
                                 'works with runWasm only: runWasmSync blocks this thread, so ' +
@@ -47,7 +47,7 @@ function runWasmSync(wasm, options) {
  * rejects with an AbortError (with what the guest wrote so far as `stdout`/`stderr`).
  */
 async function runWasm(wasm, options) {
-  const config = runConfig(options);
+  const config = runConfig(options, true);
   const signal = options?.signal;
   validateAbortSignal(signal, 'options.signal');
   throwIfAborted(signal);

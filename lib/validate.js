@@ -74,21 +74,38 @@ function validateNumberInRange(value, name, min, max, integer) {
 // The largest memory a wasm32 guest can have: 65536 pages of 64 KiB.
 const kMaxMemoryBytes = 2 ** 32;
 
+// limits.maxStack bounds. A guest on node-wasmtime's threads (runWasm) may have up to 8 MiB
+// of wasm stack (those threads have 16 MiB); one on the calling thread (runWasmSync, a WASI
+// object's calls) at most 1 MiB, which leaves room on Node's 8 MiB main-thread stack and a
+// worker's default 4 MiB.
+const kMinStack = 64 * 1024;
+const kMaxStackPool = 8 * 1024 * 1024;
+const kMaxStackCaller = 1024 * 1024;
+
 /**
- * Extension: `limits: { timeout?, fuel?, maxMemory? }` (undefined: no limits).
+ * Extension: `limits: { timeout?, fuel?, maxMemory?, maxStack? }` (undefined: no limits).
  * timeout: milliseconds (> 0, at most 2^31 - 1, like setTimeout's); fuel: an integer budget;
- * maxMemory: bytes.
+ * maxMemory, maxStack: bytes. `onPool`: the guest runs on node-wasmtime's threads (runWasm).
  */
-function validateLimits(limits, name) {
+function validateLimits(limits, name, onPool = false) {
   if (limits === undefined) return undefined;
   validateObject(limits, name);
-  const { timeout, fuel, maxMemory } = limits;
+  const { timeout, fuel, maxMemory, maxStack } = limits;
+  if (maxStack !== undefined) {
+    if (typeof maxStack !== 'number') throw ERR_INVALID_ARG_TYPE(`${name}.maxStack`, 'number', maxStack);
+    const max = onPool ? kMaxStackPool : kMaxStackCaller;
+    if (!Number.isInteger(maxStack)) throw ERR_OUT_OF_RANGE(`${name}.maxStack`, 'an integer', maxStack);
+    if (maxStack < kMinStack || maxStack > max) {
+      const why = onPool ? '' : ` (runWasm allows up to ${kMaxStackPool}: its threads have deeper stacks)`;
+      throw ERR_OUT_OF_RANGE(`${name}.maxStack`, `>= ${kMinStack} && <= ${max}${why}`, maxStack);
+    }
+  }
   if (timeout !== undefined) validateNumberInRange(timeout, `${name}.timeout`, 1, 2 ** 31 - 1, false);
   if (fuel !== undefined) validateNumberInRange(fuel, `${name}.fuel`, 0, Number.MAX_SAFE_INTEGER, true);
   if (maxMemory !== undefined) {
     validateNumberInRange(maxMemory, `${name}.maxMemory`, 0, kMaxMemoryBytes, true);
   }
-  return { timeout, fuel, maxMemory };
+  return { timeout, fuel, maxMemory, maxStack };
 }
 
 // --- shared pieces of WASI and runWasm options ------------------------------
@@ -259,7 +276,7 @@ function validateRunStdio(value, name, inheritFd) {
  *   stdin: undefined|number|Uint8Array, stdout: 'pipe'|'ignore'|number,
  *   stderr: 'pipe'|'ignore'|number }}
  */
-function validateRunOptions(options) {
+function validateRunOptions(options, onPool = false) {
   if (options === undefined) options = {};
   validateObject(options, 'options');
 
@@ -296,7 +313,7 @@ function validateRunOptions(options) {
 
   const stdout = validateRunStdio(options.stdout, 'options.stdout', 1);
   const stderr = validateRunStdio(options.stderr, 'options.stderr', 2);
-  const limits = validateLimits(options.limits, 'options.limits');
+  const limits = validateLimits(options.limits, 'options.limits', onPool);
 
   return { args, env, preopens, stdin, stdout, stderr, limits };
 }

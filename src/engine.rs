@@ -2,7 +2,9 @@
 //! core modules get WASI preview1 and `wasi_unstable` (with `proc_exit` shadowed), components
 //! get WASI 0.2 (`wasi:cli`, `wasi:filesystem`, ...), both over the same WASI context.
 
+use crate::error::{ErrorCode, Failure, Result};
 use once_cell::sync::Lazy;
+use std::sync::Mutex;
 use wasmtime::{component, Caller, Config, Engine, Linker, StoreLimits};
 use wasmtime_wasi::p1::WasiP1Ctx;
 use wasmtime_wasi::{I32Exit, WasiCtxView, WasiView};
@@ -161,4 +163,58 @@ pub fn fuel_linker() -> &'static Linker<Host> {
 /// The component linker for `fuel_engine()`'s instances.
 pub fn fuel_component_linker() -> &'static component::Linker<Host> {
     &FUEL_COMPONENT_LINKER
+}
+
+/// An engine for guests with `limits.maxStack` (and maybe `limits.fuel`): wasmtime limits the
+/// wasm stack per engine, not per store, so each stack size has its own, with its linkers.
+pub struct StackEngine {
+    pub engine: Engine,
+    pub core_linker: Linker<Host>,
+    pub component_linker: component::Linker<Host>,
+}
+
+/// The stack engines made so far, by (stack size, fuel); sizes are powers of two (see
+/// `Limits`), so there are few.
+type StackEngines = Vec<((usize, bool), &'static StackEngine)>;
+static STACK_ENGINES: Lazy<Mutex<StackEngines>> = Lazy::new(Default::default);
+
+/// The engine whose guests may use `max_stack` bytes of wasm stack, metering fuel if `fuel`.
+pub fn stack_engine(max_stack: usize, fuel: bool) -> Result<&'static StackEngine> {
+    let mut engines = stack_engines();
+    if let Some((_, found)) = engines.iter().find(|(key, _)| *key == (max_stack, fuel)) {
+        return Ok(found);
+    }
+    let mut config = base_config();
+    config.max_wasm_stack(max_stack);
+    // wasmtime requires the (unused here) async stack to be at least as deep.
+    config.async_stack_size(max_stack.max(2 << 20) + (1 << 20));
+    config.consume_fuel(fuel);
+    let engine = Engine::new(&config).map_err(|e| {
+        Failure::new(
+            ErrorCode::InvalidArgValue,
+            format!("cannot make an engine with a {max_stack}-byte wasm stack: {e:#}"),
+        )
+    })?;
+    // Leaked on purpose: a handful at most, alive as long as the process, like the others.
+    let made: &'static StackEngine = Box::leak(Box::new(StackEngine {
+        core_linker: wasi_linker(&engine),
+        component_linker: wasi_component_linker(&engine),
+        engine,
+    }));
+    engines.push(((max_stack, fuel), made));
+    Ok(made)
+}
+
+fn stack_engines() -> std::sync::MutexGuard<'static, StackEngines> {
+    // Nothing can be left half-done under this lock (a push is the only change).
+    STACK_ENGINES
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Every engine made so far (the clock ticks their epochs).
+pub fn all_engines() -> Vec<&'static Engine> {
+    let mut all = vec![engine(), run_engine(), fuel_engine()];
+    all.extend(stack_engines().iter().map(|(_, made)| &made.engine));
+    all
 }

@@ -3,7 +3,7 @@
 //! store's epoch-deadline callback on the ticks of one shared clock thread, a fuel budget
 //! (in the fuel engine only), and a memory cap checked by the store's resource limiter.
 
-use crate::engine::{engine, fuel_engine, run_engine, Host};
+use crate::engine::{all_engines, Host};
 use crate::error::{ErrorCode, Failure, Result};
 use once_cell::sync::Lazy;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -21,6 +21,8 @@ pub struct RunLimits {
     pub max_memory: Option<f64>,
     /// Fuel (about one unit per wasm instruction) each entry into the guest may burn.
     pub fuel: Option<f64>,
+    /// Bytes of wasm stack (rounded down to a power of two); deeper recursion traps.
+    pub max_stack: Option<f64>,
 }
 
 /// The limits of one guest, ready to apply to its store.
@@ -29,6 +31,7 @@ pub struct Limits {
     timeout: Option<Duration>,
     max_memory: Option<usize>,
     fuel: Option<u64>,
+    max_stack: Option<usize>,
 }
 
 /// Why a guest was stopped from outside; `classify` turns it into the JS error.
@@ -107,7 +110,15 @@ impl Limits {
                 .map(|ms| Duration::from_secs_f64(ms / 1000.0)),
             max_memory: limits.max_memory.map(|bytes| bytes as usize),
             fuel: limits.fuel.map(|fuel| fuel as u64),
+            max_stack: limits
+                .max_stack
+                .map(|bytes| 1usize << (bytes as usize).max(1).ilog2()),
         }
+    }
+
+    /// The wasm stack size, a power of two, when `limits.maxStack` asks for one.
+    pub fn max_stack(&self) -> Option<usize> {
+        self.max_stack
     }
 
     /// Whether the guest needs the fuel-metered engine and compilation.
@@ -208,9 +219,9 @@ impl Clock {
                 }
             }
             std::thread::sleep(TICK);
-            engine().increment_epoch();
-            run_engine().increment_epoch();
-            fuel_engine().increment_epoch();
+            for engine in all_engines() {
+                engine.increment_epoch();
+            }
         }
     }
 }

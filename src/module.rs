@@ -5,9 +5,10 @@
 use crate::command::{not_a_command, CommandPre};
 use crate::engine::{
     component_linker, core_linker, engine, fuel_component_linker, fuel_engine, fuel_linker,
-    run_component_linker, run_engine, run_linker, Host,
+    run_component_linker, run_engine, run_linker, stack_engine, Host,
 };
 use crate::error::{reason, ErrorCode, Failure, Result};
+use crate::limits::Limits;
 use crate::source::{read_buffer_source, read_source};
 use napi::bindgen_prelude::{Buffer, Either, Object, Unknown};
 use napi::Env;
@@ -40,6 +41,8 @@ pub struct CompiledModule {
     fuel_instance_pre: OnceCell<InstancePre<Host>>,
     fuel_component_pre: OnceCell<component::InstancePre<Host>>,
     fuel_command_pre: OnceCell<CommandPre<Host>>,
+    /// `limits.maxStack` forms, by (stack size, fuel, one-shot run).
+    stack_prepared: Mutex<HashMap<(usize, bool, bool), Prepared>>,
 }
 
 impl CompiledModule {
@@ -70,6 +73,7 @@ impl CompiledModule {
             fuel_instance_pre: OnceCell::new(),
             fuel_component_pre: OnceCell::new(),
             fuel_command_pre: OnceCell::new(),
+            stack_prepared: Mutex::new(HashMap::new()),
             instance_pre: OnceCell::new(),
             run_instance_pre: OnceCell::new(),
             component_pre: OnceCell::new(),
@@ -85,7 +89,7 @@ impl CompiledModule {
     }
 
     /// The module linked against WASI once, for `wasi.instantiate()`.
-    pub fn instance_pre(&self) -> Result<&InstancePre<Host>> {
+    fn instance_pre(&self) -> Result<&InstancePre<Host>> {
         let module = self.core()?;
         self.instance_pre
             .get_or_try_init(|| link(core_linker(), module))
@@ -93,23 +97,14 @@ impl CompiledModule {
 
     /// The module loaded into the run engine and linked once, so each run only allocates
     /// and initialises.
-    pub fn run_instance_pre(&self) -> Result<&InstancePre<Host>> {
+    fn run_instance_pre(&self) -> Result<&InstancePre<Host>> {
         let module = self.core()?;
-        self.run_instance_pre.get_or_try_init(|| {
-            let bytes = module
-                .serialize()
-                .map_err(|e| Failure::new(ErrorCode::WasmCompile, reason(&e)))?;
-            // SAFETY: `bytes` is wasmtime's own serialization of `module`, made just above in
-            // this process by the same wasmtime build; the two engines differ only in how
-            // they allocate instances, which compiled code does not depend on.
-            let module = unsafe { wasmtime::Module::deserialize(run_engine(), &bytes) }
-                .map_err(|e| Failure::new(ErrorCode::WasmCompile, reason(&e)))?;
-            link(run_linker(), &module)
-        })
+        self.run_instance_pre
+            .get_or_try_init(|| link(run_linker(), &module_into(module, run_engine())?))
     }
 
     /// The component linked against WASI 0.2 once, for `wasi.instantiate()`.
-    pub fn component_pre(&self) -> Result<&component::InstancePre<Host>> {
+    fn component_pre(&self) -> Result<&component::InstancePre<Host>> {
         let component = self.component()?;
         self.component_pre
             .get_or_try_init(|| link_component(component_linker(), component))
@@ -117,15 +112,10 @@ impl CompiledModule {
 
     /// The component loaded into the run engine, linked once and checked to be a command
     /// (`ERR_INVALID_ARG_VALUE` if it has no `wasi:cli/run`).
-    pub fn run_command_pre(&self) -> Result<&CommandPre<Host>> {
+    fn run_command_pre(&self) -> Result<&CommandPre<Host>> {
         let component = self.component()?;
         self.run_command_pre.get_or_try_init(|| {
-            let bytes = component
-                .serialize()
-                .map_err(|e| Failure::new(ErrorCode::WasmCompile, reason(&e)))?;
-            // SAFETY: as in `run_instance_pre`: wasmtime's own serialization, made just above.
-            let component = unsafe { Component::deserialize(run_engine(), &bytes) }
-                .map_err(|e| Failure::new(ErrorCode::WasmCompile, reason(&e)))?;
+            let component = component_into(component, run_engine())?;
             let pre = link_component(run_component_linker(), &component)?;
             CommandPre::new(pre).map_err(|e| not_a_command(ErrorCode::InvalidArgValue, &e))
         })
@@ -146,7 +136,7 @@ impl CompiledModule {
     }
 
     /// `instance_pre()` of the fuel-metered copy.
-    pub fn fuel_instance_pre(&self) -> Result<&InstancePre<Host>> {
+    fn fuel_instance_pre(&self) -> Result<&InstancePre<Host>> {
         match self.fuel_compiled()? {
             Compiled::Core(module) => self
                 .fuel_instance_pre
@@ -156,7 +146,7 @@ impl CompiledModule {
     }
 
     /// `component_pre()` of the fuel-metered copy.
-    pub fn fuel_component_pre(&self) -> Result<&component::InstancePre<Host>> {
+    fn fuel_component_pre(&self) -> Result<&component::InstancePre<Host>> {
         match self.fuel_compiled()? {
             Compiled::Component(component) => self
                 .fuel_component_pre
@@ -166,11 +156,92 @@ impl CompiledModule {
     }
 
     /// `run_command_pre()` of the fuel-metered copy.
-    pub fn fuel_command_pre(&self) -> Result<&CommandPre<Host>> {
+    fn fuel_command_pre(&self) -> Result<&CommandPre<Host>> {
         self.fuel_command_pre.get_or_try_init(|| {
             let pre = self.fuel_component_pre()?.clone();
             CommandPre::new(pre).map_err(|e| not_a_command(ErrorCode::InvalidArgValue, &e))
         })
+    }
+
+    /// The pre-instantiated form and engine that `limits` call for: for a one-shot run
+    /// (`run`: a command, in the pooling engine) or for an instance JS holds.
+    pub fn prepare(&self, limits: &Limits, run: bool) -> Result<(&'static Engine, Prepared)> {
+        let fuel = limits.uses_fuel();
+        if let Some(max_stack) = limits.max_stack() {
+            return self.prepare_with_stack(max_stack, fuel, run);
+        }
+        Ok(match (&self.compiled, fuel, run) {
+            (Compiled::Core(_), false, false) => {
+                (engine(), Prepared::Core(self.instance_pre()?.clone()))
+            }
+            (Compiled::Core(_), false, true) => (
+                run_engine(),
+                Prepared::Core(self.run_instance_pre()?.clone()),
+            ),
+            (Compiled::Core(_), true, _) => (
+                fuel_engine(),
+                Prepared::Core(self.fuel_instance_pre()?.clone()),
+            ),
+            (Compiled::Component(_), false, false) => {
+                (engine(), Prepared::Component(self.component_pre()?.clone()))
+            }
+            (Compiled::Component(_), false, true) => (
+                run_engine(),
+                Prepared::Command(self.run_command_pre()?.clone()),
+            ),
+            (Compiled::Component(_), true, false) => (
+                fuel_engine(),
+                Prepared::Component(self.fuel_component_pre()?.clone()),
+            ),
+            (Compiled::Component(_), true, true) => (
+                fuel_engine(),
+                Prepared::Command(self.fuel_command_pre()?.clone()),
+            ),
+        })
+    }
+
+    /// `prepare` for `limits.maxStack`: the code moved into that stack size's engine, linked
+    /// there once per (stack, fuel, run).
+    fn prepare_with_stack(
+        &self,
+        max_stack: usize,
+        fuel: bool,
+        run: bool,
+    ) -> Result<(&'static Engine, Prepared)> {
+        let target = stack_engine(max_stack, fuel)?;
+        let key = (max_stack, fuel, run);
+        let mut cache = self
+            .stack_prepared
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(prepared) = cache.get(&key) {
+            return Ok((&target.engine, prepared.clone()));
+        }
+        let compiled = if fuel {
+            self.fuel_compiled()?
+        } else {
+            &self.compiled
+        };
+        let prepared = match compiled {
+            Compiled::Core(module) => Prepared::Core(link(
+                &target.core_linker,
+                &module_into(module, &target.engine)?,
+            )?),
+            Compiled::Component(component) => {
+                let component = component_into(component, &target.engine)?;
+                let pre = link_component(&target.component_linker, &component)?;
+                if run {
+                    Prepared::Command(
+                        CommandPre::new(pre)
+                            .map_err(|e| not_a_command(ErrorCode::InvalidArgValue, &e))?,
+                    )
+                } else {
+                    Prepared::Component(pre)
+                }
+            }
+        };
+        cache.insert(key, prepared.clone());
+        Ok((&target.engine, prepared))
     }
 
     fn core(&self) -> Result<&wasmtime::Module> {
@@ -205,6 +276,37 @@ fn link(linker: &wasmtime::Linker<Host>, module: &wasmtime::Module) -> Result<In
     linker
         .instantiate_pre(module)
         .map_err(|e| Failure::new(ErrorCode::WasmLink, reason(&e)))
+}
+
+/// A guest ready to instantiate: a core module, a component, or a component as a command.
+#[derive(Clone)]
+pub enum Prepared {
+    Core(InstancePre<Host>),
+    Component(component::InstancePre<Host>),
+    Command(CommandPre<Host>),
+}
+
+/// `module`'s compiled code loaded into `engine` without compiling again.
+fn module_into(module: &wasmtime::Module, engine: &Engine) -> Result<wasmtime::Module> {
+    let bytes = module
+        .serialize()
+        .map_err(|e| Failure::new(ErrorCode::WasmCompile, reason(&e)))?;
+    // SAFETY: `bytes` is wasmtime's own serialization of `module`, made just above in this
+    // process by the same wasmtime build; our engines differ only in how they allocate
+    // instances and how deep the wasm stack may go, which compiled code does not depend on
+    // (fuel metering does, so a fuel engine only ever receives fuel-compiled code).
+    unsafe { wasmtime::Module::deserialize(engine, &bytes) }
+        .map_err(|e| Failure::new(ErrorCode::WasmCompile, reason(&e)))
+}
+
+/// `module_into` for a component.
+fn component_into(component: &Component, engine: &Engine) -> Result<Component> {
+    let bytes = component
+        .serialize()
+        .map_err(|e| Failure::new(ErrorCode::WasmCompile, reason(&e)))?;
+    // SAFETY: as in `module_into`.
+    unsafe { Component::deserialize(engine, &bytes) }
+        .map_err(|e| Failure::new(ErrorCode::WasmCompile, reason(&e)))
 }
 
 /// Compiles a wasm binary (core module or component) in `engine`.

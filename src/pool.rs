@@ -1,16 +1,27 @@
 //! The threads that async work runs on (`runWasm`, `Module.compile`): as many as the machine
-//! has cores, never libuv's threadpool, which `fs` and `dns` need.
+//! has cores, never libuv's threadpool, which `fs` and `dns` need, each with a native stack
+//! deep enough for the largest `limits.maxStack` plus the host's own frames.
 
 use once_cell::sync::Lazy;
+
+/// Twice `runWasm`'s largest `limits.maxStack` (8 MiB, checked in `lib/validate.js`); only
+/// the pages a guest touches are ever committed.
+const POOL_THREAD_STACK: usize = 16 << 20;
 
 static POOL: Lazy<rayon::ThreadPool> = Lazy::new(|| {
     rayon::ThreadPoolBuilder::new()
         .thread_name(|i| format!("node-wasmtime-run-{i}"))
+        .stack_size(POOL_THREAD_STACK)
         .build()
         .expect("the run pool starts")
 });
 
-/// Runs `work` on a pool thread.
+/// Runs `work` on a pool thread. A panic there (a bug) must not abort the process, as rayon
+/// would: it is caught and reported on stderr, and the work's promise is left unsettled.
 pub fn spawn(work: impl FnOnce() + Send + 'static) {
-    POOL.spawn(work);
+    POOL.spawn(move || {
+        if std::panic::catch_unwind(std::panic::AssertUnwindSafe(work)).is_err() {
+            eprintln!("node-wasmtime: a pool job panicked (a bug; please report it)");
+        }
+    });
 }

@@ -2,12 +2,12 @@
 //! and instance from the module's cached pre-instantiated form (core `_start` or component
 //! `wasi:cli/run`); the async variant runs it on the guest pool (`pool.rs`).
 
-use crate::command::{exit_code, CommandPre};
+use crate::command::exit_code;
 use crate::ctx::{WasiConfig, WasiSpec};
-use crate::engine::{fuel_engine, run_engine, Host, MAX_LIVE_INSTANCES};
+use crate::engine::{Host, MAX_LIVE_INSTANCES};
 use crate::error::{classify, reason, ErrorCode, Failure, Result};
 use crate::limits::{not_cancelled, CancelToken};
-use crate::module::{Compiled, CompiledModule, Module};
+use crate::module::{CompiledModule, Module, Prepared};
 use crate::stdio::captured_bytes;
 use crate::stream_output::OutputChannel;
 use crate::teardown::stop_flag;
@@ -64,35 +64,26 @@ pub fn instantiate_failure(error: wasmtime::Error) -> Failure {
     Failure::new(ErrorCode::WasmLink, reason(&error))
 }
 
-/// What a run calls: a core module's `_start`, or a component's `wasi:cli/run#run`.
-enum Entry<'a> {
-    Start(&'a InstancePre<Host>),
-    Run(&'a CommandPre<Host>),
-}
-
 fn run_impl(
     module: &CompiledModule,
     spec: &WasiSpec,
     cancel: Option<Arc<AtomicBool>>,
 ) -> Result<RunOutput> {
     not_cancelled(&cancel)?;
-    let fuel = spec.limits.uses_fuel();
-    let entry = match (&module.compiled, fuel) {
-        (Compiled::Core(_), false) => Entry::Start(module.run_instance_pre()?),
-        (Compiled::Core(_), true) => Entry::Start(module.fuel_instance_pre()?),
-        (Compiled::Component(_), false) => Entry::Run(module.run_command_pre()?),
-        (Compiled::Component(_), true) => Entry::Run(module.fuel_command_pre()?),
-    };
-    let engine = if fuel { fuel_engine() } else { run_engine() };
+    let (engine, prepared) = module.prepare(&spec.limits, true)?;
     let captured = spec.new_captured();
     let mut store = spec.limits.new_store(engine, spec.host(&captured, false)?);
     let _ticking = spec.limits.arm(&mut store, cancel);
-    let outcome = match entry {
-        Entry::Start(pre) => start(&mut store, pre),
-        Entry::Run(pre) => pre
+    let outcome = match prepared {
+        Prepared::Core(pre) => start(&mut store, &pre),
+        Prepared::Command(pre) => pre
             .instantiate(&mut store)
             .map_err(instantiate_failure)
             .and_then(|command| exit_code(command.wasi_cli_run().call_run(&mut store))),
+        Prepared::Component(_) => Err(Failure::new(
+            ErrorCode::InvalidArgValue,
+            "a one-shot run needs a command",
+        )),
     };
     let stdout = captured_bytes(&captured.stdout);
     let stderr = captured_bytes(&captured.stderr);

@@ -3,12 +3,11 @@
 //! instantiating and starting guests in wasmtime.
 
 use crate::ctx::{WasiConfig, WasiSpec};
-use crate::engine::{engine, fuel_engine, Host};
 use crate::error::{ErrorCode, Failure};
 use crate::imports::syscall_function;
 use crate::instance::{Guest, Instance, Running};
 use crate::limits::CancelToken;
-use crate::module::{Compiled, Module};
+use crate::module::{Module, Prepared};
 use crate::run::instantiate_failure;
 use crate::stdio::{captured_bytes, Captured};
 use crate::stdio_writes::StdioWrites;
@@ -18,7 +17,6 @@ use napi::bindgen_prelude::{Buffer, Function, Object, Unknown};
 use napi::Env;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use wasmtime::Store;
 
 /// node:wasi's `ERR_WASI_ALREADY_STARTED`.
 pub fn already_started() -> Failure {
@@ -91,36 +89,25 @@ impl WasiCore {
     pub fn instantiate(&self, env: Env, module: &Module) -> napi::Result<Instance> {
         let make = || -> crate::error::Result<Instance> {
             let limits = &self.spec.limits;
-            let fuel = limits.uses_fuel();
-            let store = || -> crate::error::Result<Store<Host>> {
-                let host = self.spec.host(&self.captured, !self.return_on_exit)?;
-                let engine = if fuel { fuel_engine() } else { engine() };
-                Ok(limits.new_store(engine, host))
-            };
-            let (store, guest) = match module.inner.compiled {
-                Compiled::Core(_) => {
-                    let pre = if fuel {
-                        module.inner.fuel_instance_pre()?
-                    } else {
-                        module.inner.instance_pre()?
-                    };
-                    let mut store = store()?;
-                    let _ticking = limits.arm(&mut store, None);
-                    let instance = pre.instantiate(&mut store).map_err(instantiate_failure)?;
-                    (store, Guest::Core(instance))
+            let (engine, prepared) = module.inner.prepare(limits, false)?;
+            let host = self.spec.host(&self.captured, !self.return_on_exit)?;
+            let mut store = limits.new_store(engine, host);
+            let ticking = limits.arm(&mut store, None);
+            let guest = match prepared {
+                Prepared::Core(pre) => {
+                    Guest::Core(pre.instantiate(&mut store).map_err(instantiate_failure)?)
                 }
-                Compiled::Component(_) => {
-                    let pre = if fuel {
-                        module.inner.fuel_component_pre()?
-                    } else {
-                        module.inner.component_pre()?
-                    };
-                    let mut store = store()?;
-                    let _ticking = limits.arm(&mut store, None);
-                    let instance = pre.instantiate(&mut store).map_err(instantiate_failure)?;
-                    (store, Guest::Component(instance))
+                Prepared::Component(pre) => {
+                    Guest::Component(pre.instantiate(&mut store).map_err(instantiate_failure)?)
+                }
+                Prepared::Command(_) => {
+                    return Err(Failure::new(
+                        ErrorCode::InvalidArgValue,
+                        "an instance for JS is not prepared as a command",
+                    ))
                 }
             };
+            drop(ticking);
             Ok(Instance::new(
                 Running::new(store, guest, self.started.clone(), limits.clone()),
                 module.inner.clone(),

@@ -37,7 +37,7 @@ const api = command.exports['my:pkg/api'] as Record<string, Function>;
 
 // Limits and cancellation.
 const controller = new AbortController();
-const limited: Promise<RunResult> = runWasm(bytes, { limits: { timeout: 1000, fuel: 1e9, maxMemory: 1 << 24 }, signal: controller.signal });
+const limited: Promise<RunResult> = runWasm(bytes, { limits: { timeout: 1000, fuel: 1e9, maxMemory: 1 << 24, maxStack: 1 << 20 }, signal: controller.signal });
 new WASI({ version: 'preview1', limits: { timeout: 50 } });
 const asyncExit: Promise<number> = p2.startAsync(command, { signal: controller.signal });
 // @ts-expect-error timeout is a number of milliseconds
