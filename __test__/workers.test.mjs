@@ -72,3 +72,16 @@ test('terminating workers mid-run stops their guests; the pool stays usable', as
   assert.deepEqual(result.stdout, Buffer.from('hello world\n'));
   assert.ok(Date.now() - started < 5000, `took ${Date.now() - started} ms`);
 });
+
+test('terminating a worker whose guest waits on a stalled Writable frees the pool thread', async () => {
+  const workers = Array.from({ length: 3 }, () => worker(`
+    const { Writable } = require('node:stream');
+    const stalled = new Writable({ highWaterMark: 1, write() {} });   // never calls back
+    parentPort.postMessage('running');
+    await runWasm(fixture('large.wasm'), { args: ['large', '64'], stdout: stalled });`));
+  await Promise.all(workers.map(nextMessage));
+  await new Promise((resolve) => setTimeout(resolve, 100));
+  await Promise.all(workers.map((w) => w.terminate()));
+  const result = await lib.runWasm(fixture('hello.wasm'));
+  assert.deepEqual(result.stdout, Buffer.from('hello world\n'));
+});

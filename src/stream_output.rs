@@ -27,6 +27,9 @@ struct Queue {
     pending: VecDeque<Bytes>,
     /// Bytes queued or handed to JS and not yet acknowledged.
     outstanding: usize,
+    /// JS is gone (its `OutputChannel` was finalized, e.g. a worker was terminated): nothing
+    /// will be taken or acknowledged any more, so writes are dropped and nobody waits.
+    closed: bool,
 }
 
 /// One stream's queue between the guest and JS.
@@ -41,6 +44,9 @@ impl Channel {
     pub fn push(&self, bytes: Bytes) {
         let len = bytes.len();
         let mut queue = self.queue.lock().unwrap();
+        if queue.closed {
+            return;
+        }
         let was_empty = queue.pending.is_empty();
         queue.pending.push_back(bytes);
         queue.outstanding += len;
@@ -48,7 +54,7 @@ impl Channel {
             self.wake.call((), ThreadsafeFunctionCallMode::NonBlocking);
         }
         if std::thread::current().id() != self.js_thread {
-            while queue.outstanding > HIGH_WATER {
+            while queue.outstanding > HIGH_WATER && !queue.closed {
                 queue = self.acknowledged.wait(queue).unwrap();
             }
         }
@@ -57,7 +63,7 @@ impl Channel {
     /// Waits until JS has acknowledged every chunk (a pool thread, before a run settles).
     pub fn wait_delivered(&self) {
         let mut queue = self.queue.lock().unwrap();
-        while queue.outstanding > 0 {
+        while queue.outstanding > 0 && !queue.closed {
             queue = self.acknowledged.wait(queue).unwrap();
         }
     }
@@ -84,6 +90,7 @@ impl OutputChannel {
                 queue: Mutex::new(Queue {
                     pending: VecDeque::new(),
                     outstanding: 0,
+                    closed: false,
                 }),
                 acknowledged: Condvar::new(),
                 wake,
@@ -108,6 +115,16 @@ impl OutputChannel {
     pub fn ack(&self, bytes: f64) {
         let mut queue = self.channel.queue.lock().unwrap();
         queue.outstanding = queue.outstanding.saturating_sub(bytes as usize);
+        self.channel.acknowledged.notify_all();
+    }
+}
+
+impl Drop for OutputChannel {
+    /// Finalized with its JS environment at the latest: release a guest waiting on JS.
+    fn drop(&mut self) {
+        let mut queue = self.channel.queue.lock().unwrap();
+        queue.closed = true;
+        queue.pending.clear();
         self.channel.acknowledged.notify_all();
     }
 }
