@@ -6,7 +6,7 @@ use crate::engine::Host;
 use crate::error::{ErrorCode, Failure, Result};
 use crate::limits::{Limits, RunLimits};
 use crate::stdio::{attach, dup_fd, Captured, Input, Output, Stream};
-use crate::stream_output::OutputChannel;
+use crate::stream_output::{OutputChannel, Streams};
 use bytes::Bytes;
 use napi::bindgen_prelude::{Either, Uint8Array};
 use std::path::PathBuf;
@@ -100,14 +100,16 @@ impl WasiSpec {
         })
     }
 
-    /// Waits until JS has taken and acknowledged everything streamed so far (on a pool
-    /// thread, before a run's promise settles).
-    pub fn wait_streams_delivered(&self) {
-        for output in [&self.stdout, &self.stderr] {
-            if let Output::Stream(channel) = output {
-                channel.wait_delivered();
-            }
-        }
+    /// The streamed outputs, to wait on before a run's promise settles.
+    pub fn streams(&self) -> Streams {
+        Streams::new(
+            [&self.stdout, &self.stderr]
+                .into_iter()
+                .filter_map(|output| match output {
+                    Output::Stream(channel) => Some(channel.clone()),
+                    _ => None,
+                }),
+        )
     }
 
     /// Fresh capture buffers for this spec's piped outputs.

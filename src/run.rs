@@ -149,7 +149,7 @@ pub fn run_async<'env>(
     let (deferred, promise) = env.create_deferred()?;
     crate::pool::spawn(move || {
         let outcome = run_impl(&module, &spec, cancel);
-        spec.wait_streams_delivered();
+        spec.streams().wait_delivered();
         deferred.resolve(move |env: Env| {
             outcome
                 .map(RunOutput::into_result)

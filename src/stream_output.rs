@@ -69,6 +69,23 @@ impl Channel {
     }
 }
 
+/// The streamed outputs of one guest.
+pub struct Streams(Vec<Arc<Channel>>);
+
+impl Streams {
+    pub fn new(channels: impl IntoIterator<Item = Arc<Channel>>) -> Self {
+        Streams(channels.into_iter().collect())
+    }
+
+    /// Waits until JS has taken and acknowledged everything written so far (on a pool
+    /// thread, before a run's promise settles).
+    pub fn wait_delivered(&self) {
+        for channel in &self.0 {
+            channel.wait_delivered();
+        }
+    }
+}
+
 /// Internal: the JS side of one streamed output (`lib/stream.js`).
 #[napi]
 pub struct OutputChannel {

@@ -160,11 +160,11 @@ impl WasiCore {
             .running
             .call_entry_later(&name, cancel)
             .map_err(|f| f.into_napi(env))?;
-        let spec = self.spec.clone();
+        let streams = self.spec.streams();
         let (deferred, promise) = env.create_deferred()?;
         crate::pool::spawn(move || {
             let outcome = work();
-            spec.wait_streams_delivered();
+            streams.wait_delivered();
             deferred.resolve(move |env: Env| outcome.map_err(|f| f.into_napi(&env)));
         });
         Ok(promise)
