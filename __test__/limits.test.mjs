@@ -8,6 +8,7 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { getEventListeners } from 'node:events';
 import { lib, fixture, assertCode, ENDLESS_WAT } from './helpers.mjs';
 
 const { WASI, Module, runWasm, runWasmSync } = lib;
@@ -254,6 +255,10 @@ test('signal: a run that finishes first is not affected, and no listener is left
   const controller = new AbortController();
   const result = await runWasm(fixture('hello.wasm'), { signal: controller.signal });
   assert.deepEqual(result.stdout, Buffer.from('hello world\n'));
+  assert.equal(getEventListeners(controller.signal, 'abort').length, 0);
+  const wasi = new WASI({ version: 'preview1', stdout: 'pipe' });
+  assert.equal(await wasi.startAsync(wasi.instantiate(fixture('hello.wasm')), { signal: controller.signal }), 0);
+  assert.equal(getEventListeners(controller.signal, 'abort').length, 0);
   controller.abort();
 });
 
