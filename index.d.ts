@@ -44,18 +44,21 @@ export declare class Instance {
    * for each exported interface, an object of its functions (`exports['my:pkg/api'].f`),
    * with the value mapping the README describes. Entry points (`_start`, `_initialize`,
    * `wasi:cli/run#run`) run at most once per `WASI` object, whether called here or
-   * through `wasi.start()`/`wasi.initialize()`.
+   * through `wasi.start()`/`wasi.initialize()`. The same object on every access.
    */
   get exports(): Record<string, Function | Memory | Record<string, Function>>
 }
 
-/**
- * An exported linear memory. Reads and writes copy, so a `memory.grow` can never leave JS
- * holding a dangling view.
- */
+/** An exported linear memory. */
 export declare class Memory {
   /** Current size in bytes. */
   get byteLength(): number
+  /**
+   * An `ArrayBuffer` over the memory itself, as `WebAssembly.Memory.prototype.buffer`: the
+   * same object until the memory grows, then that one is detached (`byteLength` 0) and a
+   * new one is returned. It keeps the instance's memory alive while JS holds it.
+   */
+  get buffer(): ArrayBuffer
   /**
    * Copies `length` bytes starting at `offset` out of the memory.
    * Throws `ERR_OUT_OF_RANGE` if the range is not inside the memory.
@@ -67,8 +70,8 @@ export declare class Memory {
    */
   write(offset: number, bytes: Uint8Array): void
   /**
-   * Grows the memory by `pages` 64 KiB pages; returns the previous size in pages.
-   * Throws `ERR_OUT_OF_RANGE` if it cannot grow that far.
+   * Grows the memory by `pages` 64 KiB pages; returns the previous size in pages (and
+   * detaches the old `buffer`). Throws `ERR_OUT_OF_RANGE` if it cannot grow that far.
    */
   grow(pages: number): number
 }
@@ -117,6 +120,21 @@ export declare class OutputChannel {
   ack(bytes: number): void
 }
 
+/** Internal: one host call from a guest on a pool thread, answered once by `lib/host.js`. */
+export declare class PendingHostCall {
+  /**
+   * The host function returned `value` (or its Promise fulfilled with it): converted to
+   * the guest's result types here; a value that does not convert is a `TypeError` thrown
+   * into the guest, as V8 does. Never throws.
+   */
+  resolve(value: unknown): void
+  /**
+   * The host function threw `error` (or its Promise rejected with it): it unwinds the
+   * guest and reaches the run's caller as the same value.
+   */
+  reject(error: unknown): void
+}
+
 /** Internal: the native state behind one `WASI` object. Use `WASI`. */
 export declare class WasiCore {
   /**
@@ -134,9 +152,10 @@ export declare class WasiCore {
   owns(instance: Instance): boolean
   /**
    * A new store and instance of `module` (core module or component) with this object's
-   * WASI context.
+   * WASI context. `imports`: the import object's value for each import of the module, in
+   * order (`lib/host.js`); functions among them serve those imports.
    */
-  instantiate(module: Module): Instance
+  instantiate(module: Module, imports?: unknown[] | undefined | null): Instance
   /**
    * A fresh WASI context for a guest V8 runs (the `wasiImport` path), built when its
    * memory is bound, wrapped in the native syscall function (see `imports.rs`).
@@ -151,9 +170,10 @@ export declare class WasiCore {
   /**
    * `wasi.startAsync()`: claims the entry point now (`_start`, or `run` for a component;
    * the JS side has checked the exports and marked a core module started), then runs it
-   * on the guest pool. The promise resolves to the exit code.
+   * on the guest pool, its host calls going to `dispatch` on this thread. The promise
+   * resolves to the exit code.
    */
-  startAsync(instance: Instance, name: string, cancel?: CancelToken | undefined | null): Promise<number>
+  startAsync(instance: Instance, name: string, cancel?: CancelToken | undefined | null, dispatch?: Dispatch | undefined | null): Promise<number>
   /** `wasi.initialize()` of a component instance (marks this object started). */
   initializeComponent(instance: Instance): void
   /** Everything the guest wrote to stdout, with `stdout: 'pipe'`. */
@@ -192,8 +212,11 @@ export interface ImportDescriptor {
   kind: string
 }
 
-/** Internal: runs a WASI command in a fresh instance on a pool thread. Use `runWasm`. */
-export declare function runAsync(module: Module, config: WasiConfig, cancel?: CancelToken | undefined | null, stdout?: OutputChannel | undefined | null, stderr?: OutputChannel | undefined | null): Promise<RunResult>
+/**
+ * Internal: runs a WASI command in a fresh instance on a pool thread, its host calls going
+ * to `dispatch` on this thread. Use `runWasm`.
+ */
+export declare function runAsync(module: Module, config: WasiConfig, cancel?: CancelToken | undefined | null, stdout?: OutputChannel | undefined | null, stderr?: OutputChannel | undefined | null, imports?: unknown[] | undefined | null, dispatch?: (call: PendingHostCall, index: number, args: Array<number | bigint>) => void): Promise<RunResult>
 
 /** The `limits` option, validated by the JS layer. */
 export interface RunLimits {
@@ -221,7 +244,7 @@ export interface RunResult {
 }
 
 /** Internal: runs a WASI command in a fresh instance on this thread. Use `runWasmSync`. */
-export declare function runSync(module: Module, config: WasiConfig, stdout?: OutputChannel | undefined | null, stderr?: OutputChannel | undefined | null): RunResult
+export declare function runSync(module: Module, config: WasiConfig, stdout?: OutputChannel | undefined | null, stderr?: OutputChannel | undefined | null, imports?: unknown[] | undefined | null): RunResult
 
 /**
  * Internal: each import's parameter kinds, `'i'` for i32 and `'I'` for i64 (`'iIi'` is

@@ -840,6 +840,7 @@ module.exports.Instance = nativeBinding.Instance
 module.exports.Memory = nativeBinding.Memory
 module.exports.Module = nativeBinding.Module
 module.exports.OutputChannel = nativeBinding.OutputChannel
+module.exports.PendingHostCall = nativeBinding.PendingHostCall
 module.exports.WasiCore = nativeBinding.WasiCore
 module.exports.compileCachedModule = nativeBinding.compileCachedModule
 module.exports.compileCachedModuleAsync = nativeBinding.compileCachedModuleAsync

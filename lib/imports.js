@@ -13,6 +13,11 @@ const kSyscallKinds = syscallKinds(); // 'i' = i32 (a number), 'I' = i64 (a BigI
 const kMaxArgs = 9;
 const EINVAL = 28;
 
+// Every function a `wasiImport` was made with: passed back in an import object for the
+// wasmtime path (`wasi.instantiate(m, wasi.getImportObject())`), wasmtime-wasi serves them
+// itself, since these serve a guest V8 runs.
+const wasiImportFunctions = new WeakSet();
+
 /**
  * @param {() => ({ syscall: Function, memory: WebAssembly.Memory } | undefined)} binding
  *   the bound context and memory, or undefined before start()/initialize()/finalizeBindings()
@@ -67,8 +72,14 @@ function createWasiImport(binding, procExit) {
         return bound.syscall(index, bytesOf(bound.memory.buffer), scratch);
       },
     }[name];
+    wasiImportFunctions.add(wasiImport[name]);
   });
   return wasiImport;
 }
 
-module.exports = { createWasiImport, exitProcess };
+/** Whether `value` is one of the functions a `wasiImport` was made with. */
+function isWasiImportFunction(value) {
+  return wasiImportFunctions.has(value);
+}
+
+module.exports = { createWasiImport, exitProcess, isWasiImportFunction };

@@ -11,6 +11,7 @@ const { ERR_INVALID_ARG_VALUE } = require('./errors');
 const { validateAbortSignal, throwIfAborted, withSignal } = require('./abort');
 const { attachStreams, deliverNow, streamError } = require('./stream');
 const { validateRunOptions } = require('./validate');
+const { importValues, makeDispatcher } = require('./host');
 
 const kNoInput = new Uint8Array(0);
 
@@ -29,10 +30,11 @@ function runWasmSync(wasm, options) {
                                 'nothing could abort it (use limits.timeout)');
   }
   const module = wasm instanceof Module ? wasm : compileCachedModule(wasm);
+  const values = importValues(module, options?.imports, 'options.imports');
   const streams = attachStreams(config);
   let result;
   try {
-    result = runSync(module, config, streams.stdout?.channel, streams.stderr?.channel);
+    result = runSync(module, config, streams.stdout?.channel, streams.stderr?.channel, values);
   } finally {
     deliverNow(streams);
   }
@@ -59,9 +61,12 @@ async function runWasm(wasm, options) {
     module = await module;
     throwIfAborted(signal);
   }
+  const values = importValues(module, options?.imports, 'options.imports');
+  const dispatch = values === undefined ? undefined : makeDispatcher(values);
   const streams = attachStreams(config);
   const result = await withSignal(signal, (token) =>
-    runAsync(module, config, token, streams.stdout?.channel, streams.stderr?.channel));
+    runAsync(module, config, token, streams.stdout?.channel, streams.stderr?.channel, values,
+             dispatch));
   const error = streamError(streams);
   if (error !== undefined) throw error;
   return result;

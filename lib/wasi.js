@@ -5,7 +5,9 @@
 // which owns the started flag and the WASI context. One class serves both paths: guests V8
 // runs (`getImportObject()`, ./imports.js) and guests wasmtime runs (`instantiate()`).
 
-const { WasiCore, Instance, Memory, Module, compileCachedModule } = require('../index.js');
+const { WasiCore, Memory, Module, compileCachedModule } = require('../index.js');
+const { Instance } = require('./instance');
+const { importValues, keepValues, valuesOf, makeDispatcher } = require('./host');
 const {
   validateWasiOptions,
   validateReturnOnExit,
@@ -72,12 +74,14 @@ class WASI {
 
   /**
    * Instantiates `module` (a `Module`, wasm bytes or WAT text) in wasmtime with this
-   * object's WASI context. Pass the result to `start()` or `initialize()`.
+   * object's WASI context, and `imports` (shaped as `WebAssembly.instantiate`'s) for what it
+   * imports besides WASI. Pass the result to `start()` or `initialize()`.
    */
-  instantiate(module) {
+  instantiate(module, imports = undefined) {
     if (!(module instanceof Module)) module = compileCachedModule(module);
     this.#checkVersion(module.kind);
-    return this.#core.instantiate(module);
+    const values = importValues(module, imports, 'imports');
+    return keepValues(this.#core.instantiate(module, values), values);
   }
 
   /**
@@ -128,7 +132,9 @@ class WASI {
         validateUndefined(_initialize, 'instance.exports._initialize');
         name = '_start';
       }
-      return withSignal(signal, (token) => this.#core.startAsync(instance, name, token))
+      const values = valuesOf(instance);
+      const dispatch = values === undefined ? undefined : makeDispatcher(values);
+      return withSignal(signal, (token) => this.#core.startAsync(instance, name, token, dispatch))
         .then((exitCode) => {
           const error = streamError(this.#streams);
           if (error !== undefined) throw error;

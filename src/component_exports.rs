@@ -41,11 +41,11 @@ pub fn component_exports<'env>(
                         continue;
                     }
                     let func = running
-                        .with_store(|store| {
-                            let parent = instance.get_export_index(&mut *store, None, name)?;
+                        .with_store(|mut store| {
+                            let parent = instance.get_export_index(&mut store, None, name)?;
                             let index =
-                                instance.get_export_index(&mut *store, Some(&parent), fname)?;
-                            instance.get_func(&mut *store, index)
+                                instance.get_export_index(&mut store, Some(&parent), fname)?;
+                            instance.get_func(&mut store, index)
                         })
                         .map_err(|f| f.into_napi(env))?;
                     if let Some(func) = func {
@@ -95,38 +95,47 @@ fn call(
     if is_entry && running.started.swap(true, Ordering::SeqCst) {
         return Err(crate::wasi::already_started());
     }
-    running.with_store(|store| -> Result<JsOut> {
-        let ty = func.ty(&*store);
-        let count = ty.params().len();
-        let params = ty
+    // The arguments are converted before the store is taken: a getter or Proxy trap on an
+    // argument may call into this same instance.
+    let (param_types, result_types) = running.with_store(|store| {
+        let ty = func.ty(&store);
+        let params: Vec<(String, Type)> = ty
             .params()
-            .enumerate()
-            .map(|(i, (param, ty))| {
-                let path = format!("{name}: argument {i} ({param})");
-                match args.get(i) {
-                    Some(value) => from_js(value, &ty, &path),
-                    None if matches!(ty, Type::Option(_)) => Ok(Val::Option(None)),
-                    None => Err(Failure::new(
-                        ErrorCode::InvalidArgType,
-                        format!("{path} is missing: {name} takes {} arguments", count),
-                    )),
-                }
-            })
-            .collect::<Result<Vec<_>>>()?;
-        let result_types: Vec<Type> = ty.results().collect();
-        let mut results = vec![Val::Bool(false); result_types.len()];
-        let _ticking = running.arm(store);
-        func.call(&mut *store, &params, &mut results)
-            .map_err(exit_failure)?;
-        let mut values = results
-            .into_iter()
-            .zip(&result_types)
-            .map(|(val, ty)| to_js(val, ty, &format!("{name}: result")))
-            .collect::<Result<Vec<_>>>()?;
-        Ok(match values.len() {
-            0 => JsOut::Undefined,
-            1 => values.remove(0),
-            _ => JsOut::Array(values),
+            .map(|(name, ty)| (name.to_string(), ty))
+            .collect();
+        let results: Vec<Type> = ty.results().collect();
+        (params, results)
+    })?;
+    let count = param_types.len();
+    let params = param_types
+        .iter()
+        .enumerate()
+        .map(|(i, (param, ty))| {
+            let path = format!("{name}: argument {i} ({param})");
+            match args.get(i) {
+                Some(value) => from_js(value, ty, &path),
+                None if matches!(ty, Type::Option(_)) => Ok(Val::Option(None)),
+                None => Err(Failure::new(
+                    ErrorCode::InvalidArgType,
+                    format!("{path} is missing: {name} takes {count} arguments"),
+                )),
+            }
         })
+        .collect::<Result<Vec<_>>>()?;
+    let mut results = vec![Val::Bool(false); result_types.len()];
+    running.with_store(|mut store| {
+        let _ticking = running.arm(&mut store);
+        func.call(&mut store, &params, &mut results)
     })?
+    .map_err(exit_failure)?;
+    let mut values = results
+        .into_iter()
+        .zip(&result_types)
+        .map(|(val, ty)| to_js(val, ty, &format!("{name}: result")))
+        .collect::<Result<Vec<_>>>()?;
+    Ok(match values.len() {
+        0 => JsOut::Undefined,
+        1 => values.remove(0),
+        _ => JsOut::Array(values),
+    })
 }

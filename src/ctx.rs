@@ -119,11 +119,11 @@ impl WasiSpec {
 
     /// A fresh store state for a guest wasmtime runs: its context, exit rule and limits.
     pub fn host(&self, captured: &Captured, exit_process_on_proc_exit: bool) -> Result<Host> {
-        Ok(Host {
-            wasi: self.build(captured)?,
-            store_limits: self.limits.store_limits(),
+        Ok(Host::new(
+            self.build(captured)?,
+            self.limits.store_limits(),
             exit_process_on_proc_exit,
-        })
+        ))
     }
 
     /// A fresh context: nothing guest-visible is shared with any other context.

@@ -3,8 +3,10 @@
 //! conversion of a `Failure` into a real JS error object of the right class.
 
 use crate::limits::Stopped;
-use napi::bindgen_prelude::{Buffer, Function, JsObjectValue, Object, Unknown};
-use napi::{Env, JsValue};
+use napi::bindgen_prelude::{Buffer, FromNapiValue, Function, JsObjectValue, Object, Unknown};
+use napi::{sys, Env, JsValue};
+use std::sync::Arc;
+use std::thread::ThreadId;
 use wasmtime::{Trap, WasmBacktrace};
 use wasmtime_wasi::I32Exit;
 
@@ -95,6 +97,9 @@ pub struct Failure {
     pub exit_code: Option<i32>,
     /// What a failed run had written to its captured stdout and stderr, kept on the error.
     pub output: Option<(Vec<u8>, Vec<u8>)>,
+    /// A value a JS host function threw (or its promise rejected with): it unwound the guest
+    /// and reaches the caller as the same value, untouched.
+    pub thrown: Option<Arc<Thrown>>,
 }
 
 pub type Result<T> = std::result::Result<T, Failure>;
@@ -107,13 +112,45 @@ impl Failure {
             trap_code: None,
             exit_code: None,
             output: None,
+            thrown: None,
         }
+    }
+
+    /// The failure that rethrows `thrown` as it is.
+    pub fn rethrow(thrown: Arc<Thrown>) -> Self {
+        Failure {
+            thrown: Some(thrown),
+            ..Failure::new(ErrorCode::WasmTrap, "a host function threw")
+        }
+    }
+
+    /// For a promise to reject with (a `deferred.resolve` callback): like `into_napi`, but a
+    /// value a host function threw is handed over as is, whatever its type.
+    pub fn into_rejection(self, env: &Env) -> napi::Error {
+        if let Some(value) = self.thrown.as_ref().and_then(|thrown| thrown.value(env)) {
+            // SAFETY: `value` is a live handle of the current scope on `env`'s thread.
+            let unknown = unsafe { Unknown::from_napi_value(env.raw(), value) };
+            if let Ok(unknown) = unknown {
+                // napi-rs keeps a reference to the value and rejects with it verbatim; it
+                // reads `message` on the way, which may throw (a thrown Symbol): clear that.
+                let error = napi::Error::from(unknown);
+                clear_pending_exception(env);
+                return error;
+            }
+        }
+        self.into_napi(env)
     }
 
     /// Builds the JS error object (a real `TypeError`, `RangeError` or
     /// `WebAssembly.RuntimeError` where the code calls for one) and wraps it for napi to throw
     /// or reject with.
     pub fn into_napi(self, env: &Env) -> napi::Error {
+        if let Some(value) = self.thrown.as_ref().and_then(|thrown| thrown.value(env)) {
+            // SAFETY: throwing a live value of this scope on `env`'s thread; napi-rs sees the
+            // pending exception (and this status) and leaves it as it is.
+            unsafe { sys::napi_throw(env.raw(), value) };
+            return napi::Error::new(napi::Status::PendingException, "a host function threw");
+        }
         match self.to_js(env) {
             Ok(value) => napi::Error::from(value),
             Err(err) => err,
@@ -150,12 +187,98 @@ impl Failure {
     }
 }
 
+fn clear_pending_exception(env: &Env) {
+    let mut pending = false;
+    // SAFETY: plain status queries on `env`'s own thread.
+    unsafe {
+        sys::napi_is_exception_pending(env.raw(), &mut pending);
+        if pending {
+            let mut ignored = std::ptr::null_mut();
+            sys::napi_get_and_clear_last_exception(env.raw(), &mut ignored);
+        }
+    }
+}
+
+/// A JS value thrown by a host function, held (by a strong reference) until it is rethrown.
+/// It is made and read on its JS thread only; dropped elsewhere, the reference is leaked
+/// rather than released off-thread (which would corrupt V8's handles).
+#[derive(Debug)]
+pub struct Thrown {
+    env: sys::napi_env,
+    reference: sys::napi_ref,
+    thread: ThreadId,
+}
+
+// SAFETY: the raw handles are only used on `thread` (checked in `value` and `drop`).
+unsafe impl Send for Thrown {}
+unsafe impl Sync for Thrown {}
+
+impl Thrown {
+    /// Takes the exception pending on `env` (after a JS call failed), if there is one.
+    pub fn take_pending(env: sys::napi_env) -> Option<Thrown> {
+        let mut value = std::ptr::null_mut();
+        // SAFETY: `env` is the current thread's environment, inside a napi scope.
+        let status = unsafe { sys::napi_get_and_clear_last_exception(env, &mut value) };
+        if status != sys::Status::napi_ok || value.is_null() {
+            return None;
+        }
+        Thrown::hold(env, value)
+    }
+
+    /// Holds `value` (a live handle on this thread's `env`).
+    pub fn hold(env: sys::napi_env, value: sys::napi_value) -> Option<Thrown> {
+        let mut reference = std::ptr::null_mut();
+        // SAFETY: as in `take_pending`.
+        let status = unsafe { sys::napi_create_reference(env, value, 1, &mut reference) };
+        (status == sys::Status::napi_ok).then(|| Thrown {
+            env,
+            reference,
+            thread: std::thread::current().id(),
+        })
+    }
+
+    /// The value, on its own thread with its own environment.
+    fn value(&self, env: &Env) -> Option<sys::napi_value> {
+        if self.thread != std::thread::current().id() || env.raw() != self.env {
+            return None;
+        }
+        let mut value = std::ptr::null_mut();
+        // SAFETY: our reference, on its own thread.
+        let status = unsafe { sys::napi_get_reference_value(self.env, self.reference, &mut value) };
+        (status == sys::Status::napi_ok && !value.is_null()).then_some(value)
+    }
+}
+
+impl Drop for Thrown {
+    fn drop(&mut self) {
+        if self.thread == std::thread::current().id() {
+            // SAFETY: our reference, released once, on its own thread.
+            unsafe { sys::napi_delete_reference(self.env, self.reference) };
+        }
+    }
+}
+
+/// The wasmtime error that unwinds a guest when its JS host function threw.
+#[derive(Debug)]
+pub struct HostThrow(pub Arc<Thrown>);
+
+impl std::fmt::Display for HostThrow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "a JS host function threw")
+    }
+}
+
+impl std::error::Error for HostThrow {}
+
 /// How a guest call ended, judged in a fixed order: `proc_exit` is a result, a trap is
 /// `ERR_WASM_TRAP` with its kind and the wasm backtrace, anything else that unwound the guest
 /// (a host function failing) is `ERR_WASM_TRAP` with `trapCode: 'host_error'` and its root cause.
 pub fn classify(error: wasmtime::Error) -> Result<i32> {
     if let Some(exit) = error.downcast_ref::<I32Exit>() {
         return Ok(exit.0);
+    }
+    if let Some(HostThrow(thrown)) = error.downcast_ref::<HostThrow>() {
+        return Err(Failure::rethrow(thrown.clone()));
     }
     if let Some(stopped) = error.downcast_ref::<Stopped>() {
         let code = match stopped {

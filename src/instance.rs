@@ -1,21 +1,25 @@
 //! The `Instance` class (a wasmtime instance bound to one `WASI` object), its `exports`
-//! object (exported functions callable from JS, exported memories as `Memory`), and the
-//! `Memory` class.
+//! object (exported functions callable from JS, exported memories as `Memory`), and
+//! `Running`, the live guest behind them: its store, reached from JS as `store_access.rs`
+//! says (locked, or through a host call's caller while JS runs inside one).
 
 use crate::command::{exit_code, not_a_command, Command};
 use crate::component_exports::component_exports;
 use crate::engine::{exit_process, Host};
 use crate::error::{classify, ErrorCode, Failure, Result};
+use crate::host_calls::Dispatcher;
+use crate::host_functions::hold_values;
 use crate::limits::{not_cancelled, Limits, Ticking};
+use crate::memory::Memory;
 use crate::module::{Compiled, CompiledModule, Module};
+use crate::store_access::{self, Lent, StoreRef};
 use napi::bindgen_prelude::{
-    BigInt, Buffer, FromNapiValue, JavaScriptClassExt, JsObjectValue, Object, ObjectRef,
-    ToNapiValue, Uint8Array, Unknown,
+    BigInt, FromNapiValue, JavaScriptClassExt, JsObjectValue, Object, ToNapiValue, Unknown,
 };
 use napi::{sys, Env, JsValue, ValueType};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use wasmtime::{component, Extern, Func, Store, TypedFunc, Val, ValType};
+use wasmtime::{component, AsContextMut, Extern, Func, Store, StoreContextMut, TypedFunc, Val, ValType};
 use wasmtime_wasi::I32Exit;
 
 /// A live core-module instance or component instance.
@@ -27,6 +31,10 @@ pub enum Guest {
 /// One live guest: its store, its instance, and the started flag of the `WASI` that made it.
 pub struct Running {
     store: Mutex<Store<Host>>,
+    /// The store's `Host::id`.
+    id: u64,
+    /// Where the guest lends its store while it waits for JS on a pool thread.
+    lent: Arc<Lent>,
     guest: Guest,
     /// Shared with the owning `WASI`: entry points run at most once per `WASI` object.
     pub started: Arc<AtomicBool>,
@@ -37,9 +45,18 @@ pub struct Running {
 }
 
 impl Running {
-    pub fn new(store: Store<Host>, guest: Guest, started: Arc<AtomicBool>, limits: Limits) -> Self {
+    pub fn new(
+        mut store: Store<Host>,
+        guest: Guest,
+        started: Arc<AtomicBool>,
+        limits: Limits,
+    ) -> Self {
+        let lent = Arc::new(Lent::default());
+        store.data_mut().lent = Some(lent.clone());
         Running {
+            id: store.data().id,
             store: Mutex::new(store),
+            lent,
             guest,
             started,
             limits,
@@ -52,10 +69,9 @@ impl Running {
     /// flag. A component without `wasi:cli/run` (`ERR_INVALID_ARG_TYPE`) and a second start
     /// (`ERR_WASI_ALREADY_STARTED`) fail here, before any guest code runs.
     pub fn begin(&self, name: &str) -> Result<Entry> {
-        let mut store = self.store()?;
-        match &self.guest {
+        self.with_store(|mut store| match &self.guest {
             Guest::Core(instance) => instance
-                .get_typed_func::<(), ()>(&mut *store, name)
+                .get_typed_func::<(), ()>(&mut store, name)
                 .map(Entry::Core)
                 .map_err(|e| {
                     Failure::new(
@@ -64,33 +80,33 @@ impl Running {
                     )
                 }),
             Guest::Component(instance) => {
-                let command = Command::new(&mut *store, instance)
+                let command = Command::new(&mut store, instance)
                     .map_err(|e| not_a_command(ErrorCode::InvalidArgType, &e))?;
                 if self.started.swap(true, Ordering::SeqCst) {
                     return Err(crate::wasi::already_started());
                 }
                 Ok(Entry::Command(command))
             }
-        }
+        })?
     }
 
     /// Runs a claimed entry point and returns the exit code: 0 when it returns (a component:
     /// `ok`; `err` is 1), else the code it exited with.
     fn run(
         &self,
-        store: &mut Store<Host>,
+        mut store: StoreRef<'_>,
         entry: Entry,
         cancel: Option<Arc<AtomicBool>>,
     ) -> Result<i32> {
         not_cancelled(&cancel)?;
-        let _ticking = self.limits.arm(store, cancel);
+        let _ticking = arm(&self.limits, &mut store, cancel);
         let outcome = match entry {
-            Entry::Core(func) => func.call(&mut *store, ()).map(Ok),
-            Entry::Command(command) => command.wasi_cli_run().call_run(&mut *store),
+            Entry::Core(func) => func.call(&mut store, ()).map(Ok),
+            Entry::Command(command) => command.wasi_cli_run().call_run(&mut store),
         };
         if let Err(error) = &outcome {
             if let Some(I32Exit(code)) = error.downcast_ref::<I32Exit>() {
-                if store.data().exit_process_on_proc_exit {
+                if store.as_context_mut().data().exit_process_on_proc_exit {
                     exit_process(*code);
                 }
             }
@@ -99,41 +115,52 @@ impl Running {
     }
 
     /// Runs the entry point `name` here and now (see `begin` and `run`).
-    pub fn call_entry(&self, name: &str) -> Result<i32> {
+    pub fn call_entry(&self, env: &Env, name: &str) -> Result<i32> {
         let entry = self.begin(name)?;
-        let mut store = self.store()?;
-        self.run(&mut store, entry, None)
+        self.with_store(|mut store| {
+            let outcome = self.run(reborrow(&mut store), entry, None);
+            crate::memory_buffer::refresh(env, &mut store);
+            outcome
+        })?
     }
 
     /// Claims the entry point `name` now and marks this guest busy; the returned work runs
-    /// it (on a pool thread) and clears the mark. Until then calls from JS get
-    /// `ERR_WASI_BUSY` instead of waiting for the store.
+    /// it (on a pool thread, its host calls reaching JS through `dispatcher`) and clears the
+    /// mark. Until then calls from JS get `ERR_WASI_BUSY` instead of waiting for the store
+    /// (memory access is allowed while the guest waits for a host call). The work hands
+    /// back this `Running` so that it is released on the JS thread.
     pub fn call_entry_later(
         self: &Arc<Self>,
         name: &str,
         cancel: Option<Arc<AtomicBool>>,
-    ) -> Result<impl FnOnce() -> Result<i32> + Send + 'static> {
+        dispatcher: Option<Arc<Dispatcher>>,
+    ) -> Result<impl FnOnce() -> (Result<i32>, Arc<Running>) + Send + 'static> {
         let entry = self.begin(name)?;
         self.busy.store(true, Ordering::SeqCst);
         let running = self.clone();
         Ok(move || {
-            let outcome = running.run(&mut running.lock(), entry, cancel);
+            let outcome = {
+                let mut store = running.lock();
+                store.data_mut().dispatcher = dispatcher;
+                let outcome = running.run(StoreRef::Top(&mut store), entry, cancel);
+                store.data_mut().dispatcher = None;
+                outcome
+            };
             running.busy.store(false, Ordering::SeqCst);
-            outcome
+            (outcome, running)
         })
     }
 
     /// `wasi.initialize()` of a component: components initialise when instantiated, so this
     /// only marks the `WASI` started; a command (with `wasi:cli/run`) is refused.
     pub fn initialize_component(&self) -> Result<()> {
-        let mut store = self.store()?;
         let Guest::Component(instance) = &self.guest else {
             return Err(Failure::new(
                 ErrorCode::InvalidArgValue,
                 "expected a component instance, got a core module instance",
             ));
         };
-        if Command::new(&mut *store, instance).is_ok() {
+        if self.with_store(|mut store| Command::new(&mut store, instance).is_ok())? {
             return Err(Failure::new(
                 ErrorCode::InvalidArgType,
                 "The component exports wasi:cli/run, so it is a WASI command: run it with \
@@ -146,19 +173,36 @@ impl Running {
         Ok(())
     }
 
-    /// The store, for a call from JS: `ERR_WASI_BUSY` while an async start runs the guest.
-    fn store(&self) -> Result<MutexGuard<'_, Store<Host>>> {
-        if self.busy.load(Ordering::SeqCst) {
-            return Err(Failure::new(
-                ErrorCode::WasiBusy,
-                "The guest is running (wasi.startAsync()); wait for its promise before calling \
-                 into it or its memory",
-            ));
-        }
-        Ok(self.lock())
+    /// Runs `f` on the store, for a call from JS: through the caller if JS runs inside one of
+    /// this guest's host calls, else locked; `ERR_WASI_BUSY` while an async start runs it.
+    pub fn with_store<R>(&self, f: impl FnOnce(StoreRef<'_>) -> R) -> Result<R> {
+        store_access::with_store(
+            self.id,
+            || {
+                self.not_busy()?;
+                Ok(self.lock())
+            },
+            f,
+        )
     }
 
-    fn lock(&self) -> MutexGuard<'_, Store<Host>> {
+    /// `with_store` for memory access only (no wasm runs): also allowed while the guest waits
+    /// on a pool thread for a host call, through the store it lends.
+    pub fn with_memory<R>(&self, f: impl FnOnce(StoreContextMut<'_, Host>) -> R) -> Result<R> {
+        if self.busy.load(Ordering::SeqCst) && !store_access::is_active(self.id) {
+            return self.lent.with(f).ok_or_else(busy);
+        }
+        self.with_store(|mut store| f(store.as_context_mut()))
+    }
+
+    fn not_busy(&self) -> Result<()> {
+        if self.busy.load(Ordering::SeqCst) {
+            return Err(busy());
+        }
+        Ok(())
+    }
+
+    pub fn lock(&self) -> MutexGuard<'_, Store<Host>> {
         // A panic cannot leave the store half-updated in a way later calls could observe
         // unsafely (wasmtime unwinds guest state itself), so a poisoned lock is still usable.
         self.store
@@ -166,24 +210,50 @@ impl Running {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    fn call(&self, func: Func, args: &[Val]) -> Result<Vec<Val>> {
-        let mut store = self.store()?;
-        let ty = func.ty(&*store);
-        let mut results = vec![Val::I32(0); ty.results().len()];
-        let _ticking = self.limits.arm(&mut store, None);
-        func.call(&mut *store, args, &mut results)
-            .map_err(exit_failure)?;
-        Ok(results)
+    /// Calls `func` with `args` for JS: limits armed for a top-level call (a nested one runs
+    /// under its outer call's), buffers refreshed after.
+    fn call(&self, env: &Env, func: Func, args: &[Val]) -> Result<Vec<Val>> {
+        self.with_store(|mut store| {
+            let ty = func.ty(&store);
+            let mut results = vec![Val::I32(0); ty.results().len()];
+            let outcome = {
+                let _ticking = arm(&self.limits, &mut store, None);
+                func.call(&mut store, args, &mut results)
+            };
+            crate::memory_buffer::refresh(env, &mut store);
+            outcome.map(|()| results).map_err(exit_failure)
+        })?
     }
 
-    /// Runs `f` with the store locked (`ERR_WASI_BUSY` during an async start).
-    pub fn with_store<R>(&self, f: impl FnOnce(&mut Store<Host>) -> R) -> Result<R> {
-        Ok(f(&mut *self.store()?))
+    /// Arms this guest's limits for one call into it from JS (see `arm`).
+    pub fn arm(&self, store: &mut StoreRef<'_>) -> Ticking {
+        arm(&self.limits, store, None)
     }
+}
 
-    /// Arms this guest's limits for one call into it (see `Limits::arm`).
-    pub fn arm(&self, store: &mut Store<Host>) -> Ticking {
-        self.limits.arm(store, None)
+/// The error of a call into a guest that `wasi.startAsync()` is running.
+fn busy() -> Failure {
+    Failure::new(
+        ErrorCode::WasiBusy,
+        "The guest is running (wasi.startAsync()); wait for its promise before calling into \
+         it. Its memory can be read and written while it waits for a host function",
+    )
+}
+
+/// Arms `limits` for a top-level entry into the guest; a nested call (from inside a host
+/// function) runs under the limits of the entry it is part of.
+fn arm(limits: &Limits, store: &mut StoreRef<'_>, cancel: Option<Arc<AtomicBool>>) -> Ticking {
+    match store {
+        StoreRef::Top(store) => limits.arm(store, cancel),
+        StoreRef::Nested(_) => Ticking::none(),
+    }
+}
+
+/// A shorter-lived `StoreRef` to the same store.
+fn reborrow<'a>(store: &'a mut StoreRef<'_>) -> StoreRef<'a> {
+    match store {
+        StoreRef::Top(store) => StoreRef::Top(store),
+        StoreRef::Nested(caller) => StoreRef::Nested(caller),
     }
 }
 
@@ -214,7 +284,6 @@ pub fn exit_failure(error: wasmtime::Error) -> Failure {
 pub struct Instance {
     pub(crate) running: Arc<Running>,
     module: Arc<CompiledModule>,
-    exports: Option<ObjectRef<false>>,
 }
 
 #[napi]
@@ -238,18 +307,15 @@ impl Instance {
     /// for each exported interface, an object of its functions (`exports['my:pkg/api'].f`),
     /// with the value mapping the README describes. Entry points (`_start`, `_initialize`,
     /// `wasi:cli/run#run`) run at most once per `WASI` object, whether called here or
-    /// through `wasi.start()`/`wasi.initialize()`.
+    /// through `wasi.start()`/`wasi.initialize()`. The same object on every access.
     #[napi(
         getter,
         ts_return_type = "Record<string, Function | Memory | Record<string, Function>>"
     )]
-    pub fn exports<'env>(&mut self, env: &'env Env) -> napi::Result<Object<'env>> {
-        if let Some(exports) = &self.exports {
-            return exports.get_value(env);
-        }
-        let object = self.build_exports(env)?;
-        self.exports = Some(object.create_ref()?);
-        Ok(object)
+    pub fn exports<'env>(&self, env: &'env Env) -> napi::Result<Object<'env>> {
+        // `lib/instance.js` keeps the object for later accesses (in JS, so that a cycle
+        // through host functions that capture the instance stays collectable).
+        self.build_exports(env)
     }
 }
 
@@ -258,7 +324,6 @@ impl Instance {
         Instance {
             running: Arc::new(running),
             module,
-            exports: None,
         }
     }
 
@@ -271,36 +336,57 @@ impl Instance {
             (Guest::Component(_), Compiled::Core(_)) => return Object::new(env),
         };
         let mut object = Object::new(env)?;
-        let exports: Vec<(String, Extern)> = {
-            let mut store = self.running.store().map_err(|f| f.into_napi(env))?;
-            instance
-                .exports(&mut *store)
-                .map(|export| (export.name().to_string(), export.into_extern()))
-                .collect()
-        };
-        for (name, export) in exports {
-            match export {
-                Extern::Func(func) => {
+        let (exports, host_values) = self
+            .running
+            .with_store(|mut store| {
+                let exports: Vec<(String, Extern, Option<Vec<ValType>>)> = instance
+                    .exports(&mut store)
+                    .map(|export| (export.name().to_string(), export.into_extern()))
+                    .collect::<Vec<_>>()
+                    .into_iter()
+                    .map(|(name, export)| {
+                        let params = export
+                            .ty(&store)
+                            .func()
+                            .map(|ty| ty.params().collect::<Vec<_>>());
+                        (name, export, params)
+                    })
+                    .collect();
+                let values = store
+                    .as_context_mut()
+                    .data()
+                    .imports
+                    .as_ref()
+                    .and_then(|imports| imports.local_values(env));
+                (exports, values)
+            })
+            .map_err(|f| f.into_napi(env))?;
+        for (name, export, params) in exports {
+            match (export, params) {
+                (Extern::Func(func), Some(params)) => {
                     let running = self.running.clone();
                     let is_entry = name == "_start" || name == "_initialize";
-                    let function = env.create_function_from_closure::<Vec<Unknown>, _, _>(
+                    let mut function = env.create_function_from_closure::<Vec<Unknown>, _, _>(
                         &name,
                         move |ctx| {
                             let env = Env::from_raw(ctx.env.raw());
                             let args: Vec<Unknown> = (0..ctx.length())
                                 .map(|i| ctx.get::<Unknown>(i))
                                 .collect::<napi::Result<_>>()?;
-                            call_export(&running, func, is_entry, &args)
+                            call_export(&env, &running, func, &params, is_entry, &args)
                                 .map_err(|failure| failure.into_napi(&env))
                         },
                     )?;
+                    if let Some(values) = host_values {
+                        // SAFETY: a function object made just above, in this scope.
+                        let mut as_object = unsafe { Object::from_napi_value(env.raw(), function.raw())? };
+                        hold_values(env, &mut as_object, values)?;
+                        let _ = &mut function;
+                    }
                     object.set_named_property(&name, function)?;
                 }
-                Extern::Memory(memory) => {
-                    let memory = Memory {
-                        running: self.running.clone(),
-                        memory,
-                    };
+                (Extern::Memory(memory), _) => {
+                    let memory = Memory::new(self.running.clone(), memory);
                     object.set_named_property(&name, memory.into_instance(env)?)?;
                 }
                 _ => {}
@@ -311,21 +397,22 @@ impl Instance {
 }
 
 fn call_export(
+    env: &Env,
     running: &Running,
     func: Func,
+    params: &[ValType],
     is_entry: bool,
     args: &[Unknown],
 ) -> Result<WasmValue> {
     if is_entry && running.started.swap(true, Ordering::SeqCst) {
         return Err(crate::wasi::already_started());
     }
-    let params: Vec<ValType> = func.ty(&*running.store()?).params().collect();
     let args = params
         .iter()
         .enumerate()
         .map(|(i, ty)| to_val(args.get(i), ty, i))
         .collect::<Result<Vec<_>>>()?;
-    let results = running.call(func, &args)?;
+    let results = running.call(env, func, &args)?;
     let mut values = results.iter().map(from_val).collect::<Result<Vec<_>>>()?;
     Ok(match values.len() {
         0 => WasmValue::Undefined,
@@ -413,80 +500,6 @@ pub fn to_int32(n: f64) -> i32 {
     (n.trunc().rem_euclid(4294967296.0) as u32) as i32
 }
 
-/// An exported linear memory. Reads and writes copy, so a `memory.grow` can never leave JS
-/// holding a dangling view.
-#[napi]
-pub struct Memory {
-    running: Arc<Running>,
-    memory: wasmtime::Memory,
-}
-
-#[napi]
-impl Memory {
-    /// Current size in bytes.
-    #[napi(getter)]
-    pub fn byte_length(&self, env: Env) -> napi::Result<f64> {
-        let store = self.running.store().map_err(|f| f.into_napi(&env))?;
-        Ok(self.memory.data_size(&*store) as f64)
-    }
-
-    /// Copies `length` bytes starting at `offset` out of the memory.
-    /// Throws `ERR_OUT_OF_RANGE` if the range is not inside the memory.
-    #[napi]
-    pub fn read(&self, env: Env, offset: f64, length: f64) -> napi::Result<Buffer> {
-        let store = self.running.store().map_err(|f| f.into_napi(&env))?;
-        let data = self.memory.data(&*store);
-        let range = checked_range(offset, length, data.len()).map_err(|f| f.into_napi(&env))?;
-        Ok(data[range].to_vec().into())
-    }
-
-    /// Copies `bytes` into the memory at `offset`.
-    /// Throws `ERR_OUT_OF_RANGE` if they do not fit.
-    #[napi]
-    pub fn write(&self, env: Env, offset: f64, bytes: Uint8Array) -> napi::Result<()> {
-        let mut store = self.running.store().map_err(|f| f.into_napi(&env))?;
-        let data = self.memory.data_mut(&mut *store);
-        let range =
-            checked_range(offset, bytes.len() as f64, data.len()).map_err(|f| f.into_napi(&env))?;
-        data[range].copy_from_slice(&bytes);
-        Ok(())
-    }
-
-    /// Grows the memory by `pages` 64 KiB pages; returns the previous size in pages.
-    /// Throws `ERR_OUT_OF_RANGE` if it cannot grow that far.
-    #[napi]
-    pub fn grow(&self, env: Env, pages: f64) -> napi::Result<f64> {
-        let mut store = self.running.store().map_err(|f| f.into_napi(&env))?;
-        let fail = || {
-            Failure::new(
-                ErrorCode::OutOfRange,
-                format!("The memory cannot grow by {pages} pages"),
-            )
-            .into_napi(&env)
-        };
-        if !(pages >= 0.0 && pages.fract() == 0.0) {
-            return Err(fail());
-        }
-        self.memory
-            .grow(&mut *store, pages as u64)
-            .map(|previous| previous as f64)
-            .map_err(|_| fail())
-    }
-}
-
-fn checked_range(offset: f64, length: f64, size: usize) -> Result<std::ops::Range<usize>> {
-    let valid = |n: f64| n >= 0.0 && n.fract() == 0.0 && n <= size as f64;
-    if !valid(offset) || !valid(length) || offset + length > size as f64 {
-        return Err(Failure::new(
-            ErrorCode::OutOfRange,
-            format!(
-                "The range [{offset}, {offset} + {length}) is out of range. It must be inside the memory's {size} bytes"
-            ),
-        ));
-    }
-    Ok(offset as usize..(offset + length) as usize)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -498,13 +511,5 @@ mod tests {
         assert_eq!(to_int32(4294967297.0), 1);
         assert_eq!(to_int32(f64::NAN), 0);
         assert_eq!(to_int32(3.9), 3);
-    }
-
-    #[test]
-    fn ranges_must_fit() {
-        assert_eq!(checked_range(0.0, 4.0, 4).unwrap(), 0..4);
-        assert!(checked_range(1.0, 4.0, 4).is_err());
-        assert!(checked_range(-1.0, 1.0, 4).is_err());
-        assert!(checked_range(0.5, 1.0, 4).is_err());
     }
 }

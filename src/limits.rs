@@ -3,7 +3,7 @@
 //! store's epoch-deadline callback on the ticks of one shared clock thread, a fuel budget
 //! (in the fuel engine only), and a memory cap checked by the store's resource limiter.
 
-use crate::engine::{all_engines, Host};
+use crate::engine::{all_engines, EngineKey, Host};
 use crate::error::{ErrorCode, Failure, Result};
 use once_cell::sync::Lazy;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -126,6 +126,16 @@ impl Limits {
         self.fuel.is_some()
     }
 
+    /// The engine a guest with these limits runs in: pooling for a one-shot `run` (unless it
+    /// needs fuel or its own stack size), metering fuel if asked, with its stack size.
+    pub fn engine_key(&self, run: bool) -> EngineKey {
+        EngineKey {
+            pooling: run && self.fuel.is_none() && self.max_stack.is_none(),
+            fuel: self.fuel.is_some(),
+            max_stack: self.max_stack,
+        }
+    }
+
     /// A store for `host` in `engine`, its memory capped by these limits.
     pub fn new_store(&self, engine: &Engine, host: Host) -> Store<Host> {
         let mut store = Store::new(engine, host);
@@ -153,31 +163,64 @@ impl Limits {
         }
         if self.timeout.is_none() && cancel.is_none() {
             store.set_epoch_deadline(NEVER);
+            store.data_mut().stop = StopWhen::default();
             return Ticking(None);
         }
-        let timeout = self.timeout;
-        let deadline = timeout.map(|timeout| Instant::now() + timeout);
+        let stop = StopWhen {
+            deadline: self
+                .timeout
+                .map(|timeout| (Instant::now() + timeout, timeout)),
+            cancel,
+        };
+        store.data_mut().stop = stop.clone();
         store.set_epoch_deadline(1);
-        store.epoch_deadline_callback(move |_| {
-            if cancel
-                .as_ref()
-                .is_some_and(|flag| flag.load(Ordering::SeqCst))
-            {
-                return Err(Stopped::Aborted.into());
-            }
-            match (deadline, timeout) {
-                (Some(deadline), Some(timeout)) if Instant::now() >= deadline => {
-                    Err(Stopped::TimedOut(timeout).into())
-                }
-                _ => Ok(UpdateDeadline::Continue(1)),
-            }
+        store.epoch_deadline_callback(move |_| match stop.check() {
+            Ok(()) => Ok(UpdateDeadline::Continue(1)),
+            Err(stopped) => Err(stopped.into()),
         });
         Ticking(Some(Clock::watch()))
     }
 }
 
+/// What stops the current entry into a guest, for code that waits outside wasm (a host call
+/// waiting on JS): the deadline of `limits.timeout` and the cancel flag.
+#[derive(Clone, Default)]
+pub struct StopWhen {
+    deadline: Option<(Instant, Duration)>,
+    cancel: Option<Arc<AtomicBool>>,
+}
+
+impl StopWhen {
+    /// Why the guest must stop now, if it must.
+    pub fn check(&self) -> std::result::Result<(), Stopped> {
+        if self
+            .cancel
+            .as_ref()
+            .is_some_and(|flag| flag.load(Ordering::SeqCst))
+        {
+            return Err(Stopped::Aborted);
+        }
+        match self.deadline {
+            Some((deadline, timeout)) if Instant::now() >= deadline => {
+                Err(Stopped::TimedOut(timeout))
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+/// How long a guest waiting outside wasm sleeps between checks of its `StopWhen`.
+pub const STOP_CHECK_INTERVAL: Duration = TICK;
+
 /// Keeps the clock ticking while alive.
 pub struct Ticking(#[allow(dead_code)] Option<Watcher>);
+
+impl Ticking {
+    /// A guard that keeps nothing ticking.
+    pub fn none() -> Self {
+        Ticking(None)
+    }
+}
 
 /// How often the clock ticks: a stopped guest is at most about this late.
 const TICK: Duration = Duration::from_millis(5);

@@ -1,13 +1,12 @@
 //! The `Module` class: compiling wasm bytes or WAT text (core modules and components),
-//! `kind`, import/export descriptors, `serialize`/`deserialize`, the per-module cached
-//! `InstancePre`, and the cache that lets the same bytes passed again skip compilation.
+//! `kind`, import/export descriptors, `serialize`/`deserialize`, the per-module cache of
+//! pre-linked forms (one per engine and import set), and the cache that lets the same bytes
+//! passed again skip compilation.
 
 use crate::command::{not_a_command, CommandPre};
-use crate::engine::{
-    component_linker, core_linker, engine, fuel_component_linker, fuel_engine, fuel_linker,
-    run_component_linker, run_engine, run_linker, stack_engine, Host,
-};
+use crate::engine::{engine, engine_for, EngineEntry, EngineKey, Host};
 use crate::error::{reason, ErrorCode, Failure, Result};
+use crate::host_functions::{user_linker, ImportPlan};
 use crate::limits::Limits;
 use crate::source::{read_buffer_source, read_source};
 use napi::bindgen_prelude::{Buffer, Either, Object, Unknown};
@@ -20,29 +19,33 @@ use wasmtime::component::{self, Component};
 use wasmtime::{Engine, InstancePre};
 
 /// What wasmtime compiled: a core module or a component.
+#[derive(Clone)]
 pub enum Compiled {
     Core(wasmtime::Module),
     Component(Component),
 }
 
-/// A compiled program and, once first needed, its pre-linked forms: for `wasi.instantiate()`
-/// in the main engine, and for one-shot runs in the run engine.
+/// What one pre-linked form is for: an engine, a component's use as a command (one-shot
+/// runs) or not, and which imports the user supplies as JS functions.
+#[derive(Clone, PartialEq, Eq, Hash)]
+struct PrepareKey {
+    engine: EngineKey,
+    command: bool,
+    user_imports: Option<Arc<[bool]>>,
+}
+
+/// A compiled program and its pre-linked forms, each made the first time it is needed.
 pub struct CompiledModule {
+    /// The code in the main engine.
     pub compiled: Compiled,
-    instance_pre: OnceCell<InstancePre<Host>>,
-    run_instance_pre: OnceCell<InstancePre<Host>>,
-    component_pre: OnceCell<component::InstancePre<Host>>,
-    run_command_pre: OnceCell<CommandPre<Host>>,
     /// The wasm binary, kept to compile a fuel-metered copy if `limits.fuel` asks for one
     /// (`None` for `Module.deserialize()` output).
     source: Option<Arc<[u8]>>,
-    /// The fuel-metered copy and its pre-linked forms, all in the fuel engine.
+    /// The fuel-metered copy, compiled in the fuel engine the first time it is needed.
     fuel_compiled: OnceCell<Compiled>,
-    fuel_instance_pre: OnceCell<InstancePre<Host>>,
-    fuel_component_pre: OnceCell<component::InstancePre<Host>>,
-    fuel_command_pre: OnceCell<CommandPre<Host>>,
-    /// `limits.maxStack` forms, by (stack size, fuel, one-shot run).
-    stack_prepared: Mutex<HashMap<(usize, bool, bool), Prepared>>,
+    /// The code loaded into other engines (moved without compiling again).
+    moved: Mutex<HashMap<EngineKey, Compiled>>,
+    prepared: Mutex<HashMap<PrepareKey, Prepared>>,
 }
 
 impl CompiledModule {
@@ -70,14 +73,8 @@ impl CompiledModule {
             compiled,
             source,
             fuel_compiled: OnceCell::new(),
-            fuel_instance_pre: OnceCell::new(),
-            fuel_component_pre: OnceCell::new(),
-            fuel_command_pre: OnceCell::new(),
-            stack_prepared: Mutex::new(HashMap::new()),
-            instance_pre: OnceCell::new(),
-            run_instance_pre: OnceCell::new(),
-            component_pre: OnceCell::new(),
-            run_command_pre: OnceCell::new(),
+            moved: Mutex::new(HashMap::new()),
+            prepared: Mutex::new(HashMap::new()),
         }
     }
 
@@ -86,39 +83,6 @@ impl CompiledModule {
             Compiled::Core(_) => "module",
             Compiled::Component(_) => "component",
         }
-    }
-
-    /// The module linked against WASI once, for `wasi.instantiate()`.
-    fn instance_pre(&self) -> Result<&InstancePre<Host>> {
-        let module = self.core()?;
-        self.instance_pre
-            .get_or_try_init(|| link(core_linker(), module))
-    }
-
-    /// The module loaded into the run engine and linked once, so each run only allocates
-    /// and initialises.
-    fn run_instance_pre(&self) -> Result<&InstancePre<Host>> {
-        let module = self.core()?;
-        self.run_instance_pre
-            .get_or_try_init(|| link(run_linker(), &module_into(module, run_engine())?))
-    }
-
-    /// The component linked against WASI 0.2 once, for `wasi.instantiate()`.
-    fn component_pre(&self) -> Result<&component::InstancePre<Host>> {
-        let component = self.component()?;
-        self.component_pre
-            .get_or_try_init(|| link_component(component_linker(), component))
-    }
-
-    /// The component loaded into the run engine, linked once and checked to be a command
-    /// (`ERR_INVALID_ARG_VALUE` if it has no `wasi:cli/run`).
-    fn run_command_pre(&self) -> Result<&CommandPre<Host>> {
-        let component = self.component()?;
-        self.run_command_pre.get_or_try_init(|| {
-            let component = component_into(component, run_engine())?;
-            let pre = link_component(run_component_linker(), &component)?;
-            CommandPre::new(pre).map_err(|e| not_a_command(ErrorCode::InvalidArgValue, &e))
-        })
     }
 
     /// The fuel-metered copy (`limits.fuel`), compiled from the source the first time.
@@ -131,105 +95,81 @@ impl CompiledModule {
                      Module.deserialize() has no source to compile with fuel metering",
                 )
             })?;
-            compile_in(fuel_engine(), source)
+            compile_in(&engine_for(EngineKey { fuel: true, ..EngineKey::default() })?.engine, source)
         })
     }
 
-    /// `instance_pre()` of the fuel-metered copy.
-    fn fuel_instance_pre(&self) -> Result<&InstancePre<Host>> {
-        match self.fuel_compiled()? {
-            Compiled::Core(module) => self
-                .fuel_instance_pre
-                .get_or_try_init(|| link(fuel_linker(), module)),
-            Compiled::Component(_) => Err(kind_mismatch("a core module")),
-        }
-    }
-
-    /// `component_pre()` of the fuel-metered copy.
-    fn fuel_component_pre(&self) -> Result<&component::InstancePre<Host>> {
-        match self.fuel_compiled()? {
-            Compiled::Component(component) => self
-                .fuel_component_pre
-                .get_or_try_init(|| link_component(fuel_component_linker(), component)),
-            Compiled::Core(_) => Err(kind_mismatch("a component")),
-        }
-    }
-
-    /// `run_command_pre()` of the fuel-metered copy.
-    fn fuel_command_pre(&self) -> Result<&CommandPre<Host>> {
-        self.fuel_command_pre.get_or_try_init(|| {
-            let pre = self.fuel_component_pre()?.clone();
-            CommandPre::new(pre).map_err(|e| not_a_command(ErrorCode::InvalidArgValue, &e))
-        })
-    }
-
-    /// The pre-instantiated form and engine that `limits` call for: for a one-shot run
-    /// (`run`: a command, in the pooling engine) or for an instance JS holds.
-    pub fn prepare(&self, limits: &Limits, run: bool) -> Result<(&'static Engine, Prepared)> {
-        let fuel = limits.uses_fuel();
-        if let Some(max_stack) = limits.max_stack() {
-            return self.prepare_with_stack(max_stack, fuel, run);
-        }
-        Ok(match (&self.compiled, fuel, run) {
-            (Compiled::Core(_), false, false) => {
-                (engine(), Prepared::Core(self.instance_pre()?.clone()))
-            }
-            (Compiled::Core(_), false, true) => (
-                run_engine(),
-                Prepared::Core(self.run_instance_pre()?.clone()),
-            ),
-            (Compiled::Core(_), true, _) => (
-                fuel_engine(),
-                Prepared::Core(self.fuel_instance_pre()?.clone()),
-            ),
-            (Compiled::Component(_), false, false) => {
-                (engine(), Prepared::Component(self.component_pre()?.clone()))
-            }
-            (Compiled::Component(_), false, true) => (
-                run_engine(),
-                Prepared::Command(self.run_command_pre()?.clone()),
-            ),
-            (Compiled::Component(_), true, false) => (
-                fuel_engine(),
-                Prepared::Component(self.fuel_component_pre()?.clone()),
-            ),
-            (Compiled::Component(_), true, true) => (
-                fuel_engine(),
-                Prepared::Command(self.fuel_command_pre()?.clone()),
-            ),
-        })
-    }
-
-    /// `prepare` for `limits.maxStack`: the code moved into that stack size's engine, linked
-    /// there once per (stack, fuel, run).
-    fn prepare_with_stack(
-        &self,
-        max_stack: usize,
-        fuel: bool,
-        run: bool,
-    ) -> Result<(&'static Engine, Prepared)> {
-        let target = stack_engine(max_stack, fuel)?;
-        let key = (max_stack, fuel, run);
-        let mut cache = self
-            .stack_prepared
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        if let Some(prepared) = cache.get(&key) {
-            return Ok((&target.engine, prepared.clone()));
-        }
-        let compiled = if fuel {
+    /// The code for `entry`'s engine: compiled there (the main engine; the fuel engine
+    /// compiles its own metered copy) or moved there from the engine that compiled it.
+    fn code_in(&self, entry: &EngineEntry) -> Result<Compiled> {
+        let key = entry.key;
+        let origin_key = EngineKey {
+            fuel: key.fuel,
+            ..EngineKey::default()
+        };
+        let origin = if key.fuel {
             self.fuel_compiled()?
         } else {
             &self.compiled
         };
-        let prepared = match compiled {
-            Compiled::Core(module) => Prepared::Core(link(
-                &target.core_linker,
-                &module_into(module, &target.engine)?,
-            )?),
+        if key == origin_key {
+            return Ok(origin.clone());
+        }
+        let mut moved = self
+            .moved
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(code) = moved.get(&key) {
+            return Ok(code.clone());
+        }
+        let code = match origin {
+            Compiled::Core(module) => Compiled::Core(module_into(module, &entry.engine)?),
             Compiled::Component(component) => {
-                let component = component_into(component, &target.engine)?;
-                let pre = link_component(&target.component_linker, &component)?;
+                Compiled::Component(component_into(component, &entry.engine)?)
+            }
+        };
+        moved.insert(key, code.clone());
+        Ok(code)
+    }
+
+    /// The pre-instantiated form and engine that `limits` call for: for a one-shot run
+    /// (`run`: a command, in the pooling engine unless the limits need another) or for an
+    /// instance JS holds, with `plan`'s imports served by JS functions.
+    pub fn prepare(
+        &self,
+        limits: &Limits,
+        run: bool,
+        plan: Option<&ImportPlan>,
+    ) -> Result<(&'static Engine, Prepared)> {
+        let entry = engine_for(limits.engine_key(run))?;
+        let key = PrepareKey {
+            engine: entry.key,
+            command: run,
+            user_imports: plan.map(|plan| plan.mask.clone()),
+        };
+        let mut prepared = self
+            .prepared
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(found) = prepared.get(&key) {
+            return Ok((&entry.engine, found.clone()));
+        }
+        let made = match self.code_in(entry)? {
+            Compiled::Core(module) => match plan {
+                None => Prepared::Core(link(&entry.core_linker, &module)?),
+                Some(plan) => {
+                    Prepared::Core(link(&user_linker(&entry.core_linker, &module, plan)?, &module)?)
+                }
+            },
+            Compiled::Component(component) => {
+                if plan.is_some() {
+                    return Err(Failure::new(
+                        ErrorCode::WasmLink,
+                        "imports for components are not supported yet: a component gets WASI \
+                         0.2 only",
+                    ));
+                }
+                let pre = link_component(&entry.component_linker, &component)?;
                 if run {
                     Prepared::Command(
                         CommandPre::new(pre)
@@ -240,26 +180,16 @@ impl CompiledModule {
                 }
             }
         };
-        cache.insert(key, prepared.clone());
-        Ok((&target.engine, prepared))
+        prepared.insert(key, made.clone());
+        Ok((&entry.engine, made))
     }
 
-    fn core(&self) -> Result<&wasmtime::Module> {
+    pub fn core(&self) -> Result<&wasmtime::Module> {
         match &self.compiled {
             Compiled::Core(module) => Ok(module),
             Compiled::Component(_) => Err(Failure::new(
                 ErrorCode::InvalidArgValue,
                 "expected a core module, got a component",
-            )),
-        }
-    }
-
-    fn component(&self) -> Result<&Component> {
-        match &self.compiled {
-            Compiled::Component(component) => Ok(component),
-            Compiled::Core(_) => Err(Failure::new(
-                ErrorCode::InvalidArgValue,
-                "expected a component, got a core module",
             )),
         }
     }
@@ -317,10 +247,6 @@ fn compile_in(engine: &Engine, binary: &[u8]) -> Result<Compiled> {
         wasmtime::Module::new(engine, binary).map(Compiled::Core)
     }
     .map_err(|e| Failure::new(ErrorCode::WasmCompile, reason(&e)))
-}
-
-fn kind_mismatch(expected: &str) -> Failure {
-    Failure::new(ErrorCode::InvalidArgValue, format!("expected {expected}"))
 }
 
 fn link_component(

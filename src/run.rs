@@ -5,7 +5,9 @@
 use crate::command::exit_code;
 use crate::ctx::{WasiConfig, WasiSpec};
 use crate::engine::{Host, MAX_LIVE_INSTANCES};
-use crate::error::{classify, reason, ErrorCode, Failure, Result};
+use crate::error::{classify, reason, ErrorCode, Failure, HostThrow, Result};
+use crate::host_calls::{Dispatch, Dispatcher};
+use crate::host_functions::{HostImports, ImportPlan};
 use crate::limits::{not_cancelled, CancelToken};
 use crate::module::{CompiledModule, Module, Prepared};
 use crate::stdio::captured_bytes;
@@ -48,7 +50,7 @@ impl RunOutput {
 /// An instantiation error: a trap in the start section is a trap, a full instance pool is
 /// `ERR_WASM_INSTANCE_LIMIT`, anything else a link error.
 pub fn instantiate_failure(error: wasmtime::Error) -> Failure {
-    if error.downcast_ref::<Trap>().is_some() {
+    if error.downcast_ref::<Trap>().is_some() || error.downcast_ref::<HostThrow>().is_some() {
         return classify(error).expect_err("a trap is not an exit");
     }
     if error.downcast_ref::<PoolConcurrencyLimitError>().is_some() {
@@ -64,15 +66,30 @@ pub fn instantiate_failure(error: wasmtime::Error) -> Failure {
     Failure::new(ErrorCode::WasmLink, reason(&error))
 }
 
+/// The JS functions of one run: which imports they serve, and how calls reach them.
+struct RunImports {
+    plan: ImportPlan,
+    imports: Arc<HostImports>,
+    /// For a run on the pool: its way back to the JS thread.
+    dispatcher: Option<Arc<Dispatcher>>,
+}
+
 fn run_impl(
     module: &CompiledModule,
     spec: &WasiSpec,
     cancel: Option<Arc<AtomicBool>>,
+    imports: Option<RunImports>,
 ) -> Result<RunOutput> {
     not_cancelled(&cancel)?;
-    let (engine, prepared) = module.prepare(&spec.limits, true)?;
+    let plan = imports.as_ref().map(|imports| &imports.plan);
+    let (engine, prepared) = module.prepare(&spec.limits, true, plan)?;
     let captured = spec.new_captured();
-    let mut store = spec.limits.new_store(engine, spec.host(&captured, false)?);
+    let mut host = spec.host(&captured, false)?;
+    if let Some(imports) = imports {
+        host.imports = Some(imports.imports);
+        host.dispatcher = imports.dispatcher;
+    }
+    let mut store = spec.limits.new_store(engine, host);
     let _ticking = spec.limits.arm(&mut store, cancel);
     let outcome = match prepared {
         Prepared::Core(pre) => start(&mut store, &pre),
@@ -118,23 +135,50 @@ fn start(store: &mut Store<Host>, pre: &InstancePre<Host>) -> Result<i32> {
         .map_or_else(classify, |()| Ok(0))
 }
 
+/// The plan for `values` (the import object's value per import, from `lib/host.js`).
+fn plan(module: &CompiledModule, values: &Option<Object>) -> Result<Option<ImportPlan>> {
+    match values {
+        Some(values) => ImportPlan::resolve(module.core()?, values),
+        None => Ok(None),
+    }
+}
+
 /// Internal: runs a WASI command in a fresh instance on this thread. Use `runWasmSync`.
-#[napi]
+#[napi(
+    ts_args_type = "module: Module, config: WasiConfig, stdout?: OutputChannel | undefined | null, stderr?: OutputChannel | undefined | null, imports?: unknown[] | undefined | null"
+)]
 pub fn run_sync(
     env: Env,
     module: &Module,
     config: WasiConfig,
     stdout: Option<&OutputChannel>,
     stderr: Option<&OutputChannel>,
+    imports: Option<Object>,
 ) -> napi::Result<RunResult> {
-    let spec = WasiSpec::from_config(config, (stdout, stderr)).map_err(|f| f.into_napi(&env))?;
-    run_impl(&module.inner, &spec, None)
+    let run = || -> Result<RunOutput> {
+        let spec = WasiSpec::from_config(config, (stdout, stderr))?;
+        let run_imports = match (plan(&module.inner, &imports)?, &imports) {
+            (Some(plan), Some(values)) => Some(RunImports {
+                imports: Arc::new(HostImports::new(&env, &plan, values)?),
+                plan,
+                dispatcher: None,
+            }),
+            _ => None,
+        };
+        run_impl(&module.inner, &spec, None, run_imports)
+    };
+    run()
         .map(RunOutput::into_result)
         .map_err(|f| f.into_napi(&env))
 }
 
-/// Internal: runs a WASI command in a fresh instance on a pool thread. Use `runWasm`.
-#[napi(ts_return_type = "Promise<RunResult>")]
+/// Internal: runs a WASI command in a fresh instance on a pool thread, its host calls going
+/// to `dispatch` on this thread. Use `runWasm`.
+#[napi(
+    ts_args_type = "module: Module, config: WasiConfig, cancel?: CancelToken | undefined | null, stdout?: OutputChannel | undefined | null, stderr?: OutputChannel | undefined | null, imports?: unknown[] | undefined | null, dispatch?: (call: PendingHostCall, index: number, args: Array<number | bigint>) => void",
+    ts_return_type = "Promise<RunResult>"
+)]
+#[allow(clippy::too_many_arguments)] // one internal entry point; lib/run.js names them all
 pub fn run_async<'env>(
     env: &'env Env,
     module: &Module,
@@ -142,18 +186,34 @@ pub fn run_async<'env>(
     cancel: Option<&CancelToken>,
     stdout: Option<&OutputChannel>,
     stderr: Option<&OutputChannel>,
+    imports: Option<Object>,
+    dispatch: Option<Dispatch<'_>>,
 ) -> napi::Result<Object<'env>> {
     let cancel = Some(stop_flag(env, cancel.map(|token| token.flag.clone()))?);
     let spec = WasiSpec::from_config(config, (stdout, stderr)).map_err(|f| f.into_napi(env))?;
+    let run_imports = match plan(&module.inner, &imports).map_err(|f| f.into_napi(env))? {
+        Some(plan) => {
+            let dispatch = dispatch.ok_or_else(|| {
+                Failure::new(ErrorCode::InvalidArgValue, "host functions need a dispatcher")
+                    .into_napi(env)
+            })?;
+            Some(RunImports {
+                imports: Arc::new(HostImports::remote_only(&plan)),
+                plan,
+                dispatcher: Some(Arc::new(Dispatcher::new(dispatch)?)),
+            })
+        }
+        None => None,
+    };
     let module: Arc<CompiledModule> = module.inner.clone();
     let (deferred, promise) = env.create_deferred()?;
     crate::pool::spawn(move || {
-        let outcome = run_impl(&module, &spec, cancel);
+        let outcome = run_impl(&module, &spec, cancel, run_imports);
         spec.streams().wait_delivered();
         deferred.resolve(move |env: Env| {
             outcome
                 .map(RunOutput::into_result)
-                .map_err(|f| f.into_napi(&env))
+                .map_err(|f| f.into_rejection(&env))
         });
     });
     Ok(promise)

@@ -4,6 +4,8 @@
 
 use crate::ctx::{WasiConfig, WasiSpec};
 use crate::error::{ErrorCode, Failure};
+use crate::host_calls::{Dispatch, Dispatcher};
+use crate::host_functions::{HostImports, ImportPlan};
 use crate::imports::syscall_function;
 use crate::instance::{Guest, Instance, Running};
 use crate::limits::CancelToken;
@@ -84,13 +86,26 @@ impl WasiCore {
     }
 
     /// A new store and instance of `module` (core module or component) with this object's
-    /// WASI context.
-    #[napi]
-    pub fn instantiate(&self, env: Env, module: &Module) -> napi::Result<Instance> {
+    /// WASI context. `imports`: the import object's value for each import of the module, in
+    /// order (`lib/host.js`); functions among them serve those imports.
+    #[napi(ts_args_type = "module: Module, imports?: unknown[] | undefined | null")]
+    pub fn instantiate(
+        &self,
+        env: Env,
+        module: &Module,
+        imports: Option<Object>,
+    ) -> napi::Result<Instance> {
         let make = || -> crate::error::Result<Instance> {
             let limits = &self.spec.limits;
-            let (engine, prepared) = module.inner.prepare(limits, false)?;
-            let host = self.spec.host(&self.captured, !self.return_on_exit)?;
+            let plan = match &imports {
+                Some(values) => ImportPlan::resolve(module.inner.core()?, values)?,
+                None => None,
+            };
+            let (engine, prepared) = module.inner.prepare(limits, false, plan.as_ref())?;
+            let mut host = self.spec.host(&self.captured, !self.return_on_exit)?;
+            if let (Some(plan), Some(values)) = (&plan, &imports) {
+                host.imports = Some(Arc::new(HostImports::new(&env, plan, values)?));
+            }
             let mut store = limits.new_store(engine, host);
             let ticking = limits.arm(&mut store, None);
             let guest = match prepared {
@@ -140,13 +155,14 @@ impl WasiCore {
     pub fn run_entry(&self, env: Env, instance: &Instance, name: String) -> napi::Result<i32> {
         instance
             .running
-            .call_entry(&name)
+            .call_entry(&env, &name)
             .map_err(|f| f.into_napi(&env))
     }
 
     /// `wasi.startAsync()`: claims the entry point now (`_start`, or `run` for a component;
     /// the JS side has checked the exports and marked a core module started), then runs it
-    /// on the guest pool. The promise resolves to the exit code.
+    /// on the guest pool, its host calls going to `dispatch` on this thread. The promise
+    /// resolves to the exit code.
     #[napi(ts_return_type = "Promise<number>")]
     pub fn start_async<'env>(
         &self,
@@ -154,18 +170,24 @@ impl WasiCore {
         instance: &Instance,
         name: String,
         cancel: Option<&CancelToken>,
+        dispatch: Option<Dispatch<'_>>,
     ) -> napi::Result<Object<'env>> {
         let cancel = Some(stop_flag(env, cancel.map(|token| token.flag.clone()))?);
+        let dispatcher = dispatch.map(Dispatcher::new).transpose()?.map(Arc::new);
         let work = instance
             .running
-            .call_entry_later(&name, cancel)
+            .call_entry_later(&name, cancel, dispatcher)
             .map_err(|f| f.into_napi(env))?;
         let streams = self.spec.streams();
         let (deferred, promise) = env.create_deferred()?;
         crate::pool::spawn(move || {
-            let outcome = work();
+            let (outcome, running) = work();
             streams.wait_delivered();
-            deferred.resolve(move |env: Env| outcome.map_err(|f| f.into_napi(&env)));
+            deferred.resolve(move |env: Env| {
+                // The guest's last holder may be this job: release it here, on its JS thread.
+                drop(running);
+                outcome.map_err(|f| f.into_rejection(&env))
+            });
         });
         Ok(promise)
     }

@@ -1,0 +1,84 @@
+'use strict';
+
+// Host functions: JS functions a guest running in wasmtime imports. This file turns an
+// import object shaped like `WebAssembly.instantiate`'s (`{ [module]: { [name]: value } }`)
+// into one value per import of the module, in import order, which the native side checks
+// against the module's import types (`src/host_functions.rs`); it keeps those values alive as
+// long as the instance that calls them; and it makes the dispatcher through which a guest on
+// node-wasmtime's own threads calls them on this thread (`src/host_calls.rs`), waiting for a
+// returned Promise to settle.
+
+const { types } = require('node:util');
+const { validateObject } = require('./validate');
+const { codedError } = require('./errors');
+const { isWasiImportFunction } = require('./imports');
+
+// Per Module: its imports as `module.imports()` lists them (the list never changes).
+const importLists = new WeakMap();
+
+function importList(module) {
+  let list = importLists.get(module);
+  if (list === undefined) {
+    list = module.imports();
+    importLists.set(module, list);
+  }
+  return list;
+}
+
+/**
+ * The value `imports` gives each import of `module` (`undefined` where it gives none), or
+ * `undefined` when there is no import object. A function a `wasiImport` was made with stands
+ * for WASI itself (wasmtime-wasi serves it); any other function replaces what it names.
+ */
+function importValues(module, imports, name) {
+  if (imports === undefined) return undefined;
+  validateObject(imports, name);
+  if (module.kind !== 'module') {
+    if (Reflect.ownKeys(imports).length === 0) return undefined;
+    throw codedError(Error, 'ERR_WASM_LINK', 'Imports for components are not supported yet: a ' +
+                     'component is given WASI 0.2 only. Pass no import object (or an empty one)');
+  }
+  return importList(module).map(({ module: namespace, name: field }) => {
+    const scope = imports[namespace];
+    const value = scope === undefined || scope === null ? undefined : scope[field];
+    return isWasiImportFunction(value) ? undefined : value;
+  });
+}
+
+// Per Instance: the import values its host functions come from. The instance (and each of
+// its export functions, natively) holds them; the native side only has a weak reference, so
+// host functions that capture their own instance do not keep it alive for ever.
+const instanceValues = new WeakMap();
+
+function keepValues(instance, values) {
+  if (values !== undefined) instanceValues.set(instance, values);
+  return instance;
+}
+
+function valuesOf(instance) {
+  return instanceValues.get(instance);
+}
+
+/**
+ * The dispatcher of one run on node-wasmtime's threads: `(call, index, args)` calls the
+ * function for import `index` and answers `call` with what it returned, or with what its
+ * Promise settles to. Never throws (it runs from a threadsafe function).
+ */
+function makeDispatcher(values) {
+  return function dispatch(call, index, args) {
+    let result;
+    try {
+      result = Reflect.apply(values[index], undefined, args);
+    } catch (err) {
+      call.reject(err);
+      return;
+    }
+    if (types.isPromise(result)) {
+      result.then((value) => call.resolve(value), (err) => call.reject(err));
+    } else {
+      call.resolve(result);
+    }
+  };
+}
+
+module.exports = { importValues, keepValues, valuesOf, makeDispatcher };

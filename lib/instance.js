@@ -1,0 +1,26 @@
+'use strict';
+
+// `Instance.prototype.exports`, kept: the native getter builds the exports object, and this
+// layer returns that same object on every later access. It is held here, in a WeakMap keyed
+// by the instance, not by a native reference: an instance whose host functions capture the
+// instance itself (as glue code does) must stay collectable.
+
+const { Instance } = require('../index.js');
+
+const buildExports = Object.getOwnPropertyDescriptor(Instance.prototype, 'exports').get;
+const exportsOf = new WeakMap();
+
+Object.defineProperty(Instance.prototype, 'exports', {
+  configurable: true,
+  enumerable: true,
+  get: function exports() {
+    let object = exportsOf.get(this);
+    if (object === undefined) {
+      object = Reflect.apply(buildExports, this, []);
+      exportsOf.set(this, object);
+    }
+    return object;
+  },
+});
+
+module.exports = { Instance };

@@ -1,0 +1,218 @@
+//! Host calls from a guest on a pool thread (`runWasm`, `wasi.startAsync()`): every call is
+//! sent to the JS thread that started the run, through a threadsafe function over the run's
+//! JS dispatcher (`lib/host.js`), and the guest waits for the answer. The dispatcher calls
+//! the host function and answers through the `PendingHostCall` it was given, at once or when
+//! the returned Promise settles. While it waits, the guest checks its timeout and cancel flag
+//! (so `limits.timeout`, `signal` and worker teardown still stop it) and lends its store to
+//! JS for memory access (`store_access.rs`).
+
+use crate::engine::Host;
+use crate::error::{HostThrow, Thrown};
+use crate::host_functions::{results_from_js, to_js, type_error, HostFunction};
+use crate::limits::STOP_CHECK_INTERVAL;
+use napi::bindgen_prelude::{FnArgs, Function, ToNapiValue, Unknown};
+use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
+use napi::{sys, Env, JsValue, Status};
+use std::sync::{Arc, Condvar, Mutex};
+use wasmtime::{Caller, FuncType, Val};
+
+/// One call on its way to JS.
+pub struct Request {
+    reply: Arc<Reply>,
+    import_index: u32,
+    name: String,
+    ty: FuncType,
+    args: Vec<Val>,
+}
+
+/// The JS dispatcher, callable from any thread: `dispatch(call, importIndex, args)`.
+type Tsfn = ThreadsafeFunction<
+    Request,
+    (),
+    FnArgs<(PendingHostCall, u32, Vec<JsArg>)>,
+    Status,
+    false,
+    true,
+>;
+
+/// The JS dispatcher as `lib/host.js` passes it.
+pub type Dispatch<'a> = Function<'a, FnArgs<(PendingHostCall, u32, Vec<JsArg>)>, ()>;
+
+/// A run's way to its JS thread.
+pub struct Dispatcher {
+    tsfn: Tsfn,
+}
+
+impl Dispatcher {
+    /// Wraps `dispatch` (made by `lib/host.js` for one run, on the JS thread).
+    pub fn new(dispatch: Dispatch<'_>) -> napi::Result<Self> {
+        let tsfn = dispatch
+            .build_threadsafe_function::<Request>()
+            .callee_handled::<false>()
+            .weak::<true>()
+            .build_callback(|ctx: napi::threadsafe_function::ThreadsafeCallContext<Request>| {
+                let Request {
+                    reply,
+                    import_index,
+                    name,
+                    ty,
+                    args,
+                } = ctx.value;
+                let args = args.into_iter().map(JsArg).collect();
+                Ok(FnArgs::from((
+                    PendingHostCall {
+                        reply: Some(reply),
+                        name,
+                        ty,
+                    },
+                    import_index,
+                    args,
+                )))
+            })?;
+        Ok(Dispatcher { tsfn })
+    }
+
+    /// Sends one call of `function` to JS and waits for its answer (or for the guest to be
+    /// stopped), lending the store to JS meanwhile.
+    pub fn call(
+        &self,
+        caller: &mut Caller<'_, Host>,
+        function: &HostFunction,
+        params: &[Val],
+        results: &mut [Val],
+    ) -> wasmtime::Result<()> {
+        let reply = Arc::new(Reply::default());
+        let stop = caller.data().stop.clone();
+        let lent = caller.data().lent.clone();
+        let status = self.tsfn.call(
+            Request {
+                reply: reply.clone(),
+                import_index: function.import_index,
+                name: function.name.clone(),
+                ty: function.ty.clone(),
+                args: params.to_vec(),
+            },
+            ThreadsafeFunctionCallMode::NonBlocking,
+        );
+        if status != Status::Ok {
+            return Err(wasmtime::Error::msg(format!(
+                "the JS thread that started this run is gone (host function {})",
+                function.name
+            )));
+        }
+        let _lending = lent.as_ref().map(|lent| lent.lend(caller));
+        let mut state = reply.lock();
+        loop {
+            match state.take() {
+                Some(Answer::Values(values)) => {
+                    results.clone_from_slice(&values);
+                    return Ok(());
+                }
+                Some(Answer::Thrown(thrown)) => return Err(HostThrow(Arc::new(thrown)).into()),
+                Some(Answer::Lost(why)) => return Err(wasmtime::Error::msg(why)),
+                None => {}
+            }
+            if let Err(stopped) = stop.check() {
+                return Err(stopped.into());
+            }
+            state = reply
+                .answered
+                .wait_timeout(state, STOP_CHECK_INTERVAL)
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .0;
+        }
+    }
+}
+
+/// How a host call was answered.
+enum Answer {
+    Values(Vec<Val>),
+    Thrown(Thrown),
+    Lost(String),
+}
+
+#[derive(Default)]
+struct Reply {
+    answer: Mutex<Option<Answer>>,
+    answered: Condvar,
+}
+
+impl Reply {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<Answer>> {
+        self.answer
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn answer(&self, answer: Answer) {
+        let mut slot = self.lock();
+        if slot.is_none() {
+            *slot = Some(answer);
+        }
+        self.answered.notify_all();
+    }
+}
+
+/// Internal: one host call from a guest on a pool thread, answered once by `lib/host.js`.
+#[napi]
+pub struct PendingHostCall {
+    reply: Option<Arc<Reply>>,
+    name: String,
+    ty: FuncType,
+}
+
+#[napi]
+impl PendingHostCall {
+    /// The host function returned `value` (or its Promise fulfilled with it): converted to
+    /// the guest's result types here; a value that does not convert is a `TypeError` thrown
+    /// into the guest, as V8 does. Never throws.
+    #[napi]
+    pub fn resolve(&mut self, env: Env, value: Unknown) {
+        let Some(reply) = self.reply.take() else {
+            return;
+        };
+        let mut results = vec![Val::I32(0); self.ty.results().len()];
+        let answer = match results_from_js(env.raw(), value.raw(), &self.ty, &self.name, &mut results)
+        {
+            Ok(()) => Answer::Values(results),
+            Err(thrown) => Answer::Thrown(thrown),
+        };
+        reply.answer(answer);
+    }
+
+    /// The host function threw `error` (or its Promise rejected with it): it unwinds the
+    /// guest and reaches the run's caller as the same value.
+    #[napi]
+    pub fn reject(&mut self, env: Env, error: Unknown) {
+        let Some(reply) = self.reply.take() else {
+            return;
+        };
+        let thrown = Thrown::hold(env.raw(), error.raw())
+            .unwrap_or_else(|| type_error(env.raw(), "a host function failed"));
+        reply.answer(Answer::Thrown(thrown));
+    }
+}
+
+impl Drop for PendingHostCall {
+    /// Collected without an answer (a Promise that can never settle was dropped): the
+    /// guest fails instead of waiting for ever.
+    fn drop(&mut self) {
+        if let Some(reply) = self.reply.take() {
+            reply.answer(Answer::Lost(format!(
+                "The host function {} returned a Promise that was garbage-collected without \
+                 settling",
+                self.name
+            )));
+        }
+    }
+}
+
+/// A wasm argument on its way to the JS dispatcher.
+pub struct JsArg(Val);
+
+impl ToNapiValue for JsArg {
+    unsafe fn to_napi_value(env: sys::napi_env, value: Self) -> napi::Result<sys::napi_value> {
+        to_js(env, &value.0)
+            .map_err(|_| napi::Error::new(Status::GenericFailure, "unsupported wasm value"))
+    }
+}

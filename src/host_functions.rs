@@ -1,0 +1,534 @@
+//! Host functions for core modules: JS functions a guest imports. `ImportPlan` checks a
+//! JS import object (one value per import of the module, gathered by `lib/host.js`) against
+//! the module's imports; `user_linker` defines one trampoline per JS-supplied import on top
+//! of the WASI linker (so the pre-linked form is cached per module and import set, and each
+//! instantiation only supplies its functions); a trampoline calls its JS function directly
+//! when the guest runs on that function's JS thread, or through `host_calls.rs` from a pool
+//! thread. Values convert as the WebAssembly JS API converts them.
+
+use crate::engine::{Host, WASI_NAMESPACES};
+use crate::error::{ErrorCode, Failure, HostThrow, Result, Thrown};
+use crate::instance::to_int32;
+use crate::store_access;
+use napi::bindgen_prelude::{JsObjectValue, Object, Unknown};
+use napi::{sys, Env, JsValue, ValueType};
+use std::sync::Arc;
+use std::thread::ThreadId;
+use wasmtime::{Caller, ExternType, FuncType, Linker, Val, ValType};
+
+/// One import served by a JS function.
+pub struct HostFunction {
+    /// Its position among the module's imports (and in the JS values array).
+    pub import_index: u32,
+    /// `module.name`, for messages.
+    pub name: String,
+    pub ty: FuncType,
+}
+
+/// Which of a module's imports JS supplies, as checked against its import object.
+#[derive(Clone)]
+pub struct ImportPlan {
+    /// Per import of the module: served by a JS function.
+    pub mask: Arc<[bool]>,
+    /// The JS-served imports, in import order (trampoline `k` serves `functions[k]`).
+    pub functions: Arc<[HostFunction]>,
+}
+
+impl ImportPlan {
+    /// Checks `values` (the import object's value for each import of `module`, in order;
+    /// `undefined` where absent) and plans which imports JS serves. `ERR_WASM_LINK` names the
+    /// import, what the module expects and what was given. `None`: WASI serves everything.
+    pub fn resolve(module: &wasmtime::Module, values: &Object) -> Result<Option<ImportPlan>> {
+        let mut mask = Vec::new();
+        let mut functions = Vec::new();
+        for (index, import) in module.imports().enumerate() {
+            let name = format!("{}.{}", import.module(), import.name());
+            let value: Unknown = values
+                .get_element(index as u32)
+                .map_err(|_| link_error(format!("imports.{name} cannot be read")))?;
+            let given = value.get_type().unwrap_or(ValueType::Unknown);
+            let is_wasi = WASI_NAMESPACES.contains(&import.module());
+            let ty = import.ty();
+            let served_by_js = match (&ty, given) {
+                (ExternType::Func(ty), ValueType::Function) => {
+                    check_supported(&name, ty)?;
+                    functions.push(HostFunction {
+                        import_index: index as u32,
+                        name,
+                        ty: ty.clone(),
+                    });
+                    true
+                }
+                (_, ValueType::Undefined) if is_wasi => false,
+                (ExternType::Func(_), ValueType::Undefined) => {
+                    return Err(link_error(format!(
+                        "The module imports {name}, {}, but imports.{name} is undefined. Supply \
+                         a function there",
+                        describe(&ty)
+                    )))
+                }
+                (ExternType::Func(_), _) => {
+                    return Err(link_error(format!(
+                        "imports.{name} must be a function: the module imports {}. Received {}",
+                        describe(&ty),
+                        type_name(given)
+                    )))
+                }
+                (_, _) => {
+                    return Err(link_error(format!(
+                        "The module imports {name}, {}: imported memories, tables and globals \
+                         are not supported yet (only functions and WASI)",
+                        describe(&ty)
+                    )))
+                }
+            };
+            mask.push(served_by_js);
+        }
+        if functions.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(ImportPlan {
+            mask: mask.into(),
+            functions: functions.into(),
+        }))
+    }
+}
+
+fn link_error(message: String) -> Failure {
+    Failure::new(ErrorCode::WasmLink, message)
+}
+
+fn check_supported(name: &str, ty: &FuncType) -> Result<()> {
+    let numeric = |ty: &ValType| {
+        matches!(
+            ty,
+            ValType::I32 | ValType::I64 | ValType::F32 | ValType::F64
+        )
+    };
+    if ty.params().all(|t| numeric(&t)) && ty.results().all(|t| numeric(&t)) {
+        return Ok(());
+    }
+    Err(link_error(format!(
+        "The module imports {name}, a function {}: JS host functions take and return i32, \
+         i64, f32 and f64 only (v128 and references are not supported)",
+        signature(ty)
+    )))
+}
+
+/// `a function (i32, i32) -> i32`, `a memory`, ...
+fn describe(ty: &ExternType) -> String {
+    match ty {
+        ExternType::Func(ty) => format!("a function {}", signature(ty)),
+        ExternType::Memory(ty) => format!("a memory of at least {} pages", ty.minimum()),
+        ExternType::Table(_) => "a table".to_string(),
+        ExternType::Global(ty) => format!("a global of type {}", ty.content()),
+        ExternType::Tag(_) => "a tag".to_string(),
+    }
+}
+
+/// `(i32, i64) -> f64`, `() -> ()`, `(i32) -> (i32, i32)`.
+pub fn signature(ty: &FuncType) -> String {
+    let list = |types: Vec<String>| types.join(", ");
+    let params = list(ty.params().map(|t| t.to_string()).collect());
+    let results: Vec<String> = ty.results().map(|t| t.to_string()).collect();
+    match results.len() {
+        1 => format!("({params}) -> {}", results[0]),
+        _ => format!("({params}) -> ({})", list(results)),
+    }
+}
+
+fn type_name(ty: ValueType) -> &'static str {
+    match ty {
+        ValueType::Undefined => "undefined",
+        ValueType::Null => "null",
+        ValueType::Boolean => "a boolean",
+        ValueType::Number => "a number",
+        ValueType::String => "a string",
+        ValueType::Symbol => "a symbol",
+        ValueType::Object => "an object",
+        ValueType::Function => "a function",
+        ValueType::External => "an external",
+        ValueType::BigInt => "a bigint",
+        _ => "a value",
+    }
+}
+
+/// A linker that serves `plan`'s imports of `module` through trampolines, on top of `base`
+/// (WASI). A JS function under a WASI name replaces WASI's.
+pub fn user_linker(
+    base: &Linker<Host>,
+    module: &wasmtime::Module,
+    plan: &ImportPlan,
+) -> Result<Linker<Host>> {
+    let mut linker = base.clone();
+    linker.allow_shadowing(true);
+    for (k, function) in plan.functions.iter().enumerate() {
+        let import = module
+            .imports()
+            .nth(function.import_index as usize)
+            .expect("the plan was made for this module");
+        // The type as the module in `base`'s engine has it (types belong to an engine).
+        let ty = import
+            .ty()
+            .func()
+            .cloned()
+            .expect("the plan was made for this module");
+        linker
+            .func_new(
+                import.module(),
+                import.name(),
+                ty,
+                move |mut caller: Caller<'_, Host>, params: &[Val], results: &mut [Val]| {
+                    host_call(&mut caller, k, params, results)
+                },
+            )
+            .map_err(|e| link_error(crate::error::reason(&e)))?;
+    }
+    Ok(linker)
+}
+
+/// The JS functions of one store: the imports they serve and where to find them.
+pub struct HostImports {
+    pub functions: Arc<[HostFunction]>,
+    /// The import values, for calls on their own JS thread.
+    local: Option<LocalValues>,
+}
+
+impl HostImports {
+    /// Imports served from `values` on this thread (and from a pool thread through the
+    /// dispatcher of `host_calls.rs`, when a run sets one).
+    pub fn new(env: &Env, plan: &ImportPlan, values: &Object) -> Result<Self> {
+        Ok(HostImports {
+            functions: plan.functions.clone(),
+            local: Some(LocalValues::new(env, values)?),
+        })
+    }
+
+    /// Imports served only through a run's dispatcher (`runWasm`).
+    pub fn remote_only(plan: &ImportPlan) -> Self {
+        HostImports {
+            functions: plan.functions.clone(),
+            local: None,
+        }
+    }
+
+    /// The import values array, while it is alive (on its own thread).
+    pub fn local_values(&self, env: &Env) -> Option<sys::napi_value> {
+        self.local.as_ref().and_then(|local| local.value(env.raw()))
+    }
+}
+
+/// A weak reference to the JS array of import values: the JS objects that can call into
+/// the guest (the `Instance`, its exports object and functions) hold the array strongly, so
+/// a host function that captures its own instance forms a cycle the garbage collector can
+/// collect, which a strong reference from native code would pin forever.
+struct LocalValues {
+    env: sys::napi_env,
+    weak: sys::napi_ref,
+    thread: ThreadId,
+}
+
+// SAFETY: the raw handles are only used on `thread` (checked before each use and on drop).
+unsafe impl Send for LocalValues {}
+unsafe impl Sync for LocalValues {}
+
+impl LocalValues {
+    fn new(env: &Env, values: &Object) -> Result<Self> {
+        let mut weak = std::ptr::null_mut();
+        // SAFETY: a weak reference to a live object, on its own thread.
+        let status = unsafe { sys::napi_create_reference(env.raw(), values.raw(), 0, &mut weak) };
+        if status != sys::Status::napi_ok {
+            return Err(link_error("cannot reference the imports".into()));
+        }
+        Ok(LocalValues {
+            env: env.raw(),
+            weak,
+            thread: std::thread::current().id(),
+        })
+    }
+
+    fn on_this_thread(&self) -> bool {
+        std::thread::current().id() == self.thread
+    }
+
+    fn value(&self, env: sys::napi_env) -> Option<sys::napi_value> {
+        if env != self.env || !self.on_this_thread() {
+            return None;
+        }
+        let mut value = std::ptr::null_mut();
+        // SAFETY: our reference, on its own thread.
+        let status = unsafe { sys::napi_get_reference_value(env, self.weak, &mut value) };
+        (status == sys::Status::napi_ok && !value.is_null()).then_some(value)
+    }
+}
+
+impl Drop for LocalValues {
+    fn drop(&mut self) {
+        // Stores that call JS on this thread are dropped on it; elsewhere, leak the
+        // reference rather than release it off-thread.
+        if self.on_this_thread() {
+            // SAFETY: our reference, released once, on its own thread.
+            unsafe { sys::napi_delete_reference(self.env, self.weak) };
+        }
+    }
+}
+
+/// The body of trampoline `k`: calls the JS function serving `functions[k]`, here on its
+/// JS thread, or through the run's dispatcher from a pool thread.
+fn host_call(
+    caller: &mut Caller<'_, Host>,
+    k: usize,
+    params: &[Val],
+    results: &mut [Val],
+) -> wasmtime::Result<()> {
+    let imports = caller
+        .data()
+        .imports
+        .clone()
+        .ok_or_else(|| wasmtime::Error::msg("this store has no JS imports"))?;
+    if let Some(local) = imports.local.as_ref().filter(|local| local.on_this_thread()) {
+        return call_here(caller, local.env, &imports, k, params, results);
+    }
+    match caller.data().dispatcher.clone() {
+        Some(dispatcher) => dispatcher.call(caller, &imports.functions[k], params, results),
+        None => Err(wasmtime::Error::msg(
+            "a JS host function was called from a thread that cannot reach JS",
+        )),
+    }
+}
+
+/// Calls the JS function of `functions[k]` on this (its) thread, inside a handle scope, with
+/// the caller published so the function may call back into the guest.
+fn call_here(
+    caller: &mut Caller<'_, Host>,
+    raw_env: sys::napi_env,
+    imports: &HostImports,
+    k: usize,
+    params: &[Val],
+    results: &mut [Val],
+) -> wasmtime::Result<()> {
+    let env = Env::from_raw(raw_env);
+    let scope = HandleScope::open(raw_env);
+    crate::memory_buffer::refresh(&env, &mut *caller);
+    let function = &imports.functions[k];
+    let id = caller.data().id;
+    let _entered = store_access::enter(id, caller);
+    let outcome = (|| -> std::result::Result<(), Thrown> {
+        let values = imports
+            .local_values(&env)
+            .ok_or_else(|| type_error(raw_env, "the host functions of this instance are gone"))?;
+        let mut callee = std::ptr::null_mut();
+        // SAFETY: `values` is a live array handle in this scope.
+        check(raw_env, unsafe {
+            sys::napi_get_element(raw_env, values, function.import_index, &mut callee)
+        })?;
+        let mut argv = Vec::with_capacity(params.len());
+        for param in params {
+            argv.push(to_js(raw_env, param)?);
+        }
+        let mut undefined = std::ptr::null_mut();
+        let mut returned = std::ptr::null_mut();
+        // SAFETY: plain napi calls with live handles of this scope.
+        check(raw_env, unsafe {
+            sys::napi_get_undefined(raw_env, &mut undefined)
+        })?;
+        check(raw_env, unsafe {
+            sys::napi_call_function(
+                raw_env,
+                undefined,
+                callee,
+                argv.len(),
+                argv.as_ptr(),
+                &mut returned,
+            )
+        })?;
+        if function.ty.results().len() > 0 && is_promise(raw_env, returned) {
+            return Err(type_error(
+                raw_env,
+                &format!(
+                    "The host function {} returned a Promise, but its guest runs on the JS \
+                     thread and cannot wait for it. Run the guest with runWasm() or \
+                     wasi.startAsync() to use async host functions",
+                    function.name
+                ),
+            ));
+        }
+        results_from_js(raw_env, returned, &function.ty, &function.name, results)
+    })();
+    drop(scope);
+    outcome.map_err(|thrown| HostThrow(Arc::new(thrown)).into())
+}
+
+/// An open napi handle scope, closed when dropped: a guest calling JS a million times in
+/// one entry must not pile up a million handles in the outer scope.
+struct HandleScope(sys::napi_env, sys::napi_handle_scope);
+
+impl HandleScope {
+    fn open(env: sys::napi_env) -> Self {
+        let mut scope = std::ptr::null_mut();
+        // SAFETY: opened and closed on this thread, strictly nested.
+        unsafe { sys::napi_open_handle_scope(env, &mut scope) };
+        HandleScope(env, scope)
+    }
+}
+
+impl Drop for HandleScope {
+    fn drop(&mut self) {
+        // SAFETY: see `open`.
+        unsafe { sys::napi_close_handle_scope(self.0, self.1) };
+    }
+}
+
+/// A failed napi call: the exception it left pending, or a `TypeError` saying it failed.
+fn check(env: sys::napi_env, status: sys::napi_status) -> std::result::Result<(), Thrown> {
+    if status == sys::Status::napi_ok {
+        return Ok(());
+    }
+    Err(Thrown::take_pending(env).unwrap_or_else(|| type_error(env, "a host call failed")))
+}
+
+/// A new `TypeError` with `message`, held to be thrown at the guest's caller.
+pub fn type_error(env: sys::napi_env, message: &str) -> Thrown {
+    let mut text = std::ptr::null_mut();
+    let mut error = std::ptr::null_mut();
+    // SAFETY: plain napi calls on this thread.
+    unsafe {
+        sys::napi_create_string_utf8(env, message.as_ptr().cast(), message.len() as isize, &mut text);
+        sys::napi_create_type_error(env, std::ptr::null_mut(), text, &mut error);
+    }
+    Thrown::hold(env, error).expect("a reference to a new error can be made")
+}
+
+fn is_promise(env: sys::napi_env, value: sys::napi_value) -> bool {
+    let mut promise = false;
+    // SAFETY: a live handle on this thread.
+    unsafe { sys::napi_is_promise(env, value, &mut promise) };
+    promise
+}
+
+/// A wasm value as a JS value: i32/f32/f64 as numbers, i64 as a BigInt.
+pub fn to_js(env: sys::napi_env, value: &Val) -> std::result::Result<sys::napi_value, Thrown> {
+    let mut out = std::ptr::null_mut();
+    // SAFETY: plain value constructors on this thread.
+    let status = unsafe {
+        match value {
+            Val::I32(n) => sys::napi_create_int32(env, *n, &mut out),
+            Val::I64(n) => sys::napi_create_bigint_int64(env, *n, &mut out),
+            Val::F32(bits) => sys::napi_create_double(env, f32::from_bits(*bits) as f64, &mut out),
+            Val::F64(bits) => sys::napi_create_double(env, f64::from_bits(*bits), &mut out),
+            _ => return Err(type_error(env, "unsupported wasm value")),
+        }
+    };
+    check(env, status).map(|()| out)
+}
+
+/// What a host function returned, as the guest's results (`results.len()` of them): one
+/// value as is, several from an array, with ToInt32 / ToBigInt64 / ToNumber as V8 does.
+pub fn results_from_js(
+    env: sys::napi_env,
+    returned: sys::napi_value,
+    ty: &FuncType,
+    name: &str,
+    results: &mut [Val],
+) -> std::result::Result<(), Thrown> {
+    let types: Vec<ValType> = ty.results().collect();
+    match types.len() {
+        0 => Ok(()),
+        1 => {
+            results[0] = from_js(env, returned, &types[0], name)?;
+            Ok(())
+        }
+        count => {
+            let mut is_array = false;
+            let mut length = 0;
+            // SAFETY: plain queries on live handles of this thread.
+            unsafe { sys::napi_is_array(env, returned, &mut is_array) };
+            if is_array {
+                unsafe { sys::napi_get_array_length(env, returned, &mut length) };
+            }
+            if !is_array || length as usize != count {
+                return Err(type_error(
+                    env,
+                    &format!(
+                        "The host function {name} must return an array of {count} values (its \
+                         wasm type is {})",
+                        signature(ty)
+                    ),
+                ));
+            }
+            for (i, ty) in types.iter().enumerate() {
+                let mut item = std::ptr::null_mut();
+                // SAFETY: `i` < length of a live array.
+                check(env, unsafe {
+                    sys::napi_get_element(env, returned, i as u32, &mut item)
+                })?;
+                results[i] = from_js(env, item, ty, name)?;
+            }
+            Ok(())
+        }
+    }
+}
+
+fn from_js(
+    env: sys::napi_env,
+    value: sys::napi_value,
+    ty: &ValType,
+    name: &str,
+) -> std::result::Result<Val, Thrown> {
+    let number = || -> std::result::Result<f64, Thrown> {
+        let mut coerced = std::ptr::null_mut();
+        let mut n = 0.0;
+        // SAFETY: ToNumber (which throws a TypeError for a BigInt or a Symbol, as V8 does).
+        check(env, unsafe { sys::napi_coerce_to_number(env, value, &mut coerced) })?;
+        check(env, unsafe { sys::napi_get_value_double(env, coerced, &mut n) })?;
+        Ok(n)
+    };
+    Ok(match ty {
+        ValType::I32 => Val::I32(to_int32(number()?)),
+        ValType::F32 => Val::F32((number()? as f32).to_bits()),
+        ValType::F64 => Val::F64(number()?.to_bits()),
+        ValType::I64 => {
+            let mut kind = 0;
+            // SAFETY: plain queries on a live handle of this thread.
+            unsafe { sys::napi_typeof(env, value, &mut kind) };
+            if kind != sys::ValueType::napi_bigint {
+                return Err(type_error(
+                    env,
+                    &format!(
+                        "The host function {name} returned a value that is not a BigInt for \
+                         an i64 result (Cannot convert it to a BigInt)"
+                    ),
+                ));
+            }
+            let mut n = 0i64;
+            let mut lossless = false;
+            // ToBigInt64: wraps modulo 2^64, as V8 does.
+            check(env, unsafe {
+                sys::napi_get_value_bigint_int64(env, value, &mut n, &mut lossless)
+            })?;
+            Val::I64(n)
+        }
+        _ => return Err(type_error(env, "unsupported wasm result type")),
+    })
+}
+
+/// Makes `values` reachable from `object` (an instance's exports object or function) under
+/// `Symbol.for('node-wasmtime.imports')`, so holding it keeps the host functions alive.
+pub fn hold_values(env: &Env, object: &mut Object, values: sys::napi_value) -> napi::Result<()> {
+    let global = env.get_global()?;
+    let symbol_class = global
+        .get_named_property::<Unknown>("Symbol")?
+        .coerce_to_object()?;
+    let symbol_for: napi::bindgen_prelude::Function<String, Unknown> =
+        symbol_class.get_named_property("for")?;
+    let key = symbol_for.apply(symbol_class, "node-wasmtime.imports".to_string())?;
+    // SAFETY: setting a property with live handles of this scope.
+    let status = unsafe { sys::napi_set_property(env.raw(), object.raw(), key.raw(), values) };
+    if status != sys::Status::napi_ok {
+        return Err(napi::Error::new(
+            napi::Status::GenericFailure,
+            "cannot attach the imports",
+        ));
+    }
+    Ok(())
+}
