@@ -225,11 +225,17 @@ impl Thrown {
         Thrown::hold(env, value)
     }
 
-    /// Holds `value` (a live handle on this thread's `env`).
+    /// Holds `value` (a live handle on this thread's `env`), inside a one-element array:
+    /// Node 20 cannot reference a primitive (a thrown string or number) directly.
     pub fn hold(env: sys::napi_env, value: sys::napi_value) -> Option<Thrown> {
+        let mut holder = std::ptr::null_mut();
         let mut reference = std::ptr::null_mut();
         // SAFETY: as in `take_pending`.
-        let status = unsafe { sys::napi_create_reference(env, value, 1, &mut reference) };
+        let status = unsafe {
+            sys::napi_create_array_with_length(env, 1, &mut holder);
+            sys::napi_set_element(env, holder, 0, value);
+            sys::napi_create_reference(env, holder, 1, &mut reference)
+        };
         (status == sys::Status::napi_ok).then(|| Thrown {
             env,
             reference,
@@ -242,9 +248,13 @@ impl Thrown {
         if self.thread != std::thread::current().id() || env.raw() != self.env {
             return None;
         }
+        let mut holder = std::ptr::null_mut();
         let mut value = std::ptr::null_mut();
-        // SAFETY: our reference, on its own thread.
-        let status = unsafe { sys::napi_get_reference_value(self.env, self.reference, &mut value) };
+        // SAFETY: our reference (to the holder array), on its own thread.
+        let status = unsafe {
+            sys::napi_get_reference_value(self.env, self.reference, &mut holder);
+            sys::napi_get_element(self.env, holder, 0, &mut value)
+        };
         (status == sys::Status::napi_ok && !value.is_null()).then_some(value)
     }
 }

@@ -487,29 +487,67 @@ fn from_js(
         ValType::I32 => Val::I32(to_int32(number()?)),
         ValType::F32 => Val::F32((number()? as f32).to_bits()),
         ValType::F64 => Val::F64(number()?.to_bits()),
-        ValType::I64 => {
-            let mut kind = 0;
-            // SAFETY: plain queries on a live handle of this thread.
-            unsafe { sys::napi_typeof(env, value, &mut kind) };
-            if kind != sys::ValueType::napi_bigint {
-                return Err(type_error(
-                    env,
-                    &format!(
-                        "The host function {name} returned a value that is not a BigInt for \
-                         an i64 result (Cannot convert it to a BigInt)"
-                    ),
-                ));
-            }
-            let mut n = 0i64;
-            let mut lossless = false;
-            // ToBigInt64: wraps modulo 2^64, as V8 does.
-            check(env, unsafe {
-                sys::napi_get_value_bigint_int64(env, value, &mut n, &mut lossless)
-            })?;
-            Val::I64(n)
-        }
+        ValType::I64 => Val::I64(to_big_int64(env, value, name)?),
         _ => return Err(type_error(env, "unsupported wasm result type")),
     })
+}
+
+/// ECMAScript ToBigInt64, as V8 applies it to an i64 result: a BigInt (wrapped modulo 2^64),
+/// a boolean, or a string of digits; anything else is a `TypeError` (a bad string, V8's
+/// `SyntaxError`).
+fn to_big_int64(
+    env: sys::napi_env,
+    value: sys::napi_value,
+    name: &str,
+) -> std::result::Result<i64, Thrown> {
+    let mut kind = 0;
+    // SAFETY (every napi call below): plain queries and calls on live handles of this thread.
+    unsafe { sys::napi_typeof(env, value, &mut kind) };
+    let bigint = match kind {
+        sys::ValueType::napi_bigint => value,
+        sys::ValueType::napi_boolean | sys::ValueType::napi_string => {
+            // `BigInt(value)` is ToBigInt for these two types.
+            let mut global = std::ptr::null_mut();
+            let mut constructor = std::ptr::null_mut();
+            let mut converted = std::ptr::null_mut();
+            check(env, unsafe { sys::napi_get_global(env, &mut global) })?;
+            check(env, unsafe {
+                sys::napi_get_named_property(env, global, c"BigInt".as_ptr(), &mut constructor)
+            })?;
+            check(env, unsafe {
+                sys::napi_call_function(env, global, constructor, 1, &value, &mut converted)
+            })?;
+            converted
+        }
+        _ => {
+            return Err(type_error(
+                env,
+                &format!(
+                    "The host function {name} must return a BigInt for its i64 result \
+                     (Cannot convert a {} to a BigInt)",
+                    js_type_name(kind)
+                ),
+            ))
+        }
+    };
+    let mut n = 0i64;
+    let mut lossless = false;
+    // ToBigInt64 wraps modulo 2^64, as V8 does.
+    check(env, unsafe {
+        sys::napi_get_value_bigint_int64(env, bigint, &mut n, &mut lossless)
+    })?;
+    Ok(n)
+}
+
+fn js_type_name(kind: sys::napi_valuetype) -> &'static str {
+    match kind {
+        sys::ValueType::napi_undefined => "undefined",
+        sys::ValueType::napi_null => "null",
+        sys::ValueType::napi_number => "number",
+        sys::ValueType::napi_symbol => "symbol",
+        sys::ValueType::napi_function => "function",
+        _ => "object",
+    }
 }
 
 /// Makes `values` reachable from `object` (an instance's exports object or function) under
