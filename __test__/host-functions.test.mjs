@@ -6,7 +6,12 @@ import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { Worker } from 'node:worker_threads';
 import { parse as watToWasm } from '@bytecodealliance/jco';
-import { lib, assertCode } from './helpers.mjs';
+import v8 from 'node:v8';
+import vm from 'node:vm';
+import { lib, assertCode, fixture, NodeWASI } from './helpers.mjs';
+
+v8.setFlagsFromString('--expose-gc');
+const gc = vm.runInNewContext('gc');
 
 const { WASI, Module, runWasm, runWasmSync } = lib;
 
@@ -328,7 +333,7 @@ describe('memory.buffer', () => {
       return instance.exports.memory.buffer;
     })();
     for (let i = 0; i < 3; i++) {
-      globalThis.gc?.();
+      gc();
       await new Promise((resolve) => setImmediate(resolve));
     }
     assert.equal(Buffer.from(buffer, 16, 5).toString(), 'world');
@@ -460,8 +465,103 @@ test('instances whose host functions capture the instance are collected (no stro
     registry.register(instance, i);
   }
   for (let i = 0; i < 20 && collected < COUNT * 0.9; i++) {
-    globalThis.gc();
+    gc();
     await new Promise((resolve) => setTimeout(resolve, 10));
   }
   assert.ok(collected >= COUNT * 0.9, `only ${collected} of ${COUNT} instances were collected`);
+});
+
+// The same glue code for V8's instance and ours: it only uses `instance.exports` (memory.buffer,
+// malloc), as JS written for WebAssembly.instantiate does.
+function pluginImports(getInstance, log, { async = false, allocate = true } = {}) {
+  const table = { colour: 'teal', size: 'XL' };
+  const bytes = (ptr, len) => new Uint8Array(getInstance().exports.memory.buffer, ptr, len);
+  const lookup = (keyPtr, keyLen, out, capacity) => {
+    const key = Buffer.from(bytes(keyPtr, keyLen)).toString();
+    if (!(key in table)) return -1;
+    const value = Buffer.from(table[key]).subarray(0, capacity);
+    bytes(out, value.length).set(value);
+    return value.length;
+  };
+  return {
+    env: {
+      log: (ptr, len) => { log.push(Buffer.from(bytes(ptr, len)).toString()); },
+      lookup: async ? async (...args) => { await new Promise((r) => setTimeout(r, 1)); return lookup(...args); } : lookup,
+      greeting: (ptr, len) => {
+        if (!allocate) return 0;
+        const text = Buffer.from(`hello from the host, ${Buffer.from(bytes(ptr, len))}\0`);
+        const at = getInstance().exports.malloc(text.length);
+        bytes(at, text.length).set(text);
+        return at;
+      },
+      add64: (a, b) => a + b,
+      scale: (x, factor) => x * factor,
+    },
+  };
+}
+
+describe('a C plugin calling its host (fixtures/plugin.c): the same glue on node:wasi + V8 and here', () => {
+  const bytes = fixture('plugin.wasm');
+  const args = ['plugin', 'colour', 'weight', 'size'];
+  const expected = 'colour=teal\nweight: missing\nsize=XL\nhello from the host, plugin\nadd64=1099511627771 scale=3.000\n';
+
+  test('node:wasi + V8 (the reference)', async () => {
+    const log = [];
+    let instance;
+    const wasi = new NodeWASI({ version: 'preview1', args, stdout: 1, returnOnExit: true });
+    // node:wasi writes to a real fd: run it in a child process to capture its stdout.
+    const { spawnSync } = await import('node:child_process');
+    const child = spawnSync(process.execPath, ['--disable-warning=ExperimentalWarning', '--input-type=module', '-e', `
+      import { WASI } from 'node:wasi';
+      import fs from 'node:fs';
+      const pluginImports = ${pluginImports.toString()};
+      const log = [];
+      let instance;
+      const wasi = new WASI({ version: 'preview1', args: ${JSON.stringify(args)}, returnOnExit: true });
+      ({ instance } = await WebAssembly.instantiate(fs.readFileSync(${JSON.stringify(new URL('fixtures/plugin.wasm', import.meta.url).pathname)}),
+        { ...wasi.getImportObject(), ...pluginImports(() => instance, log) }));
+      const code = wasi.start(instance);
+      process.stderr.write(JSON.stringify({ code, log }));
+    `], { encoding: 'utf8' });
+    assert.equal(child.stdout, expected);
+    assert.deepEqual(JSON.parse(child.stderr), { code: 1, log: ['looked up colour', 'looked up size'] });
+    void wasi; void log; void instance;
+  });
+
+  test('node-wasmtime, guest on the JS thread (wasi.instantiate + start)', () => {
+    const log = [];
+    let instance;
+    const wasi = new WASI({ version: 'preview1', args, stdout: 'pipe' });
+    instance = wasi.instantiate(bytes, pluginImports(() => instance, log));
+    assert.equal(wasi.start(instance), 1);
+    assert.equal(wasi.stdout.toString(), expected);
+    assert.deepEqual(log, ['looked up colour', 'looked up size']);
+  });
+
+  test('node-wasmtime, guest on a pool thread with an async lookup (startAsync)', async () => {
+    // A guest waiting on a pool thread lends its memory to JS, but its exports cannot be
+    // called meanwhile (ERR_WASI_BUSY), so this host declines to allocate the greeting.
+    const log = [];
+    let instance;
+    const wasi = new WASI({ version: 'preview1', args, stdout: 'pipe' });
+    instance = wasi.instantiate(bytes, pluginImports(() => instance, log, { async: true, allocate: false }));
+    assert.equal(await wasi.startAsync(instance), 1);
+    assert.equal(wasi.stdout.toString(), expected.replace('hello from the host, plugin', 'no greeting'));
+    assert.deepEqual(log, ['looked up colour', 'looked up size']);
+  });
+
+  test('node-wasmtime, a loop of 2,000 instances with host functions stays bounded', () => {
+    const module = new Module(bytes);
+    const before = process.memoryUsage().rss;
+    for (let i = 0; i < 2000; i++) {
+      let instance;
+      const wasi = new WASI({ version: 'preview1', args, stdout: 'ignore' });
+      instance = wasi.instantiate(module, pluginImports(() => instance, []));
+      assert.equal(wasi.start(instance), 1);
+      if (i % 200 === 0) gc();
+    }
+    gc();
+    const grown = process.memoryUsage().rss - before;
+    assert.ok(grown < 200 * 1024 * 1024, `RSS grew by ${grown} bytes`);
+  });
 });
