@@ -8,20 +8,19 @@
 
 use crate::engine::Host;
 use crate::error::{HostThrow, Thrown};
-use crate::host_functions::{results_from_js, to_js, type_error, HostFunction};
+use crate::host_functions::{results_from_js, HostFunction};
+use crate::wasm_values::{self, type_error, Num};
 use crate::limits::STOP_CHECK_INTERVAL;
 use napi::bindgen_prelude::{FnArgs, Function, ToNapiValue, Unknown};
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi::{sys, Env, JsValue, Status};
 use std::sync::{Arc, Condvar, Mutex};
-use wasmtime::{Caller, FuncType, Val};
+use wasmtime::{Caller, Val, ValRaw};
 
 /// One call on its way to JS.
 pub struct Request {
     reply: Arc<Reply>,
-    import_index: u32,
-    name: String,
-    ty: FuncType,
+    function: HostFunction,
     args: Vec<Val>,
 }
 
@@ -53,17 +52,19 @@ impl Dispatcher {
             .build_callback(|ctx: napi::threadsafe_function::ThreadsafeCallContext<Request>| {
                 let Request {
                     reply,
-                    import_index,
-                    name,
-                    ty,
+                    function,
                     args,
                 } = ctx.value;
-                let args = args.into_iter().map(JsArg).collect();
+                let import_index = function.import_index;
+                let args = args
+                    .into_iter()
+                    .zip(function.sig.params.iter())
+                    .map(|(val, num)| JsArg(val, *num))
+                    .collect();
                 Ok(FnArgs::from((
                     PendingHostCall {
                         reply: Some(reply),
-                        name,
-                        ty,
+                        function,
                     },
                     import_index,
                     args,
@@ -78,8 +79,8 @@ impl Dispatcher {
         &self,
         caller: &mut Caller<'_, Host>,
         function: &HostFunction,
-        params: &[Val],
-        results: &mut [Val],
+        params: &[ValRaw],
+        results: &mut [ValRaw],
     ) -> wasmtime::Result<()> {
         let reply = Arc::new(Reply::default());
         let stop = caller.data().stop.clone();
@@ -87,10 +88,12 @@ impl Dispatcher {
         let status = self.tsfn.call(
             Request {
                 reply: reply.clone(),
-                import_index: function.import_index,
-                name: function.name.clone(),
-                ty: function.ty.clone(),
-                args: params.to_vec(),
+                function: function.clone(),
+                args: params
+                    .iter()
+                    .zip(function.sig.params.iter())
+                    .map(|(raw, num)| wasm_values::to_val(raw, *num))
+                    .collect(),
             },
             ThreadsafeFunctionCallMode::NonBlocking,
         );
@@ -105,7 +108,9 @@ impl Dispatcher {
         loop {
             match state.take() {
                 Some(Answer::Values(values)) => {
-                    results.clone_from_slice(&values);
+                    for (result, value) in results.iter_mut().zip(&values) {
+                        *result = wasm_values::to_raw(value);
+                    }
                     return Ok(());
                 }
                 Some(Answer::Thrown(thrown)) => return Err(HostThrow(Arc::new(thrown)).into()),
@@ -157,8 +162,7 @@ impl Reply {
 #[napi]
 pub struct PendingHostCall {
     reply: Option<Arc<Reply>>,
-    name: String,
-    ty: FuncType,
+    function: HostFunction,
 }
 
 #[napi]
@@ -171,10 +175,16 @@ impl PendingHostCall {
         let Some(reply) = self.reply.take() else {
             return;
         };
-        let mut results = vec![Val::I32(0); self.ty.results().len()];
-        let answer = match results_from_js(env.raw(), value.raw(), &self.ty, &self.name, &mut results)
-        {
-            Ok(()) => Answer::Values(results),
+        let sig = &self.function.sig;
+        let mut results = vec![ValRaw::i32(0); sig.results.len()];
+        let answer = match results_from_js(env.raw(), value.raw(), &self.function, &mut results) {
+            Ok(()) => Answer::Values(
+                results
+                    .iter()
+                    .zip(sig.results.iter())
+                    .map(|(raw, num)| wasm_values::to_val(raw, *num))
+                    .collect(),
+            ),
             Err(thrown) => Answer::Thrown(thrown),
         };
         reply.answer(answer);
@@ -201,18 +211,18 @@ impl Drop for PendingHostCall {
             reply.answer(Answer::Lost(format!(
                 "The host function {} returned a Promise that was garbage-collected without \
                  settling",
-                self.name
+                self.function.name
             )));
         }
     }
 }
 
 /// A wasm argument on its way to the JS dispatcher.
-pub struct JsArg(Val);
+pub struct JsArg(Val, Num);
 
 impl ToNapiValue for JsArg {
     unsafe fn to_napi_value(env: sys::napi_env, value: Self) -> napi::Result<sys::napi_value> {
-        to_js(env, &value.0)
+        wasm_values::to_js(env, &wasm_values::to_raw(&value.0), value.1)
             .map_err(|_| napi::Error::new(Status::GenericFailure, "unsupported wasm value"))
     }
 }

@@ -8,21 +8,24 @@
 
 use crate::engine::{Host, WASI_NAMESPACES};
 use crate::error::{ErrorCode, Failure, HostThrow, Result, Thrown};
-use crate::instance::to_int32;
 use crate::store_access;
+use crate::wasm_values::{self, check, type_error, Num, Refused, Signature};
+use std::mem::MaybeUninit;
 use napi::bindgen_prelude::{JsObjectValue, Object, Unknown};
 use napi::{sys, Env, JsValue, ValueType};
 use std::sync::Arc;
 use std::thread::ThreadId;
-use wasmtime::{Caller, ExternType, FuncType, Linker, Val, ValType};
+use wasmtime::{Caller, ExternType, FuncType, Linker, ValRaw};
 
 /// One import served by a JS function.
+#[derive(Clone)]
 pub struct HostFunction {
     /// Its position among the module's imports (and in the JS values array).
     pub import_index: u32,
     /// `module.name`, for messages.
     pub name: String,
     pub ty: FuncType,
+    pub sig: Signature,
 }
 
 /// Which of a module's imports JS supplies, as checked against its import object.
@@ -51,11 +54,12 @@ impl ImportPlan {
             let ty = import.ty();
             let served_by_js = match (&ty, given) {
                 (ExternType::Func(ty), ValueType::Function) => {
-                    check_supported(&name, ty)?;
+                    let sig = Signature::of(ty).ok_or_else(|| unsupported(&name, ty))?;
                     functions.push(HostFunction {
                         import_index: index as u32,
                         name,
                         ty: ty.clone(),
+                        sig,
                     });
                     true
                 }
@@ -98,21 +102,12 @@ fn link_error(message: String) -> Failure {
     Failure::new(ErrorCode::WasmLink, message)
 }
 
-fn check_supported(name: &str, ty: &FuncType) -> Result<()> {
-    let numeric = |ty: &ValType| {
-        matches!(
-            ty,
-            ValType::I32 | ValType::I64 | ValType::F32 | ValType::F64
-        )
-    };
-    if ty.params().all(|t| numeric(&t)) && ty.results().all(|t| numeric(&t)) {
-        return Ok(());
-    }
-    Err(link_error(format!(
+fn unsupported(name: &str, ty: &FuncType) -> Failure {
+    link_error(format!(
         "The module imports {name}, a function {}: JS host functions take and return i32, \
          i64, f32 and f64 only (v128 and references are not supported)",
         signature(ty)
-    )))
+    ))
 }
 
 /// `a function (i32, i32) -> i32`, `a memory`, ...
@@ -173,16 +168,19 @@ pub fn user_linker(
             .func()
             .cloned()
             .expect("the plan was made for this module");
-        linker
-            .func_new(
+        // SAFETY: `host_call` reads the parameters and writes the results of exactly this
+        // type (its signature was worked out from it), numbers only.
+        unsafe {
+            linker.func_new_unchecked(
                 import.module(),
                 import.name(),
                 ty,
-                move |mut caller: Caller<'_, Host>, params: &[Val], results: &mut [Val]| {
-                    host_call(&mut caller, k, params, results)
+                move |mut caller: Caller<'_, Host>, slots: &mut [MaybeUninit<ValRaw>]| {
+                    host_call(&mut caller, k, slots)
                 },
             )
-            .map_err(|e| link_error(crate::error::reason(&e)))?;
+        }
+        .map_err(|e| link_error(crate::error::reason(&e)))?;
     }
     Ok(linker)
 }
@@ -274,45 +272,68 @@ impl Drop for LocalValues {
 }
 
 /// The body of trampoline `k`: calls the JS function serving `functions[k]`, here on its
-/// JS thread, or through the run's dispatcher from a pool thread.
+/// JS thread, or through the run's dispatcher from a pool thread. `slots` holds the
+/// parameters and receives the results.
 fn host_call(
     caller: &mut Caller<'_, Host>,
     k: usize,
-    params: &[Val],
-    results: &mut [Val],
+    slots: &mut [MaybeUninit<ValRaw>],
 ) -> wasmtime::Result<()> {
     let imports = caller
         .data()
         .imports
         .clone()
         .ok_or_else(|| wasmtime::Error::msg("this store has no JS imports"))?;
+    let function = &imports.functions[k];
+    // SAFETY: wasmtime initialises the first `params.len()` slots with the parameters, of
+    // the types of the signature this trampoline was defined with.
+    let params: Vec<ValRaw> = (0..function.sig.params.len())
+        .map(|i| unsafe { slots[i].assume_init() })
+        .collect();
+    let mut results = [ValRaw::i32(0); MAX_INLINE];
+    let mut many;
+    let results: &mut [ValRaw] = if function.sig.results.len() <= MAX_INLINE {
+        &mut results[..function.sig.results.len()]
+    } else {
+        many = vec![ValRaw::i32(0); function.sig.results.len()];
+        &mut many
+    };
     if let Some(local) = imports.local.as_ref().filter(|local| local.on_this_thread()) {
-        return call_here(caller, local.env, &imports, k, params, results);
+        call_here(caller, local.env, &imports, function, &params, results)?;
+    } else {
+        match caller.data().dispatcher.clone() {
+            Some(dispatcher) => dispatcher.call(caller, function, &params, results)?,
+            None => {
+                return Err(wasmtime::Error::msg(
+                    "a JS host function was called from a thread that cannot reach JS",
+                ))
+            }
+        }
     }
-    match caller.data().dispatcher.clone() {
-        Some(dispatcher) => dispatcher.call(caller, &imports.functions[k], params, results),
-        None => Err(wasmtime::Error::msg(
-            "a JS host function was called from a thread that cannot reach JS",
-        )),
+    for (slot, result) in slots.iter_mut().zip(results.iter()) {
+        slot.write(*result);
     }
+    Ok(())
 }
 
-/// Calls the JS function of `functions[k]` on this (its) thread, inside a handle scope, with
+/// Values a host call converts without allocating.
+const MAX_INLINE: usize = 8;
+
+/// Calls the JS function of `function` on this (its) thread, inside a handle scope, with
 /// the caller published so the function may call back into the guest.
 fn call_here(
     caller: &mut Caller<'_, Host>,
     raw_env: sys::napi_env,
     imports: &HostImports,
-    k: usize,
-    params: &[Val],
-    results: &mut [Val],
+    function: &HostFunction,
+    params: &[ValRaw],
+    results: &mut [ValRaw],
 ) -> wasmtime::Result<()> {
     let env = Env::from_raw(raw_env);
     let scope = HandleScope::open(raw_env);
     crate::memory_buffer::refresh(&env, &mut *caller);
-    let function = &imports.functions[k];
     let id = caller.data().id;
-    let _entered = store_access::enter(id, caller);
+    let entered = store_access::enter(id, caller);
     let outcome = (|| -> std::result::Result<(), Thrown> {
         let values = imports
             .local_values(&env)
@@ -322,9 +343,16 @@ fn call_here(
         check(raw_env, unsafe {
             sys::napi_get_element(raw_env, values, function.import_index, &mut callee)
         })?;
-        let mut argv = Vec::with_capacity(params.len());
-        for param in params {
-            argv.push(to_js(raw_env, param)?);
+        let mut argv = [std::ptr::null_mut(); MAX_INLINE];
+        let mut many;
+        let argv: &mut [sys::napi_value] = if params.len() <= MAX_INLINE {
+            &mut argv[..params.len()]
+        } else {
+            many = vec![std::ptr::null_mut(); params.len()];
+            &mut many
+        };
+        for ((arg, param), num) in argv.iter_mut().zip(params).zip(function.sig.params.iter()) {
+            *arg = wasm_values::to_js(raw_env, param, *num)?;
         }
         let mut undefined = std::ptr::null_mut();
         let mut returned = std::ptr::null_mut();
@@ -342,7 +370,7 @@ fn call_here(
                 &mut returned,
             )
         })?;
-        if function.ty.results().len() > 0 && is_promise(raw_env, returned) {
+        if !function.sig.results.is_empty() && is_promise(raw_env, returned) {
             return Err(type_error(
                 raw_env,
                 &format!(
@@ -353,8 +381,9 @@ fn call_here(
                 ),
             ));
         }
-        results_from_js(raw_env, returned, &function.ty, &function.name, results)
+        results_from_js(raw_env, returned, function, results)
     })();
+    drop(entered);
     drop(scope);
     outcome.map_err(|thrown| HostThrow(Arc::new(thrown)).into())
 }
@@ -379,26 +408,6 @@ impl Drop for HandleScope {
     }
 }
 
-/// A failed napi call: the exception it left pending, or a `TypeError` saying it failed.
-fn check(env: sys::napi_env, status: sys::napi_status) -> std::result::Result<(), Thrown> {
-    if status == sys::Status::napi_ok {
-        return Ok(());
-    }
-    Err(Thrown::take_pending(env).unwrap_or_else(|| type_error(env, "a host call failed")))
-}
-
-/// A new `TypeError` with `message`, held to be thrown at the guest's caller.
-pub fn type_error(env: sys::napi_env, message: &str) -> Thrown {
-    let mut text = std::ptr::null_mut();
-    let mut error = std::ptr::null_mut();
-    // SAFETY: plain napi calls on this thread.
-    unsafe {
-        sys::napi_create_string_utf8(env, message.as_ptr().cast(), message.len() as isize, &mut text);
-        sys::napi_create_type_error(env, std::ptr::null_mut(), text, &mut error);
-    }
-    Thrown::hold(env, error).expect("a reference to a new error can be made")
-}
-
 fn is_promise(env: sys::napi_env, value: sys::napi_value) -> bool {
     let mut promise = false;
     // SAFETY: a live handle on this thread.
@@ -406,36 +415,32 @@ fn is_promise(env: sys::napi_env, value: sys::napi_value) -> bool {
     promise
 }
 
-/// A wasm value as a JS value: i32/f32/f64 as numbers, i64 as a BigInt.
-pub fn to_js(env: sys::napi_env, value: &Val) -> std::result::Result<sys::napi_value, Thrown> {
-    let mut out = std::ptr::null_mut();
-    // SAFETY: plain value constructors on this thread.
-    let status = unsafe {
-        match value {
-            Val::I32(n) => sys::napi_create_int32(env, *n, &mut out),
-            Val::I64(n) => sys::napi_create_bigint_int64(env, *n, &mut out),
-            Val::F32(bits) => sys::napi_create_double(env, f32::from_bits(*bits) as f64, &mut out),
-            Val::F64(bits) => sys::napi_create_double(env, f64::from_bits(*bits), &mut out),
-            _ => return Err(type_error(env, "unsupported wasm value")),
-        }
-    };
-    check(env, status).map(|()| out)
-}
-
-/// What a host function returned, as the guest's results (`results.len()` of them): one
-/// value as is, several from an array, with ToInt32 / ToBigInt64 / ToNumber as V8 does.
+/// What a host function returned, as the guest's results: one value as is, several from an
+/// array of that many, converted as V8 converts them (a value that does not convert is a
+/// `TypeError`, or whatever converting it threw).
 pub fn results_from_js(
     env: sys::napi_env,
     returned: sys::napi_value,
-    ty: &FuncType,
-    name: &str,
-    results: &mut [Val],
+    function: &HostFunction,
+    results: &mut [ValRaw],
 ) -> std::result::Result<(), Thrown> {
-    let types: Vec<ValType> = ty.results().collect();
-    match types.len() {
+    let convert = |value: sys::napi_value, num: Num| {
+        wasm_values::from_js(env, value, num).map_err(|refused| match refused {
+            Refused::Thrown(thrown) => thrown,
+            Refused::NotBigInt(kind) => type_error(
+                env,
+                &format!(
+                    "The host function {} must return a BigInt for its i64 result (Cannot \
+                     convert a {kind} to a BigInt)",
+                    function.name
+                ),
+            ),
+        })
+    };
+    match function.sig.results.len() {
         0 => Ok(()),
         1 => {
-            results[0] = from_js(env, returned, &types[0], name)?;
+            results[0] = convert(returned, function.sig.results[0])?;
             Ok(())
         }
         count => {
@@ -450,103 +455,23 @@ pub fn results_from_js(
                 return Err(type_error(
                     env,
                     &format!(
-                        "The host function {name} must return an array of {count} values (its \
+                        "The host function {} must return an array of {count} values (its \
                          wasm type is {})",
-                        signature(ty)
+                        function.name,
+                        signature(&function.ty)
                     ),
                 ));
             }
-            for (i, ty) in types.iter().enumerate() {
+            for (i, num) in function.sig.results.iter().enumerate() {
                 let mut item = std::ptr::null_mut();
                 // SAFETY: `i` < length of a live array.
                 check(env, unsafe {
                     sys::napi_get_element(env, returned, i as u32, &mut item)
                 })?;
-                results[i] = from_js(env, item, ty, name)?;
+                results[i] = convert(item, *num)?;
             }
             Ok(())
         }
-    }
-}
-
-fn from_js(
-    env: sys::napi_env,
-    value: sys::napi_value,
-    ty: &ValType,
-    name: &str,
-) -> std::result::Result<Val, Thrown> {
-    let number = || -> std::result::Result<f64, Thrown> {
-        let mut coerced = std::ptr::null_mut();
-        let mut n = 0.0;
-        // SAFETY: ToNumber (which throws a TypeError for a BigInt or a Symbol, as V8 does).
-        check(env, unsafe { sys::napi_coerce_to_number(env, value, &mut coerced) })?;
-        check(env, unsafe { sys::napi_get_value_double(env, coerced, &mut n) })?;
-        Ok(n)
-    };
-    Ok(match ty {
-        ValType::I32 => Val::I32(to_int32(number()?)),
-        ValType::F32 => Val::F32((number()? as f32).to_bits()),
-        ValType::F64 => Val::F64(number()?.to_bits()),
-        ValType::I64 => Val::I64(to_big_int64(env, value, name)?),
-        _ => return Err(type_error(env, "unsupported wasm result type")),
-    })
-}
-
-/// ECMAScript ToBigInt64, as V8 applies it to an i64 result: a BigInt (wrapped modulo 2^64),
-/// a boolean, or a string of digits; anything else is a `TypeError` (a bad string, V8's
-/// `SyntaxError`).
-fn to_big_int64(
-    env: sys::napi_env,
-    value: sys::napi_value,
-    name: &str,
-) -> std::result::Result<i64, Thrown> {
-    let mut kind = 0;
-    // SAFETY (every napi call below): plain queries and calls on live handles of this thread.
-    unsafe { sys::napi_typeof(env, value, &mut kind) };
-    let bigint = match kind {
-        sys::ValueType::napi_bigint => value,
-        sys::ValueType::napi_boolean | sys::ValueType::napi_string => {
-            // `BigInt(value)` is ToBigInt for these two types.
-            let mut global = std::ptr::null_mut();
-            let mut constructor = std::ptr::null_mut();
-            let mut converted = std::ptr::null_mut();
-            check(env, unsafe { sys::napi_get_global(env, &mut global) })?;
-            check(env, unsafe {
-                sys::napi_get_named_property(env, global, c"BigInt".as_ptr(), &mut constructor)
-            })?;
-            check(env, unsafe {
-                sys::napi_call_function(env, global, constructor, 1, &value, &mut converted)
-            })?;
-            converted
-        }
-        _ => {
-            return Err(type_error(
-                env,
-                &format!(
-                    "The host function {name} must return a BigInt for its i64 result \
-                     (Cannot convert a {} to a BigInt)",
-                    js_type_name(kind)
-                ),
-            ))
-        }
-    };
-    let mut n = 0i64;
-    let mut lossless = false;
-    // ToBigInt64 wraps modulo 2^64, as V8 does.
-    check(env, unsafe {
-        sys::napi_get_value_bigint_int64(env, bigint, &mut n, &mut lossless)
-    })?;
-    Ok(n)
-}
-
-fn js_type_name(kind: sys::napi_valuetype) -> &'static str {
-    match kind {
-        sys::ValueType::napi_undefined => "undefined",
-        sys::ValueType::napi_null => "null",
-        sys::ValueType::napi_number => "number",
-        sys::ValueType::napi_symbol => "symbol",
-        sys::ValueType::napi_function => "function",
-        _ => "object",
     }
 }
 

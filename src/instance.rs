@@ -8,18 +8,18 @@ use crate::component_exports::component_exports;
 use crate::engine::{exit_process, Host};
 use crate::error::{classify, ErrorCode, Failure, Result};
 use crate::host_calls::Dispatcher;
+use crate::export_function::ExportFunction;
 use crate::host_functions::hold_values;
 use crate::limits::{not_cancelled, Limits, Ticking};
 use crate::memory::Memory;
 use crate::module::{Compiled, CompiledModule, Module};
 use crate::store_access::{self, Lent, StoreRef};
-use napi::bindgen_prelude::{
-    BigInt, FromNapiValue, JavaScriptClassExt, JsObjectValue, Object, ToNapiValue, Unknown,
-};
-use napi::{sys, Env, JsValue, ValueType};
+use crate::wasm_values::Signature;
+use napi::bindgen_prelude::{FromNapiValue, JavaScriptClassExt, JsObjectValue, Object};
+use napi::Env;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use wasmtime::{component, AsContextMut, Extern, Func, Store, StoreContextMut, TypedFunc, Val, ValType};
+use wasmtime::{component, AsContextMut, Extern, Func, Store, StoreContextMut, TypedFunc, ValRaw};
 use wasmtime_wasi::I32Exit;
 
 /// A live core-module instance or component instance.
@@ -210,18 +210,22 @@ impl Running {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Calls `func` with `args` for JS: limits armed for a top-level call (a nested one runs
-    /// under its outer call's), buffers refreshed after.
-    fn call(&self, env: &Env, func: Func, args: &[Val]) -> Result<Vec<Val>> {
+    /// Calls `func` for JS with its parameters in `slots`, which receives its results:
+    /// limits armed for a top-level call (a nested one runs under its outer call's), buffers
+    /// refreshed after.
+    ///
+    /// # Safety
+    /// `slots` must hold values of `func`'s parameter types and be long enough for its
+    /// results (as `Func::call_unchecked` requires), numbers only.
+    pub unsafe fn call_raw(&self, env: &Env, func: Func, slots: &mut [ValRaw]) -> Result<()> {
         self.with_store(|mut store| {
-            let ty = func.ty(&store);
-            let mut results = vec![Val::I32(0); ty.results().len()];
             let outcome = {
                 let _ticking = arm(&self.limits, &mut store, None);
-                func.call(&mut store, args, &mut results)
+                // SAFETY: the caller's contract.
+                unsafe { func.call_unchecked(&mut store, slots as *mut [ValRaw]) }
             };
             crate::memory_buffer::refresh(env, &mut store);
-            outcome.map(|()| results).map_err(exit_failure)
+            outcome.map_err(exit_failure)
         })?
     }
 
@@ -339,17 +343,15 @@ impl Instance {
         let (exports, host_values) = self
             .running
             .with_store(|mut store| {
-                let exports: Vec<(String, Extern, Option<Vec<ValType>>)> = instance
+                let exports: Vec<(String, Extern)> = instance
                     .exports(&mut store)
                     .map(|export| (export.name().to_string(), export.into_extern()))
-                    .collect::<Vec<_>>()
+                    .collect();
+                let exports: Vec<(String, Extern, Option<Signature>)> = exports
                     .into_iter()
                     .map(|(name, export)| {
-                        let params = export
-                            .ty(&store)
-                            .func()
-                            .map(|ty| ty.params().collect::<Vec<_>>());
-                        (name, export, params)
+                        let sig = export.ty(&store).func().and_then(Signature::of);
+                        (name, export, sig)
                     })
                     .collect();
                 let values = store
@@ -361,29 +363,32 @@ impl Instance {
                 (exports, values)
             })
             .map_err(|f| f.into_napi(env))?;
-        for (name, export, params) in exports {
-            match (export, params) {
-                (Extern::Func(func), Some(params)) => {
-                    let running = self.running.clone();
-                    let is_entry = name == "_start" || name == "_initialize";
-                    let mut function = env.create_function_from_closure::<Vec<Unknown>, _, _>(
-                        &name,
-                        move |ctx| {
-                            let env = Env::from_raw(ctx.env.raw());
-                            let args: Vec<Unknown> = (0..ctx.length())
-                                .map(|i| ctx.get::<Unknown>(i))
-                                .collect::<napi::Result<_>>()?;
-                            call_export(&env, &running, func, &params, is_entry, &args)
-                                .map_err(|failure| failure.into_napi(&env))
-                        },
-                    )?;
+        for (name, export, sig) in exports {
+            match (export, sig) {
+                (Extern::Func(func), Some(sig)) => {
+                    let export = ExportFunction {
+                        running: self.running.clone(),
+                        func,
+                        sig,
+                        is_entry: name == "_start" || name == "_initialize",
+                    };
+                    let function = crate::export_function::create(env, &name, export)?;
+                    // SAFETY: a function made just above, in this scope.
+                    let mut as_object = unsafe { Object::from_napi_value(env.raw(), function)? };
                     if let Some(values) = host_values {
-                        // SAFETY: a function object made just above, in this scope.
-                        let mut as_object = unsafe { Object::from_napi_value(env.raw(), function.raw())? };
                         hold_values(env, &mut as_object, values)?;
-                        let _ = &mut function;
                     }
-                    object.set_named_property(&name, function)?;
+                    object.set_named_property(&name, as_object)?;
+                }
+                (Extern::Func(_), None) => {
+                    let unsupported = env.create_function_from_closure::<(), (), _>(&name, |_| {
+                        Err(napi::Error::new(
+                            napi::Status::InvalidArg,
+                            "this export takes or returns v128 or reference values, which JS \
+                             cannot pass here",
+                        ))
+                    })?;
+                    object.set_named_property(&name, unsupported)?;
                 }
                 (Extern::Memory(memory), _) => {
                     let memory = Memory::new(self.running.clone(), memory);
@@ -394,102 +399,6 @@ impl Instance {
         }
         Ok(object)
     }
-}
-
-fn call_export(
-    env: &Env,
-    running: &Running,
-    func: Func,
-    params: &[ValType],
-    is_entry: bool,
-    args: &[Unknown],
-) -> Result<WasmValue> {
-    if is_entry && running.started.swap(true, Ordering::SeqCst) {
-        return Err(crate::wasi::already_started());
-    }
-    let args = params
-        .iter()
-        .enumerate()
-        .map(|(i, ty)| to_val(args.get(i), ty, i))
-        .collect::<Result<Vec<_>>>()?;
-    let results = running.call(env, func, &args)?;
-    let mut values = results.iter().map(from_val).collect::<Result<Vec<_>>>()?;
-    Ok(match values.len() {
-        0 => WasmValue::Undefined,
-        1 => values.remove(0),
-        _ => WasmValue::Array(values),
-    })
-}
-
-/// A wasm value on its way to JS.
-enum WasmValue {
-    Undefined,
-    Number(f64),
-    BigInt(i64),
-    Array(Vec<WasmValue>),
-}
-
-impl ToNapiValue for WasmValue {
-    unsafe fn to_napi_value(env: sys::napi_env, value: Self) -> napi::Result<sys::napi_value> {
-        match value {
-            WasmValue::Undefined => <()>::to_napi_value(env, ()),
-            WasmValue::Number(n) => f64::to_napi_value(env, n),
-            WasmValue::BigInt(n) => BigInt::to_napi_value(env, BigInt::from(n)),
-            WasmValue::Array(values) => Vec::<WasmValue>::to_napi_value(env, values),
-        }
-    }
-}
-
-/// JS -> wasm with the WebAssembly JS API's coercions: ToInt32 for i32, ToBigInt64 for i64.
-fn to_val(arg: Option<&Unknown>, ty: &ValType, index: usize) -> Result<Val> {
-    let wrong = |expected: &str| {
-        Failure::new(
-            ErrorCode::InvalidArgType,
-            format!("argument {index} must be {expected}"),
-        )
-    };
-    let number = || -> Result<f64> {
-        match arg {
-            None => Ok(f64::NAN),
-            Some(value) => value
-                .coerce_to_number()
-                .and_then(|n| n.get_double())
-                .map_err(|_| wrong("a number")),
-        }
-    };
-    Ok(match ty {
-        ValType::I32 => Val::I32(to_int32(number()?)),
-        ValType::F32 => Val::F32((number()? as f32).to_bits()),
-        ValType::F64 => Val::F64(number()?.to_bits()),
-        ValType::I64 => {
-            let value = arg.filter(|v| v.get_type().ok() == Some(ValueType::BigInt));
-            let value = value.ok_or_else(|| wrong("a BigInt (the parameter is i64)"))?;
-            // SAFETY: `value` is a live BigInt handle of the current call.
-            let big = unsafe { BigInt::from_napi_value(value.value().env, value.raw()) }
-                .map_err(|_| wrong("a BigInt"))?;
-            Val::I64(big.get_i64().0)
-        }
-        _ => {
-            return Err(wrong(
-                "a number: v128 and reference parameters are not supported",
-            ))
-        }
-    })
-}
-
-fn from_val(value: &Val) -> Result<WasmValue> {
-    Ok(match value {
-        Val::I32(n) => WasmValue::Number(*n as f64),
-        Val::I64(n) => WasmValue::BigInt(*n),
-        Val::F32(bits) => WasmValue::Number(f32::from_bits(*bits) as f64),
-        Val::F64(bits) => WasmValue::Number(f64::from_bits(*bits)),
-        _ => {
-            return Err(Failure::new(
-                ErrorCode::InvalidArgValue,
-                "v128 and reference results cannot be passed to JS",
-            ))
-        }
-    })
 }
 
 /// ECMAScript ToInt32: wrap modulo 2^32.
