@@ -65,6 +65,15 @@ pub fn component_exports<'env>(
     Ok(object)
 }
 
+/// One exported function's types and messages, worked out once when the exports object is
+/// built.
+struct Signature {
+    /// Per parameter: its path for messages (`add: argument 0 (a)`) and its type.
+    params: Vec<(String, Type)>,
+    results: Vec<Type>,
+    result_path: String,
+}
+
 fn js_function<'env>(
     env: &'env Env,
     running: &Arc<Running>,
@@ -74,12 +83,26 @@ fn js_function<'env>(
 ) -> napi::Result<napi::bindgen_prelude::Function<'env, Vec<Unknown<'env>>, JsOut>> {
     let running = running.clone();
     let name_for_errors = name.to_string();
+    let sig = running
+        .with_store(|store| {
+            let ty = func.ty(&store);
+            Signature {
+                params: ty
+                    .params()
+                    .enumerate()
+                    .map(|(i, (param, ty))| (format!("{name}: argument {i} ({param})"), ty))
+                    .collect(),
+                results: ty.results().collect(),
+                result_path: format!("{name}: result"),
+            }
+        })
+        .map_err(|f| f.into_napi(env))?;
     env.create_function_from_closure::<Vec<Unknown>, _, _>(name, move |ctx| {
         let env = Env::from_raw(ctx.env.raw());
         let args: Vec<Unknown> = (0..ctx.length())
             .map(|i| ctx.get::<Unknown>(i))
             .collect::<napi::Result<_>>()?;
-        call(&running, func, &name_for_errors, is_entry, &args)
+        call(&running, func, &name_for_errors, &sig, is_entry, &args)
             .map_err(|failure| failure.into_napi(&env))
     })
 }
@@ -89,6 +112,7 @@ fn call(
     running: &Running,
     func: Func,
     name: &str,
+    sig: &Signature,
     is_entry: bool,
     args: &[Unknown],
 ) -> Result<JsOut> {
@@ -97,41 +121,31 @@ fn call(
     }
     // The arguments are converted before the store is taken: a getter or Proxy trap on an
     // argument may call into this same instance.
-    let (param_types, result_types) = running.with_store(|store| {
-        let ty = func.ty(&store);
-        let params: Vec<(String, Type)> = ty
-            .params()
-            .map(|(name, ty)| (name.to_string(), ty))
-            .collect();
-        let results: Vec<Type> = ty.results().collect();
-        (params, results)
-    })?;
-    let count = param_types.len();
-    let params = param_types
+    let count = sig.params.len();
+    let params = sig
+        .params
         .iter()
         .enumerate()
-        .map(|(i, (param, ty))| {
-            let path = format!("{name}: argument {i} ({param})");
-            match args.get(i) {
-                Some(value) => from_js(value, ty, &path),
-                None if matches!(ty, Type::Option(_)) => Ok(Val::Option(None)),
-                None => Err(Failure::new(
-                    ErrorCode::InvalidArgType,
-                    format!("{path} is missing: {name} takes {count} arguments"),
-                )),
-            }
+        .map(|(i, (path, ty))| match args.get(i) {
+            Some(value) => from_js(value, ty, path),
+            None if matches!(ty, Type::Option(_)) => Ok(Val::Option(None)),
+            None => Err(Failure::new(
+                ErrorCode::InvalidArgType,
+                format!("{path} is missing: {name} takes {count} arguments"),
+            )),
         })
         .collect::<Result<Vec<_>>>()?;
-    let mut results = vec![Val::Bool(false); result_types.len()];
-    running.with_store(|mut store| {
-        let _ticking = running.arm(&mut store);
-        func.call(&mut store, &params, &mut results)
-    })?
-    .map_err(exit_failure)?;
+    let mut results = vec![Val::Bool(false); sig.results.len()];
+    running
+        .with_store(|mut store| {
+            let _ticking = running.arm(&mut store);
+            func.call(&mut store, &params, &mut results)
+        })?
+        .map_err(exit_failure)?;
     let mut values = results
         .into_iter()
-        .zip(&result_types)
-        .map(|(val, ty)| to_js(val, ty, &format!("{name}: result")))
+        .zip(&sig.results)
+        .map(|(val, ty)| to_js(val, ty, &sig.result_path))
         .collect::<Result<Vec<_>>>()?;
     Ok(match values.len() {
         0 => JsOut::Undefined,

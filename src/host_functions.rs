@@ -14,7 +14,6 @@ use std::mem::MaybeUninit;
 use napi::bindgen_prelude::{JsObjectValue, Object, Unknown};
 use napi::{sys, Env, JsValue, ValueType};
 use std::sync::Arc;
-use std::thread::ThreadId;
 use wasmtime::{Caller, ExternType, FuncType, Linker, ValRaw};
 
 /// One import served by a JS function.
@@ -198,7 +197,7 @@ impl HostImports {
     pub fn new(env: &Env, plan: &ImportPlan, values: &Object) -> Result<Self> {
         Ok(HostImports {
             functions: plan.functions.clone(),
-            local: Some(LocalValues::new(env, values)?),
+            local: Some(LocalValues::new(env, values, &plan.functions)?),
         })
     }
 
@@ -212,8 +211,16 @@ impl HostImports {
 
     /// The import values array, while it is alive (on its own thread).
     pub fn local_values(&self, env: &Env) -> Option<sys::napi_value> {
-        self.local.as_ref().and_then(|local| local.value(env.raw()))
+        self.local
+            .as_ref()
+            .and_then(|local| local.get(env.raw(), local.values))
     }
+}
+
+/// A cheap identity of the current thread: the address of a thread-local.
+fn thread_token() -> usize {
+    thread_local!(static TOKEN: u8 = const { 0 });
+    TOKEN.with(|token| token as *const u8 as usize)
 }
 
 /// A weak reference to the JS array of import values: the JS objects that can call into
@@ -222,8 +229,11 @@ impl HostImports {
 /// collect, which a strong reference from native code would pin forever.
 struct LocalValues {
     env: sys::napi_env,
-    weak: sys::napi_ref,
-    thread: ThreadId,
+    /// The values array, and each host function in it (`HostImports::functions` order).
+    values: sys::napi_ref,
+    functions: Vec<sys::napi_ref>,
+    /// `thread_token()` of the JS thread.
+    thread: usize,
 }
 
 // SAFETY: the raw handles are only used on `thread` (checked before each use and on drop).
@@ -231,31 +241,43 @@ unsafe impl Send for LocalValues {}
 unsafe impl Sync for LocalValues {}
 
 impl LocalValues {
-    fn new(env: &Env, values: &Object) -> Result<Self> {
-        let mut weak = std::ptr::null_mut();
-        // SAFETY: a weak reference to a live object, on its own thread.
-        let status = unsafe { sys::napi_create_reference(env.raw(), values.raw(), 0, &mut weak) };
-        if status != sys::Status::napi_ok {
-            return Err(link_error("cannot reference the imports".into()));
-        }
-        Ok(LocalValues {
+    fn new(env: &Env, values: &Object, functions: &[HostFunction]) -> Result<Self> {
+        let weak = |value: sys::napi_value| -> Result<sys::napi_ref> {
+            let mut weak = std::ptr::null_mut();
+            // SAFETY: a weak reference to a live value, on its own thread.
+            let status = unsafe { sys::napi_create_reference(env.raw(), value, 0, &mut weak) };
+            if status != sys::Status::napi_ok {
+                return Err(link_error("cannot reference the imports".into()));
+            }
+            Ok(weak)
+        };
+        let mut local = LocalValues {
             env: env.raw(),
-            weak,
-            thread: std::thread::current().id(),
-        })
+            values: weak(values.raw())?,
+            functions: Vec::with_capacity(functions.len()),
+            thread: thread_token(),
+        };
+        for function in functions {
+            let value: Unknown = values
+                .get_element(function.import_index)
+                .map_err(|_| link_error(format!("imports.{} cannot be read", function.name)))?;
+            local.functions.push(weak(value.raw())?);
+        }
+        Ok(local)
     }
 
     fn on_this_thread(&self) -> bool {
-        std::thread::current().id() == self.thread
+        thread_token() == self.thread
     }
 
-    fn value(&self, env: sys::napi_env) -> Option<sys::napi_value> {
+    /// The value `reference` (one of ours) holds, while it is alive.
+    fn get(&self, env: sys::napi_env, reference: sys::napi_ref) -> Option<sys::napi_value> {
         if env != self.env || !self.on_this_thread() {
             return None;
         }
         let mut value = std::ptr::null_mut();
         // SAFETY: our reference, on its own thread.
-        let status = unsafe { sys::napi_get_reference_value(env, self.weak, &mut value) };
+        let status = unsafe { sys::napi_get_reference_value(env, reference, &mut value) };
         (status == sys::Status::napi_ok && !value.is_null()).then_some(value)
     }
 }
@@ -263,10 +285,12 @@ impl LocalValues {
 impl Drop for LocalValues {
     fn drop(&mut self) {
         // Stores that call JS on this thread are dropped on it; elsewhere, leak the
-        // reference rather than release it off-thread.
+        // references rather than release them off-thread.
         if self.on_this_thread() {
-            // SAFETY: our reference, released once, on its own thread.
-            unsafe { sys::napi_delete_reference(self.env, self.weak) };
+            for reference in std::iter::once(self.values).chain(self.functions.iter().copied()) {
+                // SAFETY: our reference, released once, on its own thread.
+                unsafe { sys::napi_delete_reference(self.env, reference) };
+            }
         }
     }
 }
@@ -285,11 +309,19 @@ fn host_call(
         .clone()
         .ok_or_else(|| wasmtime::Error::msg("this store has no JS imports"))?;
     let function = &imports.functions[k];
-    // SAFETY: wasmtime initialises the first `params.len()` slots with the parameters, of
-    // the types of the signature this trampoline was defined with.
-    let params: Vec<ValRaw> = (0..function.sig.params.len())
-        .map(|i| unsafe { slots[i].assume_init() })
-        .collect();
+    let mut params = [ValRaw::i32(0); MAX_INLINE];
+    let mut many_params;
+    let params: &mut [ValRaw] = if function.sig.params.len() <= MAX_INLINE {
+        &mut params[..function.sig.params.len()]
+    } else {
+        many_params = vec![ValRaw::i32(0); function.sig.params.len()];
+        &mut many_params
+    };
+    for (param, slot) in params.iter_mut().zip(slots.iter()) {
+        // SAFETY: wasmtime initialises the first `params.len()` slots with the parameters,
+        // of the types of the signature this trampoline was defined with.
+        *param = unsafe { slot.assume_init() };
+    }
     let mut results = [ValRaw::i32(0); MAX_INLINE];
     let mut many;
     let results: &mut [ValRaw] = if function.sig.results.len() <= MAX_INLINE {
@@ -299,10 +331,10 @@ fn host_call(
         &mut many
     };
     if let Some(local) = imports.local.as_ref().filter(|local| local.on_this_thread()) {
-        call_here(caller, local.env, &imports, function, &params, results)?;
+        call_here(caller, local, k, function, params, results)?;
     } else {
         match caller.data().dispatcher.clone() {
-            Some(dispatcher) => dispatcher.call(caller, function, &params, results)?,
+            Some(dispatcher) => dispatcher.call(caller, function, params, results)?,
             None => {
                 return Err(wasmtime::Error::msg(
                     "a JS host function was called from a thread that cannot reach JS",
@@ -323,26 +355,22 @@ const MAX_INLINE: usize = 8;
 /// the caller published so the function may call back into the guest.
 fn call_here(
     caller: &mut Caller<'_, Host>,
-    raw_env: sys::napi_env,
-    imports: &HostImports,
+    local: &LocalValues,
+    k: usize,
     function: &HostFunction,
     params: &[ValRaw],
     results: &mut [ValRaw],
 ) -> wasmtime::Result<()> {
+    let raw_env = local.env;
     let env = Env::from_raw(raw_env);
     let scope = HandleScope::open(raw_env);
     crate::memory_buffer::refresh(&env, &mut *caller);
     let id = caller.data().id;
     let entered = store_access::enter(id, caller);
     let outcome = (|| -> std::result::Result<(), Thrown> {
-        let values = imports
-            .local_values(&env)
+        let callee = local
+            .get(raw_env, local.functions[k])
             .ok_or_else(|| type_error(raw_env, "the host functions of this instance are gone"))?;
-        let mut callee = std::ptr::null_mut();
-        // SAFETY: `values` is a live array handle in this scope.
-        check(raw_env, unsafe {
-            sys::napi_get_element(raw_env, values, function.import_index, &mut callee)
-        })?;
         let mut argv = [std::ptr::null_mut(); MAX_INLINE];
         let mut many;
         let argv: &mut [sys::napi_value] = if params.len() <= MAX_INLINE {
