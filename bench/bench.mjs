@@ -49,10 +49,14 @@
 //                  limits: { timeout: 60000 } (the 5 ms epoch clock thread ticks and the store
 //                  has a deadline callback), TIMEOUT_ROUNDS rounds of four runs in ABBA order;
 //                  ratio = median with / median without.
+// (i)-(l) calls across the boundary (bench/calls.mjs, where the method is described): (i) a JS ->
+// guest export call add(i32, i32) on our instance vs V8's, (j) a component export call
+// add(s32, s32), (k) a guest -> JS host call on the main thread, ours vs V8, (l) a host call
+// round trip from a guest on a pool thread.
 // Targets: (a) median <= 15 us per run; node:wasi median / ours median >= 15x; (d) ours no
 // slower than 1.5x node:wasi; (e) ours median <= 50 us per run, jco median / ours >= 50x;
 // (f) scaling >= 0.9 * min(cores, 8), i.e. >= 1.8x on 2 cores; (g) max stall < 10 ms;
-// (h) with / without timeout < 1.10x.
+// (h) with / without timeout < 1.10x; (i) <= 150 ns; (j) <= 300 ns; (k) <= 200 ns; (l) <= 20 us.
 // The last line of output is one JSON object with every figure.
 //
 // node:wasi is loaded without its ExperimentalWarning (the test helpers' NodeWASI), so the
@@ -521,8 +525,26 @@ console.log(`${'(h) runWasmSync, limits: { timeout: 60000 }'.padEnd(46)}${ms(spi
 console.log(`ratio with / without timeout (medians): ${timeoutRatio.toFixed(3)}x; ` +
             `target < ${TARGET_TIMEOUT_RATIO.toFixed(2)}x: ${verdict(timeoutOk)}`);
 
+const { benchCalls, TARGETS: CALL_TARGETS } = await import('./calls.mjs');
+const calls = await benchCalls();
+const ns = (x) => `${x.toFixed(1).padStart(8)} ns`;
+console.log(`calls across the boundary (bench/calls.mjs), median of 15 batches (min)`);
+console.log(`${'(i) JS -> export add(i32, i32), ours'.padEnd(46)}${ns(calls.exportCall.ours.medianNs)}  (min ${calls.exportCall.ours.minNs.toFixed(1)}); ` +
+            `target <= ${CALL_TARGETS.exportNs} ns: ${verdict(calls.exportCall.ours.medianNs <= CALL_TARGETS.exportNs)}`);
+console.log(`${'(i) the same on V8'.padEnd(46)}${ns(calls.exportCall.v8.medianNs)}  (min ${calls.exportCall.v8.minNs.toFixed(1)})`);
+console.log(`${'(j) JS -> component export add(s32, s32)'.padEnd(46)}${ns(calls.componentExportCall.medianNs)}  (min ${calls.componentExportCall.minNs.toFixed(1)}); ` +
+            `target <= ${CALL_TARGETS.componentExportNs} ns: ${verdict(calls.componentExportCall.medianNs <= CALL_TARGETS.componentExportNs)}`);
+console.log(`${'(k) guest -> JS host call, main thread, ours'.padEnd(46)}${ns(calls.hostCall.ours.medianNs)}  (min ${calls.hostCall.ours.minNs.toFixed(1)}); ` +
+            `target <= ${CALL_TARGETS.hostCallNs} ns: ${verdict(calls.hostCall.ours.medianNs <= CALL_TARGETS.hostCallNs)}`);
+console.log(`${'(k) the same on V8'.padEnd(46)}${ns(calls.hostCall.v8.medianNs)}  (min ${calls.hostCall.v8.minNs.toFixed(1)})`);
+console.log(`${'(l) host call round trip from a pool thread'.padEnd(46)}${calls.poolRoundTrip.perCallUs.toFixed(2).padStart(8)} us  ` +
+            `(${calls.poolRoundTrip.roundTrips} calls: ${(calls.poolRoundTrip.withMedianUs / 1e3).toFixed(1)} ms vs ` +
+            `${(calls.poolRoundTrip.withoutMedianUs / 1e3).toFixed(1)} ms without); target <= ${CALL_TARGETS.roundTripUs} us: ` +
+            `${verdict(calls.poolRoundTrip.perCallUs <= CALL_TARGETS.roundTripUs)}`);
+
 console.log(JSON.stringify({
   bench: 'hello.wasm per-run',
+  calls,
   node: process.version,
   batches: BATCHES,
   ours: brief(ours),

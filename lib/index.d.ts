@@ -16,6 +16,25 @@ export type OutputTarget = ((chunk: Buffer) => void) | { write(chunk: Buffer, ca
 /** Wasm bytes: a `Buffer`, any `TypedArray`, a `DataView` or an `ArrayBuffer`. */
 export type Bytes = ArrayBufferView | ArrayBuffer
 
+/**
+ * A JS function a guest imports. It is called with the WebAssembly JS API's conversions
+ * (i32, f32 and f64 arrive as numbers, i64 as a BigInt) and returns what the import's type
+ * returns (a number, a BigInt for i64, an array for several results, anything for none). A
+ * guest on node-wasmtime's threads (`runWasm`, `wasi.startAsync()`) waits for a returned
+ * Promise; a guest on the calling thread cannot, so there a Promise for a function with
+ * results is a `TypeError`.
+ */
+export type HostFunction = (...args: any[]) => unknown
+
+/**
+ * What a core module imports besides WASI, shaped as `WebAssembly.instantiate`'s import object:
+ * `{ [module]: { [name]: HostFunction } }`. A function under a WASI name
+ * (`wasi_snapshot_preview1.fd_write`) replaces WASI's; `wasi.getImportObject()`'s own
+ * functions stand for WASI itself. Imported memories, tables and globals are not supported
+ * yet (`ERR_WASM_LINK`), nor imports for components.
+ */
+export type ImportObject = Record<string, Record<string, HostFunction>>
+
 /** Options of `new WASI(options)`: node:wasi's, plus the extensions marked below. */
 export interface WASIOptions {
   /**
@@ -66,9 +85,11 @@ export declare class WASI {
   finalizeBindings(instance: WebAssemblyInstanceLike | WebAssembly.Instance, options?: { memory?: WebAssembly.Memory }): void
   /**
    * Extension: instantiates a `Module` (core module or component), wasm bytes or WAT text in
-   * wasmtime with this object's WASI context.
+   * wasmtime with this object's WASI context, and `imports` for what a core module imports
+   * besides WASI. A missing or mistyped import throws `ERR_WASM_LINK`, naming it, the type
+   * the module expects and what was given.
    */
-  instantiate(module: Module | Bytes | string): Instance
+  instantiate(module: Module | Bytes | string, imports?: ImportObject): Instance
   /**
    * Runs `_start` once; returns the exit code (0, or the signed code passed to `proc_exit`).
    * For a component: calls `wasi:cli/run#run` once; `ok` is 0, `err` 1,
@@ -112,6 +133,11 @@ export interface RunOptions {
   stderr?: 'pipe' | 'inherit' | 'ignore' | number | OutputTarget
   /** What the guest may use; see `Limits`. */
   limits?: Limits
+  /**
+   * JS functions the guest imports (see `ImportObject`). They run on the calling thread, also
+   * for `runWasm`, whose guest waits for them (and for a returned Promise to settle).
+   */
+  imports?: ImportObject
   /**
    * `runWasm` only: aborting stops the guest (queued or running); the promise rejects with an
    * `AbortError` (`code: 'ABORT_ERR'`, `cause: signal.reason`, plus `stdout`/`stderr` so far).

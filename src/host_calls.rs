@@ -104,6 +104,14 @@ impl Dispatcher {
             )));
         }
         let _lending = lent.as_ref().map(|lent| lent.lend(caller));
+        // Most host functions answer within microseconds: look for the answer for a little
+        // while before sleeping, since waking a sleeping thread costs more than the call.
+        let spin_until = std::time::Instant::now() + SPIN;
+        while !reply.done.load(std::sync::atomic::Ordering::Acquire)
+            && std::time::Instant::now() < spin_until
+        {
+            std::thread::yield_now();
+        }
         let mut state = reply.lock();
         loop {
             match state.take() {
@@ -136,10 +144,15 @@ enum Answer {
     Lost(String),
 }
 
+/// How long a guest looks for its host call's answer before it sleeps on it.
+const SPIN: std::time::Duration = std::time::Duration::from_micros(50);
+
 #[derive(Default)]
 struct Reply {
     answer: Mutex<Option<Answer>>,
     answered: Condvar,
+    /// Set with the answer (read without the lock while spinning).
+    done: std::sync::atomic::AtomicBool,
 }
 
 impl Reply {
@@ -153,6 +166,7 @@ impl Reply {
         let mut slot = self.lock();
         if slot.is_none() {
             *slot = Some(answer);
+            self.done.store(true, std::sync::atomic::Ordering::Release);
         }
         self.answered.notify_all();
     }

@@ -1,7 +1,7 @@
 // Compiled (not run) by types.test.mjs with `tsc --strict --noEmit`: the public types must accept
 // every documented use, and reject what the API rejects (the @ts-expect-error lines).
 import { readFileSync } from 'node:fs';
-import { WASI, Module, Instance, Memory, runWasm, runWasmSync, type RunResult } from 'node-wasmtime';
+import { WASI, Module, Instance, Memory, runWasm, runWasmSync, type RunResult, type ImportObject } from 'node-wasmtime';
 
 const bytes = readFileSync('hello.wasm');
 const module = new Module(bytes);
@@ -48,6 +48,22 @@ import { Writable } from 'node:stream';
 const streamed: Promise<RunResult> = runWasm(bytes, { stdout: (chunk: Buffer) => { chunk.length; }, stderr: new Writable() });
 new WASI({ version: 'preview1', stdout: process.stdout });
 
+// Host functions: import objects as for WebAssembly.instantiate, memory.buffer inside them.
+let plugin: Instance;
+const imports: ImportObject = {
+  env: {
+    log: (ptr: number, len: number) => { new Uint8Array((plugin.exports.memory as Memory).buffer, ptr, len); },
+    lookup: async (key: number): Promise<number> => key + 1,
+    big: (x: bigint) => x * 2n,
+  },
+};
+plugin = wasi.instantiate(module, imports);
+const hosted: Promise<RunResult> = runWasm(bytes, { imports });
+const hostedSync: RunResult = runWasmSync(bytes, { imports: { env: { f: () => 1 } } });
+const view: ArrayBuffer = memory.buffer;
+// @ts-expect-error an import object maps module names to objects
+wasi.instantiate(module, { env: 5 });
+
 // @ts-expect-error version is required
 new WASI({ args: [] });
 // @ts-expect-error stdout takes 'pipe' | 'ignore' | fd
@@ -57,4 +73,4 @@ new WASI({ version: 'preview3' });
 // @ts-expect-error runWasm options are an object
 runWasmSync(bytes, 'x');
 
-export { kind, names, code, out, pending, exit, captured, first, dropIn, instanceKind, status, api, limited, asyncExit, streamed };
+export { kind, names, code, out, pending, exit, captured, first, dropIn, instanceKind, status, api, limited, asyncExit, streamed, hosted, hostedSync, view };
