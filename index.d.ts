@@ -173,7 +173,7 @@ export declare class WasiCore {
    * on the guest pool, its host calls going to `dispatch` on this thread. The promise
    * resolves to the exit code.
    */
-  startAsync(instance: Instance, name: string, cancel?: CancelToken | undefined | null, dispatch?: Dispatch | undefined | null): Promise<number>
+  startAsync(instance: Instance, name: string, cancel?: CancelToken | undefined | null, dispatch?: (call: PendingHostCall, index: number, args: Array<number | bigint>) => void): Promise<number>
   /** `wasi.initialize()` of a component instance (marks this object started). */
   initializeComponent(instance: Instance): void
   /** Everything the guest wrote to stdout, with `stdout: 'pipe'`. */

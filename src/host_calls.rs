@@ -85,6 +85,8 @@ impl Dispatcher {
         let reply = Arc::new(Reply::default());
         let stop = caller.data().stop.clone();
         let lent = caller.data().lent.clone();
+        // Lent before JS can see the call, so the host function finds the memory ready.
+        let _lending = lent.as_ref().map(|lent| lent.lend(caller));
         let status = self.tsfn.call(
             Request {
                 reply: reply.clone(),
@@ -103,7 +105,6 @@ impl Dispatcher {
                 function.name
             )));
         }
-        let _lending = lent.as_ref().map(|lent| lent.lend(caller));
         // Most host functions answer within microseconds: look for the answer for a little
         // while before sleeping, since waking a sleeping thread costs more than the call.
         let spin_until = std::time::Instant::now() + SPIN;

@@ -163,7 +163,10 @@ impl WasiCore {
     /// the JS side has checked the exports and marked a core module started), then runs it
     /// on the guest pool, its host calls going to `dispatch` on this thread. The promise
     /// resolves to the exit code.
-    #[napi(ts_return_type = "Promise<number>")]
+    #[napi(
+        ts_args_type = "instance: Instance, name: string, cancel?: CancelToken | undefined | null, dispatch?: (call: PendingHostCall, index: number, args: Array<number | bigint>) => void",
+        ts_return_type = "Promise<number>"
+    )]
     pub fn start_async<'env>(
         &self,
         env: &'env Env,
