@@ -62,18 +62,32 @@ pub fn create(env: &Env, name: &str, export: ExportFunction) -> napi::Result<sys
     ))
 }
 
-unsafe extern "C" fn release(_env: sys::napi_env, data: *mut std::ffi::c_void, _hint: *mut std::ffi::c_void) {
+unsafe extern "C" fn release(
+    _env: sys::napi_env,
+    data: *mut std::ffi::c_void,
+    _hint: *mut std::ffi::c_void,
+) {
     // SAFETY: the box `create` leaked for this function, finalized once.
     drop(unsafe { Box::from_raw(data.cast::<ExportFunction>()) });
 }
 
-unsafe extern "C" fn callback(env: sys::napi_env, info: sys::napi_callback_info) -> sys::napi_value {
+unsafe extern "C" fn callback(
+    env: sys::napi_env,
+    info: sys::napi_callback_info,
+) -> sys::napi_value {
     let mut argc = MAX_INLINE;
     let mut inline = [std::ptr::null_mut(); MAX_INLINE];
     let mut data = std::ptr::null_mut();
     // SAFETY: the callback's own info; missing arguments are filled with `undefined`.
     unsafe {
-        sys::napi_get_cb_info(env, info, &mut argc, inline.as_mut_ptr(), std::ptr::null_mut(), &mut data)
+        sys::napi_get_cb_info(
+            env,
+            info,
+            &mut argc,
+            inline.as_mut_ptr(),
+            std::ptr::null_mut(),
+            &mut data,
+        )
     };
     // SAFETY: `data` is the `ExportFunction` this function was made with, alive while it is.
     let export = unsafe { &*data.cast::<ExportFunction>() };
@@ -86,15 +100,26 @@ unsafe extern "C" fn callback(env: sys::napi_env, info: sys::napi_callback_info)
         many = vec![std::ptr::null_mut(); wanted];
         // SAFETY: as above, with room for every parameter.
         unsafe {
-            sys::napi_get_cb_info(env, info, &mut count, many.as_mut_ptr(), std::ptr::null_mut(), std::ptr::null_mut())
+            sys::napi_get_cb_info(
+                env,
+                info,
+                &mut count,
+                many.as_mut_ptr(),
+                std::ptr::null_mut(),
+                std::ptr::null_mut(),
+            )
         };
         &many
     };
-    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| call(env, export, args)));
+    let outcome =
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| call(env, export, args)));
     let failure = match outcome {
         Ok(Ok(value)) => return value,
         Ok(Err(failure)) => failure,
-        Err(_) => Failure::new(ErrorCode::WasmTrap, "node-wasmtime panicked in an export call (a bug; please report it)"),
+        Err(_) => Failure::new(
+            ErrorCode::WasmTrap,
+            "node-wasmtime panicked in an export call (a bug; please report it)",
+        ),
     };
     let env_ref = Env::from_raw(env);
     // SAFETY: throwing on the callback's own environment.
@@ -102,7 +127,11 @@ unsafe extern "C" fn callback(env: sys::napi_env, info: sys::napi_callback_info)
     std::ptr::null_mut()
 }
 
-fn call(env: sys::napi_env, export: &ExportFunction, args: &[sys::napi_value]) -> Result<sys::napi_value> {
+fn call(
+    env: sys::napi_env,
+    export: &ExportFunction,
+    args: &[sys::napi_value],
+) -> Result<sys::napi_value> {
     if export.is_entry && export.running.started.swap(true, Ordering::SeqCst) {
         return Err(crate::wasi::already_started());
     }

@@ -9,8 +9,8 @@
 use crate::engine::Host;
 use crate::error::{HostThrow, Thrown};
 use crate::host_functions::{results_from_js, HostFunction};
-use crate::wasm_values::{self, type_error, Num};
 use crate::limits::STOP_CHECK_INTERVAL;
+use crate::wasm_values::{self, type_error, Num};
 use napi::bindgen_prelude::{FnArgs, Function, ToNapiValue, Unknown};
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi::{sys, Env, JsValue, Status};
@@ -49,27 +49,29 @@ impl Dispatcher {
             .build_threadsafe_function::<Request>()
             .callee_handled::<false>()
             .weak::<true>()
-            .build_callback(|ctx: napi::threadsafe_function::ThreadsafeCallContext<Request>| {
-                let Request {
-                    reply,
-                    function,
-                    args,
-                } = ctx.value;
-                let import_index = function.import_index;
-                let args = args
-                    .into_iter()
-                    .zip(function.sig.params.iter())
-                    .map(|(val, num)| JsArg(val, *num))
-                    .collect();
-                Ok(FnArgs::from((
-                    PendingHostCall {
-                        reply: Some(reply),
+            .build_callback(
+                |ctx: napi::threadsafe_function::ThreadsafeCallContext<Request>| {
+                    let Request {
+                        reply,
                         function,
-                    },
-                    import_index,
-                    args,
-                )))
-            })?;
+                        args,
+                    } = ctx.value;
+                    let import_index = function.import_index;
+                    let args = args
+                        .into_iter()
+                        .zip(function.sig.params.iter())
+                        .map(|(val, num)| JsArg(val, *num))
+                        .collect();
+                    Ok(FnArgs::from((
+                        PendingHostCall {
+                            reply: Some(reply),
+                            function,
+                        },
+                        import_index,
+                        args,
+                    )))
+                },
+            )?;
         Ok(Dispatcher { tsfn })
     }
 

@@ -10,9 +10,9 @@ use crate::engine::{Host, WASI_NAMESPACES};
 use crate::error::{ErrorCode, Failure, HostThrow, Result, Thrown};
 use crate::store_access;
 use crate::wasm_values::{self, check, type_error, Num, Refused, Signature};
-use std::mem::MaybeUninit;
 use napi::bindgen_prelude::{JsObjectValue, Object, Unknown};
 use napi::{sys, Env, JsValue, ValueType};
+use std::mem::MaybeUninit;
 use std::sync::Arc;
 use wasmtime::{Caller, ExternType, FuncType, Linker, ValRaw};
 
@@ -330,7 +330,11 @@ fn host_call(
         many = vec![ValRaw::i32(0); function.sig.results.len()];
         &mut many
     };
-    if let Some(local) = imports.local.as_ref().filter(|local| local.on_this_thread()) {
+    if let Some(local) = imports
+        .local
+        .as_ref()
+        .filter(|local| local.on_this_thread())
+    {
         call_here(caller, local, k, function, params, results)?;
     } else {
         match caller.data().dispatcher.clone() {

@@ -7,8 +7,8 @@ use crate::command::{exit_code, not_a_command, Command};
 use crate::component_exports::component_exports;
 use crate::engine::{exit_process, Host};
 use crate::error::{classify, ErrorCode, Failure, Result};
-use crate::host_calls::Dispatcher;
 use crate::export_function::ExportFunction;
+use crate::host_calls::Dispatcher;
 use crate::host_functions::hold_values;
 use crate::limits::{not_cancelled, Limits, Ticking};
 use crate::memory::Memory;
@@ -381,13 +381,14 @@ impl Instance {
                     object.set_named_property(&name, as_object)?;
                 }
                 (Extern::Func(_), None) => {
-                    let unsupported = env.create_function_from_closure::<(), (), _>(&name, |_| {
-                        Err(napi::Error::new(
-                            napi::Status::InvalidArg,
-                            "this export takes or returns v128 or reference values, which JS \
+                    let unsupported =
+                        env.create_function_from_closure::<(), (), _>(&name, |_| {
+                            Err(napi::Error::new(
+                                napi::Status::InvalidArg,
+                                "this export takes or returns v128 or reference values, which JS \
                              cannot pass here",
-                        ))
-                    })?;
+                            ))
+                        })?;
                     object.set_named_property(&name, unsupported)?;
                 }
                 (Extern::Memory(memory), _) => {

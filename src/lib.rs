@@ -30,5 +30,5 @@ mod stdio_writes;
 mod store_access;
 mod stream_output;
 mod teardown;
-mod wasm_values;
 mod wasi;
+mod wasm_values;

@@ -95,7 +95,14 @@ impl CompiledModule {
                      Module.deserialize() has no source to compile with fuel metering",
                 )
             })?;
-            compile_in(&engine_for(EngineKey { fuel: true, ..EngineKey::default() })?.engine, source)
+            compile_in(
+                &engine_for(EngineKey {
+                    fuel: true,
+                    ..EngineKey::default()
+                })?
+                .engine,
+                source,
+            )
         })
     }
 
@@ -157,9 +164,10 @@ impl CompiledModule {
         let made = match self.code_in(entry)? {
             Compiled::Core(module) => match plan {
                 None => Prepared::Core(link(&entry.core_linker, &module)?),
-                Some(plan) => {
-                    Prepared::Core(link(&user_linker(&entry.core_linker, &module, plan)?, &module)?)
-                }
+                Some(plan) => Prepared::Core(link(
+                    &user_linker(&entry.core_linker, &module, plan)?,
+                    &module,
+                )?),
             },
             Compiled::Component(component) => {
                 if plan.is_some() {

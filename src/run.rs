@@ -194,8 +194,11 @@ pub fn run_async<'env>(
     let run_imports = match plan(&module.inner, &imports).map_err(|f| f.into_napi(env))? {
         Some(plan) => {
             let dispatch = dispatch.ok_or_else(|| {
-                Failure::new(ErrorCode::InvalidArgValue, "host functions need a dispatcher")
-                    .into_napi(env)
+                Failure::new(
+                    ErrorCode::InvalidArgValue,
+                    "host functions need a dispatcher",
+                )
+                .into_napi(env)
             })?;
             Some(RunImports {
                 imports: Arc::new(HostImports::remote_only(&plan)),

@@ -139,7 +139,9 @@ impl Lent {
     }
 
     fn lock(&self) -> MutexGuard<'_, Option<SendPtr>> {
-        self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 

@@ -85,7 +85,9 @@ pub fn to_js(env: sys::napi_env, raw: &ValRaw, num: Num) -> Result<sys::napi_val
         match num {
             Num::I32 => sys::napi_create_int32(env, raw.get_i32(), &mut out),
             Num::I64 => sys::napi_create_bigint_int64(env, raw.get_i64(), &mut out),
-            Num::F32 => sys::napi_create_double(env, f32::from_bits(raw.get_f32()) as f64, &mut out),
+            Num::F32 => {
+                sys::napi_create_double(env, f32::from_bits(raw.get_f32()) as f64, &mut out)
+            }
             Num::F64 => sys::napi_create_double(env, f64::from_bits(raw.get_f64()), &mut out),
         }
     };
@@ -128,8 +130,14 @@ fn to_number(env: sys::napi_env, value: sys::napi_value) -> Result<f64, Refused>
     let mut coerced = std::ptr::null_mut();
     let mut n = 0.0;
     // SAFETY: plain napi calls on live handles of this thread.
-    check(env, unsafe { sys::napi_coerce_to_number(env, value, &mut coerced) }).map_err(Refused::Thrown)?;
-    check(env, unsafe { sys::napi_get_value_double(env, coerced, &mut n) }).map_err(Refused::Thrown)?;
+    check(env, unsafe {
+        sys::napi_coerce_to_number(env, value, &mut coerced)
+    })
+    .map_err(Refused::Thrown)?;
+    check(env, unsafe {
+        sys::napi_get_value_double(env, coerced, &mut n)
+    })
+    .map_err(Refused::Thrown)?;
     Ok(n)
 }
 
@@ -195,7 +203,12 @@ pub fn type_error(env: sys::napi_env, message: &str) -> Thrown {
     let mut error = std::ptr::null_mut();
     // SAFETY: plain napi calls on this thread.
     unsafe {
-        sys::napi_create_string_utf8(env, message.as_ptr().cast(), message.len() as isize, &mut text);
+        sys::napi_create_string_utf8(
+            env,
+            message.as_ptr().cast(),
+            message.len() as isize,
+            &mut text,
+        );
         sys::napi_create_type_error(env, std::ptr::null_mut(), text, &mut error);
     }
     Thrown::hold(env, error).expect("a reference to a new error can be made")
