@@ -30,5 +30,7 @@ mod stdio_writes;
 mod store_access;
 mod stream_output;
 mod teardown;
+#[cfg(test)]
+mod test_support;
 mod wasi;
 mod wasm_values;
