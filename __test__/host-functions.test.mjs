@@ -260,6 +260,13 @@ const REENTRANT = `(module
   (func (export "grow") (param i32) (result i32) local.get 0 memory.grow)
   (func (export "hello") (result i32) (call $greet (i32.const 16) (i32.const 5))))`;
 
+// REENTRANT as a command: _start recurses 10 deep through the host and exits with the depth.
+const REENTRANT_COMMAND = REENTRANT
+  .replace('(memory (export "memory") 1)', `(import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
+  (memory (export "memory") 1)
+  (func (export "_start") (call $exit (call $depth_of (i32.const 10))))`)
+  .replace('(func (export "depth") (param $n i32) (result i32)', '(func $depth_of (export "depth") (param $n i32) (result i32)');
+
 describe('re-entrancy: a host function calls the instance and reads its memory', () => {
   test('calls an export (malloc) and writes the result into memory the guest reads', () => {
     let instance;
@@ -393,20 +400,45 @@ describe('host functions on node-wasmtime threads (runWasm, startAsync)', () => 
     await assert.rejects(run, (err) => err.name === 'AbortError');
   });
 
-  test('startAsync: host functions read and write guest memory while the guest waits; calling exports is ERR_WASI_BUSY', async () => {
+  test('startAsync: host functions read and write guest memory and call exports while the guest waits', async () => {
     const wasi = new WASI({ version: 'preview1' });
     let instance;
-    let busy;
+    let called;
     instance = wasi.instantiate(ask, { env: { ask: async (p) => {
       await null;
       const question = instance.exports.memory.read(p, 8).toString();
       new Uint8Array(instance.exports.memory.buffer)[p] = 'Q'.charCodeAt(0);
-      try { instance.exports.noop(); } catch (err) { busy = err; }
+      called = instance.exports.noop();
       return question === 'question' ? 42 : 1;
     } } });
     assert.equal(await wasi.startAsync(instance), 42);
-    assert.equal(busy?.code, 'ERR_WASI_BUSY');
+    assert.equal(called, undefined);
     assert.equal(instance.exports.memory.read(16, 8).toString(), 'Question');
+  });
+
+  test('startAsync: re-entrant calls nest (host -> export -> host -> export) on the guest\'s thread', async () => {
+    const wasi = new WASI({ version: 'preview1' });
+    let instance;
+    const depth = [];
+    instance = wasi.instantiate(new Module(REENTRANT_COMMAND), { env: {
+      greet: (n) => { depth.push(n); return n === 0 ? 0 : 1 + instance.exports.depth(n - 1); },
+    } });
+    assert.equal(await wasi.startAsync(instance), 10);
+    assert.deepEqual(depth, [10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0].slice(0, depth.length));
+  });
+
+  test('startAsync: an export called while the guest runs wasm (not waiting for JS) is ERR_WASI_BUSY', async () => {
+    const endless = new Module(`(module
+      (import "env" "tick" (func $tick))
+      (memory (export "memory") 1)
+      (func (export "noop"))
+      (func (export "_start") (loop $forever (br $forever))))`);
+    const wasi = new WASI({ version: 'preview1', limits: { timeout: 200 } });
+    const instance = wasi.instantiate(endless, { env: { tick() {} } });
+    const running = wasi.startAsync(instance);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    assert.throws(() => instance.exports.noop(), assertCode('ERR_WASI_BUSY'));
+    await assert.rejects(running, assertCode('ERR_WASI_TIMEOUT'));
   });
 
   test('startAsync rejects with what the host function threw', async () => {
@@ -538,15 +570,13 @@ describe('a C plugin calling its host (fixtures/plugin.c): the same glue on node
     assert.deepEqual(log, ['looked up colour', 'looked up size']);
   });
 
-  test('node-wasmtime, guest on a pool thread with an async lookup (startAsync)', async () => {
-    // A guest waiting on a pool thread lends its memory to JS, but its exports cannot be
-    // called meanwhile (ERR_WASI_BUSY), so this host declines to allocate the greeting.
+  test('node-wasmtime, guest on a pool thread with an async lookup (startAsync); malloc called from the host', async () => {
     const log = [];
     let instance;
     const wasi = new WASI({ version: 'preview1', args, stdout: 'pipe' });
-    instance = wasi.instantiate(bytes, pluginImports(() => instance, log, { async: true, allocate: false }));
+    instance = wasi.instantiate(bytes, pluginImports(() => instance, log, { async: true }));
     assert.equal(await wasi.startAsync(instance), 1);
-    assert.equal(wasi.stdout.toString(), expected.replace('hello from the host, plugin', 'no greeting'));
+    assert.equal(wasi.stdout.toString(), expected);
     assert.deepEqual(log, ['looked up colour', 'looked up size']);
   });
 

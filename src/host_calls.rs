@@ -8,8 +8,9 @@
 
 use crate::engine::Host;
 use crate::error::{HostThrow, Thrown};
-use crate::host_functions::{results_from_js, HostFunction};
+use crate::host_functions::{results_from_js, serve_waiting, HostFunction, HostImports};
 use crate::limits::STOP_CHECK_INTERVAL;
+use crate::store_access::{JsRequest, Lent};
 use crate::wasm_values::{self, type_error, Num};
 use napi::bindgen_prelude::{FnArgs, Function, ToNapiValue, Unknown};
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
@@ -75,37 +76,64 @@ impl Dispatcher {
         Ok(Dispatcher { tsfn })
     }
 
-    /// Sends one call of `function` to JS and waits for its answer (or for the guest to be
-    /// stopped), lending the store to JS meanwhile.
+    /// Sends the call of `imports.functions[k]` to JS and waits for its answer (or for the
+    /// guest to be stopped), lending the store to JS meanwhile and running the calls JS makes
+    /// into the guest while it waits. When the JS thread itself waits for such a call, the
+    /// host call goes to it directly instead of through the event loop.
     pub fn call(
         &self,
         caller: &mut Caller<'_, Host>,
-        function: &HostFunction,
+        imports: &Arc<HostImports>,
+        k: usize,
         params: &[ValRaw],
         results: &mut [ValRaw],
     ) -> wasmtime::Result<()> {
-        let reply = Arc::new(Reply::default());
+        let function = &imports.functions[k];
         let stop = caller.data().stop.clone();
         let lent = caller.data().lent.clone();
+        let reply = Arc::new(Reply {
+            lent: lent.clone(),
+            ..Reply::default()
+        });
+        let args: Vec<Val> = params
+            .iter()
+            .zip(function.sig.params.iter())
+            .map(|(raw, num)| wasm_values::to_val(raw, *num))
+            .collect();
         // Lent before JS can see the call, so the host function finds the memory ready.
         let _lending = lent.as_ref().map(|lent| lent.lend(caller));
-        let status = self.tsfn.call(
-            Request {
-                reply: reply.clone(),
-                function: function.clone(),
-                args: params
-                    .iter()
-                    .zip(function.sig.params.iter())
-                    .map(|(raw, num)| wasm_values::to_val(raw, *num))
-                    .collect(),
-            },
-            ThreadsafeFunctionCallMode::NonBlocking,
-        );
-        if status != Status::Ok {
-            return Err(wasmtime::Error::msg(format!(
-                "the JS thread that started this run is gone (host function {})",
-                function.name
-            )));
+        let direct: JsRequest = {
+            let (imports, reply, args) = (imports.clone(), reply.clone(), args.clone());
+            Box::new(move |env: &Env| {
+                let answer = match serve_waiting(env, &imports, k, &args) {
+                    Some(Ok(values)) => Answer::Values(values),
+                    Some(Err(thrown)) => Answer::Thrown(thrown),
+                    None => {
+                        Answer::Lost("this guest's host functions are not on this thread".into())
+                    }
+                };
+                reply.answer(answer);
+            })
+        };
+        let undelivered = match &lent {
+            Some(lent) => lent.request(direct).is_some(),
+            None => true,
+        };
+        if undelivered {
+            let status = self.tsfn.call(
+                Request {
+                    reply: reply.clone(),
+                    function: function.clone(),
+                    args,
+                },
+                ThreadsafeFunctionCallMode::NonBlocking,
+            );
+            if status != Status::Ok {
+                return Err(wasmtime::Error::msg(format!(
+                    "the JS thread that started this run is gone (host function {})",
+                    function.name
+                )));
+            }
         }
         // Most host functions answer within microseconds: look for the answer for a little
         // while before sleeping, since waking a sleeping thread costs more than the call.
@@ -115,9 +143,8 @@ impl Dispatcher {
         {
             std::thread::yield_now();
         }
-        let mut state = reply.lock();
         loop {
-            match state.take() {
+            match reply.lock().take() {
                 Some(Answer::Values(values)) => {
                     for (result, value) in results.iter_mut().zip(&values) {
                         *result = wasm_values::to_raw(value);
@@ -131,11 +158,10 @@ impl Dispatcher {
             if let Err(stopped) = stop.check() {
                 return Err(stopped.into());
             }
-            state = reply
-                .answered
-                .wait_timeout(state, STOP_CHECK_INTERVAL)
-                .unwrap_or_else(|poisoned| poisoned.into_inner())
-                .0;
+            match &lent {
+                Some(lent) => lent.serve_jobs(&reply.done, STOP_CHECK_INTERVAL),
+                None => reply.wait(STOP_CHECK_INTERVAL),
+            }
         }
     }
 }
@@ -156,6 +182,8 @@ struct Reply {
     answered: Condvar,
     /// Set with the answer (read without the lock while spinning).
     done: std::sync::atomic::AtomicBool,
+    /// The store the waiting guest lent, whose thread waits on it (not on `answered`).
+    lent: Option<Arc<Lent>>,
 }
 
 impl Reply {
@@ -172,6 +200,22 @@ impl Reply {
             self.done.store(true, std::sync::atomic::Ordering::Release);
         }
         self.answered.notify_all();
+        drop(slot);
+        if let Some(lent) = &self.lent {
+            lent.wake_guest();
+        }
+    }
+
+    /// Sleeps until answered or `timeout` passes.
+    fn wait(&self, timeout: std::time::Duration) {
+        let slot = self.lock();
+        if slot.is_none() {
+            drop(
+                self.answered
+                    .wait_timeout(slot, timeout)
+                    .unwrap_or_else(|poisoned| poisoned.into_inner()),
+            );
+        }
     }
 }
 

@@ -14,7 +14,7 @@ use napi::bindgen_prelude::{JsObjectValue, Object, Unknown};
 use napi::{sys, Env, JsValue, ValueType};
 use std::mem::MaybeUninit;
 use std::sync::Arc;
-use wasmtime::{Caller, ExternType, FuncType, Linker, ValRaw};
+use wasmtime::{Caller, ExternType, FuncType, Linker, Val, ValRaw};
 
 /// One import served by a JS function.
 #[derive(Clone)]
@@ -338,7 +338,7 @@ fn host_call(
         call_here(caller, local, k, function, params, results)?;
     } else {
         match caller.data().dispatcher.clone() {
-            Some(dispatcher) => dispatcher.call(caller, function, params, results)?,
+            Some(dispatcher) => dispatcher.call(caller, &imports, k, params, results)?,
             None => {
                 return Err(wasmtime::Error::msg(
                     "a JS host function was called from a thread that cannot reach JS",
@@ -371,53 +371,96 @@ fn call_here(
     crate::memory_buffer::refresh(&env, &mut *caller);
     let id = caller.data().id;
     let entered = store_access::enter(id, caller);
-    let outcome = (|| -> std::result::Result<(), Thrown> {
-        let callee = local
-            .get(raw_env, local.functions[k])
-            .ok_or_else(|| type_error(raw_env, "the host functions of this instance are gone"))?;
-        let mut argv = [std::ptr::null_mut(); MAX_INLINE];
-        let mut many;
-        let argv: &mut [sys::napi_value] = if params.len() <= MAX_INLINE {
-            &mut argv[..params.len()]
-        } else {
-            many = vec![std::ptr::null_mut(); params.len()];
-            &mut many
-        };
-        for ((arg, param), num) in argv.iter_mut().zip(params).zip(function.sig.params.iter()) {
-            *arg = wasm_values::to_js(raw_env, param, *num)?;
-        }
-        let mut undefined = std::ptr::null_mut();
-        let mut returned = std::ptr::null_mut();
-        // SAFETY: plain napi calls with live handles of this scope.
-        check(raw_env, unsafe {
-            sys::napi_get_undefined(raw_env, &mut undefined)
-        })?;
-        check(raw_env, unsafe {
-            sys::napi_call_function(
-                raw_env,
-                undefined,
-                callee,
-                argv.len(),
-                argv.as_ptr(),
-                &mut returned,
-            )
-        })?;
-        if !function.sig.results.is_empty() && is_promise(raw_env, returned) {
-            return Err(type_error(
-                raw_env,
-                &format!(
-                    "The host function {} returned a Promise, but its guest runs on the JS \
-                     thread and cannot wait for it. Run the guest with runWasm() or \
-                     wasi.startAsync() to use async host functions",
-                    function.name
-                ),
-            ));
-        }
-        results_from_js(raw_env, returned, function, results)
-    })();
+    let outcome = invoke(local, k, function, params, results);
     drop(entered);
     drop(scope);
     outcome.map_err(|thrown| HostThrow(Arc::new(thrown)).into())
+}
+
+/// Calls the JS function of `functions[k]` (on its thread, inside a handle scope) with
+/// `params` and converts what it returns into `results`. A returned Promise cannot be waited
+/// for here (the caller blocks the JS thread), so for a function with results it is a
+/// `TypeError`.
+fn invoke(
+    local: &LocalValues,
+    k: usize,
+    function: &HostFunction,
+    params: &[ValRaw],
+    results: &mut [ValRaw],
+) -> std::result::Result<(), Thrown> {
+    let raw_env = local.env;
+    let callee = local
+        .get(raw_env, local.functions[k])
+        .ok_or_else(|| type_error(raw_env, "the host functions of this instance are gone"))?;
+    let mut argv = [std::ptr::null_mut(); MAX_INLINE];
+    let mut many;
+    let argv: &mut [sys::napi_value] = if params.len() <= MAX_INLINE {
+        &mut argv[..params.len()]
+    } else {
+        many = vec![std::ptr::null_mut(); params.len()];
+        &mut many
+    };
+    for ((arg, param), num) in argv.iter_mut().zip(params).zip(function.sig.params.iter()) {
+        *arg = wasm_values::to_js(raw_env, param, *num)?;
+    }
+    let mut undefined = std::ptr::null_mut();
+    let mut returned = std::ptr::null_mut();
+    // SAFETY: plain napi calls with live handles of this scope.
+    check(raw_env, unsafe {
+        sys::napi_get_undefined(raw_env, &mut undefined)
+    })?;
+    check(raw_env, unsafe {
+        sys::napi_call_function(
+            raw_env,
+            undefined,
+            callee,
+            argv.len(),
+            argv.as_ptr(),
+            &mut returned,
+        )
+    })?;
+    if !function.sig.results.is_empty() && is_promise(raw_env, returned) {
+        return Err(type_error(
+            raw_env,
+            &format!(
+                "The host function {} returned a Promise, but it was called while the JS \
+                 thread waits for the guest (a guest on the JS thread, or an export called \
+                 from a host function), so it cannot be waited for. Return its value itself, \
+                 or let the guest run with runWasm() or wasi.startAsync() and call no export \
+                 from the host function",
+                function.name
+            ),
+        ));
+    }
+    results_from_js(raw_env, returned, function, results)
+}
+
+/// Serves the host call of `functions[k]` with `args` on the JS thread, which waits for a
+/// call it made into the guest (see `store_access::Lent::run_job`): synchronously, as for a
+/// guest on the JS thread. `None` if these imports have no functions on this thread.
+pub fn serve_waiting(
+    env: &Env,
+    imports: &HostImports,
+    k: usize,
+    args: &[Val],
+) -> Option<std::result::Result<Vec<Val>, Thrown>> {
+    let local = imports
+        .local
+        .as_ref()
+        .filter(|local| local.on_this_thread())?;
+    let function = &imports.functions[k];
+    let scope = HandleScope::open(env.raw());
+    let params: Vec<ValRaw> = args.iter().map(wasm_values::to_raw).collect();
+    let mut results = vec![ValRaw::i32(0); function.sig.results.len()];
+    let outcome = invoke(local, k, function, &params, &mut results).map(|()| {
+        results
+            .iter()
+            .zip(function.sig.results.iter())
+            .map(|(raw, num)| wasm_values::to_val(raw, *num))
+            .collect()
+    });
+    drop(scope);
+    Some(outcome)
 }
 
 /// An open napi handle scope, closed when dropped: a guest calling JS a million times in

@@ -13,7 +13,7 @@ use crate::host_functions::hold_values;
 use crate::limits::{not_cancelled, Limits, Ticking};
 use crate::memory::Memory;
 use crate::module::{Compiled, CompiledModule, Module};
-use crate::store_access::{self, Lent, StoreRef};
+use crate::store_access::{self, JobFn, JobValues, Lent, StoreRef};
 use crate::wasm_values::Signature;
 use napi::bindgen_prelude::{FromNapiValue, JavaScriptClassExt, JsObjectValue, Object};
 use napi::Env;
@@ -218,6 +218,9 @@ impl Running {
     /// `slots` must hold values of `func`'s parameter types and be long enough for its
     /// results (as `Func::call_unchecked` requires), numbers only.
     pub unsafe fn call_raw(&self, env: &Env, func: Func, slots: &mut [ValRaw]) -> Result<()> {
+        if self.busy.load(Ordering::SeqCst) && !store_access::is_active(self.id) {
+            return self.call_in_waiting_guest(env, func, slots);
+        }
         self.with_store(|mut store| {
             let outcome = {
                 let _ticking = arm(&self.limits, &mut store, None);
@@ -227,6 +230,30 @@ impl Running {
             crate::memory_buffer::refresh(env, &mut store);
             outcome.map_err(exit_failure)
         })?
+    }
+
+    /// `call_raw` while `wasi.startAsync()` runs the guest: if it waits for a host function
+    /// (whose JS may be what calls here), the call runs on the guest's thread, nested in that
+    /// host call, and this thread waits for it; otherwise `ERR_WASI_BUSY`.
+    fn call_in_waiting_guest(&self, env: &Env, func: Func, slots: &mut [ValRaw]) -> Result<()> {
+        let values = JobValues(slots.to_vec());
+        let job: JobFn = Box::new(move |mut store| {
+            let mut values = values;
+            let slots = values.0.as_mut_slice() as *mut [ValRaw];
+            // SAFETY: `call_raw`'s contract, for these same values.
+            unsafe { func.call_unchecked(&mut store, slots) }?;
+            Ok(values)
+        });
+        match self.lent.run_job(env, job) {
+            None => Err(busy()),
+            Some(Ok(values)) => {
+                slots.copy_from_slice(&values.0);
+                self.lent
+                    .with(|store| crate::memory_buffer::refresh(env, store));
+                Ok(())
+            }
+            Some(Err(error)) => Err(exit_failure(error)),
+        }
     }
 
     /// Arms this guest's limits for one call into it from JS (see `arm`).
@@ -240,7 +267,8 @@ fn busy() -> Failure {
     Failure::new(
         ErrorCode::WasiBusy,
         "The guest is running (wasi.startAsync()); wait for its promise before calling into \
-         it. Its memory can be read and written while it waits for a host function",
+         it. While it waits for a host function, that function may call its exports and use \
+         its memory",
     )
 }
 
