@@ -101,7 +101,8 @@ export declare class WASI {
   /**
    * Extension: `start()` on node-wasmtime's own threads, for an `Instance` from `instantiate()`.
    * The object is marked started before the promise is returned; until it settles, calls into
-   * the guest (its exports, its memory) throw `ERR_WASI_BUSY`. `signal` stops the guest (the
+   * the guest (its exports, its memory) throw `ERR_WASI_BUSY`, except from a host function the
+   * guest waits for. `signal` stops the guest (the
    * promise rejects with an `AbortError`). Bad input rejects.
    */
   startAsync(instance: Instance, options?: { signal?: AbortSignal }): Promise<number>

@@ -110,7 +110,8 @@ class WASI {
   /**
    * Extension: start() on node-wasmtime's own threads, for an `Instance` from instantiate().
    * The object is marked started before the promise is returned; until it settles, calls
-   * into the guest (its exports, its memory) throw ERR_WASI_BUSY. `options.signal` stops it
+   * into the guest (its exports, its memory) throw ERR_WASI_BUSY, except from a host function the
+   * guest waits for. `options.signal` stops it
    * (the promise rejects with an AbortError). Bad input rejects.
    */
   startAsync(instance, options = undefined) {
