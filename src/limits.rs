@@ -162,8 +162,12 @@ impl Limits {
                 .expect("a guest with limits.fuel lives in the fuel engine");
         }
         if self.timeout.is_none() && cancel.is_none() {
-            store.set_epoch_deadline(NEVER);
-            store.data_mut().stop = StopWhen::default();
+            // A store armed for an earlier entry (a timeout, a cancel flag) is disarmed; one
+            // never armed is left as it is, which keeps calls without limits cheap.
+            if store.data().stop.armed() {
+                store.set_epoch_deadline(NEVER);
+                store.data_mut().stop = StopWhen::default();
+            }
             return Ticking(None);
         }
         let stop = StopWhen {
@@ -191,6 +195,11 @@ pub struct StopWhen {
 }
 
 impl StopWhen {
+    /// Whether anything can stop the entry (else the store's deadline is `NEVER`).
+    fn armed(&self) -> bool {
+        self.deadline.is_some() || self.cancel.is_some()
+    }
+
     /// Why the guest must stop now, if it must.
     pub fn check(&self) -> std::result::Result<(), Stopped> {
         if self

@@ -12,7 +12,7 @@
 use crate::engine::Host;
 use std::cell::RefCell;
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use wasmtime::{AsContext, AsContextMut, Caller, Store, StoreContext, StoreContextMut, ValRaw};
 
@@ -25,11 +25,16 @@ thread_local! {
     static ACTIVE: RefCell<Vec<(u64, CallerPtr)>> = const { RefCell::new(Vec::new()) };
 }
 
+/// How many callers are published on all threads: while none is, every call from JS is a
+/// top-level one, found without touching the thread-local.
+static PUBLISHED: AtomicUsize = AtomicUsize::new(0);
+
 /// Publishes `caller` (of the store `id`) for nested calls from JS on this thread until the
 /// returned guard is dropped, which must happen before the host call returns.
 pub fn enter(id: u64, caller: &mut Caller<'_, Host>) -> Entered {
     let ptr = (caller as *mut Caller<'_, Host>).cast::<Caller<'static, Host>>();
     ACTIVE.with_borrow_mut(|active| active.push((id, ptr)));
+    PUBLISHED.fetch_add(1, Ordering::SeqCst);
     Entered(())
 }
 
@@ -39,11 +44,15 @@ pub struct Entered(());
 impl Drop for Entered {
     fn drop(&mut self) {
         ACTIVE.with_borrow_mut(|active| active.pop());
+        PUBLISHED.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
 /// The caller of the innermost host call in progress on this thread for store `id`.
 fn active(id: u64) -> Option<CallerPtr> {
+    if PUBLISHED.load(Ordering::SeqCst) == 0 {
+        return None;
+    }
     ACTIVE.with_borrow(|active| {
         active
             .iter()
