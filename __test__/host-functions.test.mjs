@@ -580,6 +580,23 @@ describe('a C plugin calling its host (fixtures/plugin.c): the same glue on node
     assert.deepEqual(log, ['looked up colour', 'looked up size']);
   });
 
+  test('node-wasmtime, 16 plugins at once on the pool, each with async lookups and malloc from the host', async () => {
+    const module = new Module(bytes);
+    const runs = Array.from({ length: 16 }, async () => {
+      const log = [];
+      let instance;
+      const wasi = new WASI({ version: 'preview1', args, stdout: 'pipe' });
+      instance = wasi.instantiate(module, pluginImports(() => instance, log, { async: true }));
+      const code = await wasi.startAsync(instance);
+      return [code, wasi.stdout.toString(), log.length];
+    });
+    for (const [code, stdout, logged] of await Promise.all(runs)) {
+      assert.equal(code, 1);
+      assert.equal(stdout, expected);
+      assert.equal(logged, 2);
+    }
+  });
+
   test('node-wasmtime, a loop of 2,000 instances with host functions stays bounded', () => {
     const module = new Module(bytes);
     const before = process.memoryUsage().rss;
