@@ -191,6 +191,16 @@ export declare function compileCachedModule(source: ArrayBufferView | ArrayBuffe
  */
 export declare function compileCachedModuleAsync(source: ArrayBufferView | ArrayBuffer | string): Module | Promise<Module>
 
+/** Internal: the functions a component imports that JS must supply. Used by `lib/host.js`. */
+export declare function componentImportFunctions(module: Module): Array<ComponentImportName>
+
+/** An imported function JS must supply, as `lib/host.js` looks it up. */
+export interface ComponentImportName {
+  /** The imported interface (`ns:pkg/iface@1.0.0`), or none for a top-level function. */
+  interface?: string
+  name: string
+}
+
 /** Internal: ends the process as node:wasi's `proc_exit` does with `returnOnExit: false`. */
 export declare function exitProcess(code: number): void
 

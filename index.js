@@ -844,6 +844,7 @@ module.exports.PendingHostCall = nativeBinding.PendingHostCall
 module.exports.WasiCore = nativeBinding.WasiCore
 module.exports.compileCachedModule = nativeBinding.compileCachedModule
 module.exports.compileCachedModuleAsync = nativeBinding.compileCachedModuleAsync
+module.exports.componentImportFunctions = nativeBinding.componentImportFunctions
 module.exports.exitProcess = nativeBinding.exitProcess
 module.exports.runAsync = nativeBinding.runAsync
 module.exports.runSync = nativeBinding.runSync

@@ -612,3 +612,89 @@ describe('a C plugin calling its host (fixtures/plugin.c): the same glue on node
     assert.ok(grown < 200 * 1024 * 1024, `RSS grew by ${grown} bytes`);
   });
 });
+
+// A component importing a top-level function and an interface, with exports that call them
+// (component WAT: one memory module for strings, the lowered imports, a core module using them).
+const COMPONENT_WAT = `(component
+  (import "double" (func $double (param "x" u32) (result u32)))
+  (import "test:host/api" (instance $api
+    (export "greet" (func (param "name" string) (result string)))
+    (export "add64" (func (param "a" s64) (param "b" s64) (result s64)))))
+  (core module $mem
+    (memory (export "mem") 1)
+    (global $bump (mut i32) (i32.const 1024))
+    (func (export "realloc") (param i32 i32 i32 i32) (result i32) (local $p i32)
+      (local.set $p (i32.and (i32.add (global.get $bump) (i32.sub (local.get 2) (i32.const 1)))
+                             (i32.sub (i32.const 0) (local.get 2))))
+      (global.set $bump (i32.add (local.get $p) (local.get 3)))
+      (local.get $p)))
+  (core instance $m (instantiate $mem))
+  (alias export $api "greet" (func $greet))
+  (alias export $api "add64" (func $add64))
+  (core func $double_l (canon lower (func $double)))
+  (core func $greet_l (canon lower (func $greet) (memory (core memory $m "mem")) (realloc (core func $m "realloc"))))
+  (core func $add64_l (canon lower (func $add64)))
+  (core module $main
+    (import "host" "double" (func $double (param i32) (result i32)))
+    (import "host" "greet" (func $greet (param i32 i32 i32)))
+    (import "host" "add64" (func $add64 (param i64 i64) (result i64)))
+    (import "mem" "mem" (memory 1))
+    (func (export "run-double") (param i32) (result i32) local.get 0 call $double)
+    (func (export "run-add64") (param i64 i64) (result i64) local.get 0 local.get 1 call $add64)
+    (func (export "run-greet") (param i32 i32) (result i32)
+      local.get 0 local.get 1 i32.const 64 call $greet i32.const 64)
+    (func (export "run") (result i32)
+      (i32.ne (call $double (i32.const 21)) (i32.const 42))))
+  (core instance $i (instantiate $main
+    (with "host" (instance (export "double" (func $double_l)) (export "greet" (func $greet_l)) (export "add64" (func $add64_l))))
+    (with "mem" (instance $m))))
+  (func (export "run-double") (param "x" u32) (result u32) (canon lift (core func $i "run-double")))
+  (func (export "run-add64") (param "a" s64) (param "b" s64) (result s64) (canon lift (core func $i "run-add64")))
+  (func (export "run-greet") (param "name" string) (result string)
+    (canon lift (core func $i "run-greet") (memory (core memory $m "mem")) (realloc (core func $m "realloc"))))
+  (func $run (result (result)) (canon lift (core func $i "run")))
+  (instance $run_instance (export "run" (func $run)))
+  (export "wasi:cli/run@0.2.0" (instance $run_instance)))`;
+
+describe('components: imported functions and interfaces served by JS', () => {
+  const component = new Module(COMPONENT_WAT);
+  const hostImports = () => ({
+    double: (x) => x * 2,
+    'test:host/api': { greet: (name) => `hello ${name}`, add64: (a, b) => a + b },
+  });
+
+  test('values cross with the WIT mapping both ways (u32, string, s64)', () => {
+    const wasi = new WASI({ version: 'preview2' });
+    const instance = wasi.instantiate(component, hostImports());
+    const { exports } = instance;
+    assert.equal(exports['run-double'](21), 42);
+    assert.equal(exports['run-greet']('world'), 'hello world');
+    assert.equal(exports['run-add64'](2n ** 40n, -1n), 2n ** 40n - 1n);
+  });
+
+  test('a missing or mistyped import is ERR_WASM_LINK naming it', () => {
+    const wasi = new WASI({ version: 'preview2' });
+    assert.throws(() => wasi.instantiate(component, { ...hostImports(), double: 5 }),
+                  (err) => assertCode('ERR_WASM_LINK')(err) && /imports\['double'\]/.test(err.message));
+    assert.throws(() => wasi.instantiate(component, { double: (x) => x }),
+                  (err) => assertCode('ERR_WASM_LINK')(err) && /test:host\/api#greet/.test(err.message));
+  });
+
+  test('a throw reaches the caller as the same object; a result of the wrong type is a TypeError', () => {
+    const error = new Error('component host failure');
+    const throwing = new WASI({ version: 'preview2' }).instantiate(component, { ...hostImports(), double: () => { throw error; } });
+    assert.throws(() => throwing.exports['run-double'](1), (err) => err === error);
+    const wrong = new WASI({ version: 'preview2' }).instantiate(component, { ...hostImports(), double: () => 'two' });
+    assert.throws(() => wrong.exports['run-double'](1), TypeError);
+  });
+
+  test('runWasmSync and runWasm (on the pool, with an async host function) run the command', async () => {
+    assert.equal(runWasmSync(component, { imports: hostImports() }).exitCode, 0);
+    assert.equal(runWasmSync(component, { imports: { ...hostImports(), double: (x) => x } }).exitCode, 1);
+    const asyncImports = { ...hostImports(), double: async (x) => { await new Promise((r) => setTimeout(r, 5)); return x * 2; } };
+    assert.equal((await runWasm(component, { imports: asyncImports })).exitCode, 0);
+    const error = new Error('async component failure');
+    await assert.rejects(runWasm(component, { imports: { ...hostImports(), double: async () => { throw error; } } }),
+                         (err) => err === error);
+  });
+});

@@ -9,17 +9,19 @@
 // returned Promise to settle.
 
 const { types } = require('node:util');
+const { componentImportFunctions } = require('../index.js');
 const { validateObject } = require('./validate');
-const { codedError } = require('./errors');
 const { isWasiImportFunction } = require('./imports');
 
 // Per Module: its imports as `module.imports()` lists them (the list never changes).
 const importLists = new WeakMap();
 
+// For a core module: `{ module, name }` per import; for a component: `{ interface, name }`
+// per imported function JS must serve (WASI's interfaces excluded).
 function importList(module) {
   let list = importLists.get(module);
   if (list === undefined) {
-    list = module.imports();
+    list = module.kind === 'module' ? module.imports() : componentImportFunctions(module);
     importLists.set(module, list);
   }
   return list;
@@ -34,9 +36,12 @@ function importValues(module, imports, name) {
   if (imports === undefined) return undefined;
   validateObject(imports, name);
   if (module.kind !== 'module') {
-    if (Reflect.ownKeys(imports).length === 0) return undefined;
-    throw codedError(Error, 'ERR_WASM_LINK', 'Imports for components are not supported yet: a ' +
-                     'component is given WASI 0.2 only. Pass no import object (or an empty one)');
+    const list = importList(module);
+    if (list.length === 0) return undefined;
+    return list.map(({ interface: iface, name: field }) => {
+      const scope = iface === undefined || iface === null ? imports : imports[iface];
+      return scope === undefined || scope === null ? undefined : scope[field];
+    });
   }
   return importList(module).map(({ module: namespace, name: field }) => {
     const scope = imports[namespace];

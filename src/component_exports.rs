@@ -5,12 +5,13 @@
 use crate::component_values::{from_js, to_js, JsOut};
 use crate::error::{ErrorCode, Failure, Result};
 use crate::instance::{exit_failure, Running};
-use napi::bindgen_prelude::{JsObjectValue, Object, Unknown};
-use napi::Env;
+use napi::bindgen_prelude::{FromNapiValue, JsObjectValue, Object, Unknown};
+use napi::{Env, JsValue};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use wasmtime::component::types::ComponentItem;
 use wasmtime::component::{Component, Func, Instance, Type, Val};
+use wasmtime::AsContext;
 
 /// Builds the exports object of `instance`, a live instance of `component`.
 pub fn component_exports<'env>(
@@ -97,14 +98,31 @@ fn js_function<'env>(
             }
         })
         .map_err(|f| f.into_napi(env))?;
-    env.create_function_from_closure::<Vec<Unknown>, _, _>(name, move |ctx| {
+    let values = running
+        .with_store(|store| {
+            store
+                .as_context()
+                .data()
+                .component_imports
+                .as_ref()
+                .and_then(|imports| imports.local_values(env))
+        })
+        .map_err(|f| f.into_napi(env))?;
+    let function = env.create_function_from_closure::<Vec<Unknown>, _, _>(name, move |ctx| {
         let env = Env::from_raw(ctx.env.raw());
         let args: Vec<Unknown> = (0..ctx.length())
             .map(|i| ctx.get::<Unknown>(i))
             .collect::<napi::Result<_>>()?;
         call(&running, func, &name_for_errors, &sig, is_entry, &args)
             .map_err(|failure| failure.into_napi(&env))
-    })
+    })?;
+    if let Some(values) = values {
+        // Holding the function keeps the host functions it may reach alive.
+        // SAFETY: the function made just above, in this scope.
+        let mut object = unsafe { Object::from_napi_value(env.raw(), function.raw())? };
+        crate::host_functions::hold_values(env, &mut object, values)?;
+    }
+    Ok(function)
 }
 
 /// Calls `func` with JS arguments and returns its result for JS (`undefined` if none).

@@ -3,6 +3,7 @@
 //! each is made once, on first use, with its WASI linkers: core modules get WASI preview1 and
 //! `wasi_unstable` (with `proc_exit` shadowed), components WASI 0.2, over one WASI context.
 
+use crate::component_imports::ComponentImports;
 use crate::error::{ErrorCode, Failure, Result};
 use crate::host_calls::Dispatcher;
 use crate::host_functions::HostImports;
@@ -27,6 +28,8 @@ pub struct Host {
     pub exit_process_on_proc_exit: bool,
     /// The JS functions the guest imports, when the user supplied any.
     pub imports: Option<Arc<HostImports>>,
+    /// The same for a component.
+    pub component_imports: Option<Arc<ComponentImports>>,
     /// While the guest runs on a pool thread: the way its host calls reach JS.
     pub dispatcher: Option<Arc<Dispatcher>>,
     /// Where a guest waiting for JS on a pool thread lends its store (instances JS holds).
@@ -46,6 +49,7 @@ impl Host {
             store_limits,
             exit_process_on_proc_exit: exit_process,
             imports: None,
+            component_imports: None,
             dispatcher: None,
             lent: None,
             stop: StopWhen::default(),

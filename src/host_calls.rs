@@ -6,23 +6,33 @@
 //! (so `limits.timeout`, `signal` and worker teardown still stop it) and lends its store to
 //! JS for memory access (`store_access.rs`).
 
+use crate::component_imports::{self, ComponentHostFunction};
+use crate::component_values::JsOut;
 use crate::engine::Host;
 use crate::error::{HostThrow, Thrown};
 use crate::host_functions::{results_from_js, serve_waiting, HostFunction, HostImports};
-use crate::limits::STOP_CHECK_INTERVAL;
+use crate::limits::{StopWhen, STOP_CHECK_INTERVAL};
 use crate::store_access::{JsRequest, Lent};
 use crate::wasm_values::{self, type_error, Num};
 use napi::bindgen_prelude::{FnArgs, Function, ToNapiValue, Unknown};
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi::{sys, Env, JsValue, Status};
 use std::sync::{Arc, Condvar, Mutex};
-use wasmtime::{Caller, Val, ValRaw};
+use wasmtime::{component, Caller, Val, ValRaw};
 
-/// One call on its way to JS.
+/// One call on its way to JS: the function's position in the run's values, and its
+/// arguments, already converted as far as they can be off the JS thread.
 pub struct Request {
     reply: Arc<Reply>,
-    function: HostFunction,
-    args: Vec<Val>,
+    callee: Callee,
+    index: u32,
+    args: Vec<JsArg>,
+}
+
+/// The function a host call is for: a core module's or a component's.
+pub enum Callee {
+    Core(HostFunction),
+    Component(ComponentHostFunction),
 }
 
 /// The JS dispatcher, callable from any thread: `dispatch(call, importIndex, args)`.
@@ -54,21 +64,16 @@ impl Dispatcher {
                 |ctx: napi::threadsafe_function::ThreadsafeCallContext<Request>| {
                     let Request {
                         reply,
-                        function,
+                        callee,
+                        index,
                         args,
                     } = ctx.value;
-                    let import_index = function.import_index;
-                    let args = args
-                        .into_iter()
-                        .zip(function.sig.params.iter())
-                        .map(|(val, num)| JsArg(val, *num))
-                        .collect();
                     Ok(FnArgs::from((
                         PendingHostCall {
                             reply: Some(reply),
-                            function,
+                            callee,
                         },
-                        import_index,
+                        index,
                         args,
                     )))
                 },
@@ -120,21 +125,78 @@ impl Dispatcher {
             None => true,
         };
         if undelivered {
-            let status = self.tsfn.call(
-                Request {
-                    reply: reply.clone(),
-                    function: function.clone(),
-                    args,
-                },
-                ThreadsafeFunctionCallMode::NonBlocking,
-            );
-            if status != Status::Ok {
-                return Err(wasmtime::Error::msg(format!(
-                    "the JS thread that started this run is gone (host function {})",
-                    function.name
-                )));
-            }
+            let request = Request {
+                reply: reply.clone(),
+                index: function.import_index,
+                args: args
+                    .into_iter()
+                    .zip(function.sig.params.iter())
+                    .map(|(val, num)| JsArg::Number(val, *num))
+                    .collect(),
+                callee: Callee::Core(function.clone()),
+            };
+            self.send(request, &function.name)?;
         }
+        match self.wait(&reply, &stop, lent.as_deref())? {
+            Answer::Values(values) => {
+                for (result, value) in results.iter_mut().zip(&values) {
+                    *result = wasm_values::to_raw(value);
+                }
+                Ok(())
+            }
+            Answer::ComponentValues(_) => {
+                Err(wasmtime::Error::msg("a component answer to a core call"))
+            }
+            Answer::Thrown(thrown) => Err(HostThrow(Arc::new(thrown)).into()),
+            Answer::Lost(why) => Err(wasmtime::Error::msg(why)),
+        }
+    }
+
+    /// The call of a component's host function `function` (`index` in the run's values) with
+    /// `args`, waited for as `call` waits.
+    pub fn call_component(
+        &self,
+        function: &ComponentHostFunction,
+        index: u32,
+        args: Vec<JsOut>,
+        stop: &StopWhen,
+    ) -> wasmtime::Result<Vec<component::Val>> {
+        let reply = Arc::new(Reply::default());
+        let request = Request {
+            reply: reply.clone(),
+            index,
+            args: args.into_iter().map(JsArg::Component).collect(),
+            callee: Callee::Component(function.clone()),
+        };
+        self.send(request, &function.path)?;
+        match self.wait(&reply, stop, None)? {
+            Answer::ComponentValues(values) => Ok(values),
+            Answer::Values(_) => Err(wasmtime::Error::msg("a core answer to a component call")),
+            Answer::Thrown(thrown) => Err(HostThrow(Arc::new(thrown)).into()),
+            Answer::Lost(why) => Err(wasmtime::Error::msg(why)),
+        }
+    }
+
+    fn send(&self, request: Request, name: &str) -> wasmtime::Result<()> {
+        let status = self
+            .tsfn
+            .call(request, ThreadsafeFunctionCallMode::NonBlocking);
+        if status != Status::Ok {
+            return Err(wasmtime::Error::msg(format!(
+                "the JS thread that started this run is gone (host function {name})"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Waits for `reply` (running the calls JS makes into the guest meanwhile, if it lent its
+    /// store), or until the guest must stop.
+    fn wait(
+        &self,
+        reply: &Reply,
+        stop: &StopWhen,
+        lent: Option<&Lent>,
+    ) -> wasmtime::Result<Answer> {
         // Most host functions answer within microseconds: look for the answer for a little
         // while before sleeping, since waking a sleeping thread costs more than the call.
         let spin_until = std::time::Instant::now() + SPIN;
@@ -144,21 +206,11 @@ impl Dispatcher {
             std::thread::yield_now();
         }
         loop {
-            match reply.lock().take() {
-                Some(Answer::Values(values)) => {
-                    for (result, value) in results.iter_mut().zip(&values) {
-                        *result = wasm_values::to_raw(value);
-                    }
-                    return Ok(());
-                }
-                Some(Answer::Thrown(thrown)) => return Err(HostThrow(Arc::new(thrown)).into()),
-                Some(Answer::Lost(why)) => return Err(wasmtime::Error::msg(why)),
-                None => {}
+            if let Some(answer) = reply.lock().take() {
+                return Ok(answer);
             }
-            if let Err(stopped) = stop.check() {
-                return Err(stopped.into());
-            }
-            match &lent {
+            stop.check()?;
+            match lent {
                 Some(lent) => lent.serve_jobs(&reply.done, STOP_CHECK_INTERVAL),
                 None => reply.wait(STOP_CHECK_INTERVAL),
             }
@@ -169,6 +221,7 @@ impl Dispatcher {
 /// How a host call was answered.
 enum Answer {
     Values(Vec<Val>),
+    ComponentValues(Vec<component::Val>),
     Thrown(Thrown),
     Lost(String),
 }
@@ -223,7 +276,7 @@ impl Reply {
 #[napi]
 pub struct PendingHostCall {
     reply: Option<Arc<Reply>>,
-    function: HostFunction,
+    callee: Callee,
 }
 
 #[napi]
@@ -236,17 +289,26 @@ impl PendingHostCall {
         let Some(reply) = self.reply.take() else {
             return;
         };
-        let sig = &self.function.sig;
-        let mut results = vec![ValRaw::i32(0); sig.results.len()];
-        let answer = match results_from_js(env.raw(), value.raw(), &self.function, &mut results) {
-            Ok(()) => Answer::Values(
-                results
-                    .iter()
-                    .zip(sig.results.iter())
-                    .map(|(raw, num)| wasm_values::to_val(raw, *num))
-                    .collect(),
-            ),
-            Err(thrown) => Answer::Thrown(thrown),
+        let answer = match &self.callee {
+            Callee::Core(function) => {
+                let mut results = vec![ValRaw::i32(0); function.sig.results.len()];
+                match results_from_js(env.raw(), value.raw(), function, &mut results) {
+                    Ok(()) => Answer::Values(
+                        results
+                            .iter()
+                            .zip(function.sig.results.iter())
+                            .map(|(raw, num)| wasm_values::to_val(raw, *num))
+                            .collect(),
+                    ),
+                    Err(thrown) => Answer::Thrown(thrown),
+                }
+            }
+            Callee::Component(function) => {
+                match component_imports::results_from_js(env.raw(), value.raw(), function) {
+                    Ok(values) => Answer::ComponentValues(values),
+                    Err(thrown) => Answer::Thrown(thrown),
+                }
+            }
         };
         reply.answer(answer);
     }
@@ -272,18 +334,28 @@ impl Drop for PendingHostCall {
             reply.answer(Answer::Lost(format!(
                 "The host function {} returned a Promise that was garbage-collected without \
                  settling",
-                self.function.name
+                match &self.callee {
+                    Callee::Core(function) => &function.name,
+                    Callee::Component(function) => &function.path,
+                }
             )));
         }
     }
 }
 
-/// A wasm argument on its way to the JS dispatcher.
-pub struct JsArg(Val, Num);
+/// An argument on its way to the JS dispatcher.
+pub enum JsArg {
+    Number(Val, Num),
+    Component(JsOut),
+}
 
 impl ToNapiValue for JsArg {
     unsafe fn to_napi_value(env: sys::napi_env, value: Self) -> napi::Result<sys::napi_value> {
-        wasm_values::to_js(env, &wasm_values::to_raw(&value.0), value.1)
-            .map_err(|_| napi::Error::new(Status::GenericFailure, "unsupported wasm value"))
+        match value {
+            JsArg::Number(val, num) => wasm_values::to_js(env, &wasm_values::to_raw(&val), num)
+                .map_err(|_| napi::Error::new(Status::GenericFailure, "unsupported wasm value")),
+            // SAFETY: the caller's contract (this thread's `env`, inside a scope).
+            JsArg::Component(out) => unsafe { JsOut::to_napi_value(env, out) },
+        }
     }
 }

@@ -6,8 +6,10 @@
 //! when the guest runs on that function's JS thread, or through `host_calls.rs` from a pool
 //! thread. Values convert as the WebAssembly JS API converts them.
 
+use crate::component_imports::{ComponentImports, ComponentPlan};
 use crate::engine::{Host, WASI_NAMESPACES};
 use crate::error::{ErrorCode, Failure, HostThrow, Result, Thrown};
+use crate::module::{CompiledModule, UserImports};
 use crate::store_access;
 use crate::wasm_values::{self, check, type_error, Num, Refused, Signature};
 use napi::bindgen_prelude::{JsObjectValue, Object, Unknown};
@@ -197,7 +199,11 @@ impl HostImports {
     pub fn new(env: &Env, plan: &ImportPlan, values: &Object) -> Result<Self> {
         Ok(HostImports {
             functions: plan.functions.clone(),
-            local: Some(LocalValues::new(env, values, &plan.functions)?),
+            local: Some(LocalValues::new(
+                env,
+                values,
+                plan.functions.iter().map(|f| f.import_index),
+            )?),
         })
     }
 
@@ -213,7 +219,7 @@ impl HostImports {
     pub fn local_values(&self, env: &Env) -> Option<sys::napi_value> {
         self.local
             .as_ref()
-            .and_then(|local| local.get(env.raw(), local.values))
+            .and_then(|local| local.values(env.raw()))
     }
 }
 
@@ -227,7 +233,7 @@ fn thread_token() -> usize {
 /// the guest (the `Instance`, its exports object and functions) hold the array strongly, so
 /// a host function that captures its own instance forms a cycle the garbage collector can
 /// collect, which a strong reference from native code would pin forever.
-struct LocalValues {
+pub struct LocalValues {
     env: sys::napi_env,
     /// The values array, and each host function in it (`HostImports::functions` order).
     values: sys::napi_ref,
@@ -241,7 +247,8 @@ unsafe impl Send for LocalValues {}
 unsafe impl Sync for LocalValues {}
 
 impl LocalValues {
-    fn new(env: &Env, values: &Object, functions: &[HostFunction]) -> Result<Self> {
+    /// Weak references to `values` and to its elements at `indices` (the host functions).
+    pub fn new(env: &Env, values: &Object, indices: impl Iterator<Item = u32>) -> Result<Self> {
         let weak = |value: sys::napi_value| -> Result<sys::napi_ref> {
             let mut weak = std::ptr::null_mut();
             // SAFETY: a weak reference to a live value, on its own thread.
@@ -254,20 +261,34 @@ impl LocalValues {
         let mut local = LocalValues {
             env: env.raw(),
             values: weak(values.raw())?,
-            functions: Vec::with_capacity(functions.len()),
+            functions: Vec::new(),
             thread: thread_token(),
         };
-        for function in functions {
+        for index in indices {
             let value: Unknown = values
-                .get_element(function.import_index)
-                .map_err(|_| link_error(format!("imports.{} cannot be read", function.name)))?;
+                .get_element(index)
+                .map_err(|_| link_error("the imports cannot be read".into()))?;
             local.functions.push(weak(value.raw())?);
         }
         Ok(local)
     }
 
-    fn on_this_thread(&self) -> bool {
+    pub fn on_this_thread(&self) -> bool {
         thread_token() == self.thread
+    }
+
+    pub fn env(&self) -> sys::napi_env {
+        self.env
+    }
+
+    /// The host function `k`, while it is alive (on its own thread).
+    pub fn function(&self, k: usize) -> Option<sys::napi_value> {
+        self.get(self.env, self.functions[k])
+    }
+
+    /// The values array, while it is alive (on its own thread).
+    pub fn values(&self, env: sys::napi_env) -> Option<sys::napi_value> {
+        self.get(env, self.values)
     }
 
     /// The value `reference` (one of ours) holds, while it is alive.
@@ -465,10 +486,10 @@ pub fn serve_waiting(
 
 /// An open napi handle scope, closed when dropped: a guest calling JS a million times in
 /// one entry must not pile up a million handles in the outer scope.
-struct HandleScope(sys::napi_env, sys::napi_handle_scope);
+pub struct HandleScope(sys::napi_env, sys::napi_handle_scope);
 
 impl HandleScope {
-    fn open(env: sys::napi_env) -> Self {
+    pub fn open(env: sys::napi_env) -> Self {
         let mut scope = std::ptr::null_mut();
         // SAFETY: opened and closed on this thread, strictly nested.
         unsafe { sys::napi_open_handle_scope(env, &mut scope) };
@@ -483,7 +504,7 @@ impl Drop for HandleScope {
     }
 }
 
-fn is_promise(env: sys::napi_env, value: sys::napi_value) -> bool {
+pub fn is_promise(env: sys::napi_env, value: sys::napi_value) -> bool {
     let mut promise = false;
     // SAFETY: a live handle on this thread.
     unsafe { sys::napi_is_promise(env, value, &mut promise) };
@@ -569,4 +590,53 @@ pub fn hold_values(env: &Env, object: &mut Object, values: sys::napi_value) -> n
         ));
     }
     Ok(())
+}
+
+/// The JS functions one instantiation supplies, for a core module or a component.
+pub enum Plan {
+    Core(ImportPlan),
+    Component(ComponentPlan),
+}
+
+impl Plan {
+    /// Checks `values` (from `lib/host.js`) against `module`'s imports; `None`: WASI serves
+    /// everything.
+    pub fn resolve(module: &CompiledModule, values: &Option<Object>) -> Result<Option<Plan>> {
+        let Some(values) = values else {
+            return Ok(None);
+        };
+        Ok(match module.component() {
+            Some(component) => ComponentPlan::resolve(component, values)?.map(Plan::Component),
+            None => ImportPlan::resolve(module.core()?, values)?.map(Plan::Core),
+        })
+    }
+
+    pub fn user_imports(&self) -> UserImports<'_> {
+        match self {
+            Plan::Core(plan) => UserImports::Core(plan),
+            Plan::Component(plan) => UserImports::Component(plan),
+        }
+    }
+
+    /// Gives `host` these functions, called from `values` on this thread (and through the
+    /// run's dispatcher from a pool thread).
+    pub fn install(&self, host: &mut Host, env: &Env, values: &Object) -> Result<()> {
+        match self {
+            Plan::Core(plan) => host.imports = Some(Arc::new(HostImports::new(env, plan, values)?)),
+            Plan::Component(plan) => {
+                host.component_imports = Some(Arc::new(ComponentImports::new(env, plan, values)?))
+            }
+        }
+        Ok(())
+    }
+
+    /// Gives `host` these functions, called only through the run's dispatcher (`runWasm`).
+    pub fn install_remote(&self, host: &mut Host) {
+        match self {
+            Plan::Core(plan) => host.imports = Some(Arc::new(HostImports::remote_only(plan))),
+            Plan::Component(plan) => {
+                host.component_imports = Some(Arc::new(ComponentImports::remote_only(plan)))
+            }
+        }
+    }
 }

@@ -4,6 +4,7 @@
 //! passed again skip compilation.
 
 use crate::command::{not_a_command, CommandPre};
+use crate::component_imports::{user_component_linker, ComponentPlan};
 use crate::engine::{engine, engine_for, EngineEntry, EngineKey, Host};
 use crate::error::{reason, ErrorCode, Failure, Result};
 use crate::host_functions::{user_linker, ImportPlan};
@@ -23,6 +24,22 @@ use wasmtime::{Engine, InstancePre};
 pub enum Compiled {
     Core(wasmtime::Module),
     Component(Component),
+}
+
+/// The imports JS serves for one instantiation: a core module's or a component's.
+#[derive(Clone, Copy)]
+pub enum UserImports<'a> {
+    Core(&'a ImportPlan),
+    Component(&'a ComponentPlan),
+}
+
+impl UserImports<'_> {
+    fn mask(&self) -> Arc<[bool]> {
+        match self {
+            UserImports::Core(plan) => plan.mask.clone(),
+            UserImports::Component(plan) => plan.mask.clone(),
+        }
+    }
 }
 
 /// What one pre-linked form is for: an engine, a component's use as a command (one-shot
@@ -146,13 +163,13 @@ impl CompiledModule {
         &self,
         limits: &Limits,
         run: bool,
-        plan: Option<&ImportPlan>,
+        plan: Option<UserImports<'_>>,
     ) -> Result<(&'static Engine, Prepared)> {
         let entry = engine_for(limits.engine_key(run))?;
         let key = PrepareKey {
             engine: entry.key,
             command: run,
-            user_imports: plan.map(|plan| plan.mask.clone()),
+            user_imports: plan.map(|plan| plan.mask()),
         };
         let mut prepared = self
             .prepared
@@ -163,21 +180,20 @@ impl CompiledModule {
         }
         let made = match self.code_in(entry)? {
             Compiled::Core(module) => match plan {
-                None => Prepared::Core(link(&entry.core_linker, &module)?),
-                Some(plan) => Prepared::Core(link(
+                Some(UserImports::Core(plan)) => Prepared::Core(link(
                     &user_linker(&entry.core_linker, &module, plan)?,
                     &module,
                 )?),
+                _ => Prepared::Core(link(&entry.core_linker, &module)?),
             },
             Compiled::Component(component) => {
-                if plan.is_some() {
-                    return Err(Failure::new(
-                        ErrorCode::WasmLink,
-                        "imports for components are not supported yet: a component gets WASI \
-                         0.2 only",
-                    ));
-                }
-                let pre = link_component(&entry.component_linker, &component)?;
+                let pre = match plan {
+                    Some(UserImports::Component(plan)) => link_component(
+                        &user_component_linker(&entry.component_linker, plan)?,
+                        &component,
+                    )?,
+                    _ => link_component(&entry.component_linker, &component)?,
+                };
                 if run {
                     Prepared::Command(
                         CommandPre::new(pre)
@@ -190,6 +206,13 @@ impl CompiledModule {
         };
         prepared.insert(key, made.clone());
         Ok((&entry.engine, made))
+    }
+
+    pub fn component(&self) -> Option<&Component> {
+        match &self.compiled {
+            Compiled::Component(component) => Some(component),
+            Compiled::Core(_) => None,
+        }
     }
 
     pub fn core(&self) -> Result<&wasmtime::Module> {

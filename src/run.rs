@@ -7,7 +7,7 @@ use crate::ctx::{WasiConfig, WasiSpec};
 use crate::engine::{Host, MAX_LIVE_INSTANCES};
 use crate::error::{classify, reason, ErrorCode, Failure, HostThrow, Result};
 use crate::host_calls::{Dispatch, Dispatcher};
-use crate::host_functions::{HostImports, ImportPlan};
+use crate::host_functions::Plan;
 use crate::limits::{not_cancelled, CancelToken};
 use crate::module::{CompiledModule, Module, Prepared};
 use crate::stdio::captured_bytes;
@@ -66,11 +66,10 @@ pub fn instantiate_failure(error: wasmtime::Error) -> Failure {
     Failure::new(ErrorCode::WasmLink, reason(&error))
 }
 
-/// The JS functions of one run: which imports they serve, and how calls reach them.
+/// The JS functions of one run: which imports they serve, and how calls reach them: from
+/// `values` on this thread (`runWasmSync`), or through `dispatcher` from the pool (`runWasm`).
 struct RunImports {
-    plan: ImportPlan,
-    imports: Arc<HostImports>,
-    /// For a run on the pool: its way back to the JS thread.
+    plan: Plan,
     dispatcher: Option<Arc<Dispatcher>>,
 }
 
@@ -79,15 +78,19 @@ fn run_impl(
     spec: &WasiSpec,
     cancel: Option<Arc<AtomicBool>>,
     imports: Option<RunImports>,
+    local: Option<(&Env, &Object)>,
 ) -> Result<RunOutput> {
     not_cancelled(&cancel)?;
-    let plan = imports.as_ref().map(|imports| &imports.plan);
+    let plan = imports.as_ref().map(|imports| imports.plan.user_imports());
     let (engine, prepared) = module.prepare(&spec.limits, true, plan)?;
     let captured = spec.new_captured();
     let mut host = spec.host(&captured, false)?;
-    if let Some(imports) = imports {
-        host.imports = Some(imports.imports);
-        host.dispatcher = imports.dispatcher;
+    if let Some(imports) = &imports {
+        match local {
+            Some((env, values)) => imports.plan.install(&mut host, env, values)?,
+            None => imports.plan.install_remote(&mut host),
+        }
+        host.dispatcher = imports.dispatcher.clone();
     }
     let mut store = spec.limits.new_store(engine, host);
     let _ticking = spec.limits.arm(&mut store, cancel);
@@ -135,14 +138,6 @@ fn start(store: &mut Store<Host>, pre: &InstancePre<Host>) -> Result<i32> {
         .map_or_else(classify, |()| Ok(0))
 }
 
-/// The plan for `values` (the import object's value per import, from `lib/host.js`).
-fn plan(module: &CompiledModule, values: &Option<Object>) -> Result<Option<ImportPlan>> {
-    match values {
-        Some(values) => ImportPlan::resolve(module.core()?, values),
-        None => Ok(None),
-    }
-}
-
 /// Internal: runs a WASI command in a fresh instance on this thread. Use `runWasmSync`.
 #[napi(
     ts_args_type = "module: Module, config: WasiConfig, stdout?: OutputChannel | undefined | null, stderr?: OutputChannel | undefined | null, imports?: unknown[] | undefined | null"
@@ -157,15 +152,12 @@ pub fn run_sync(
 ) -> napi::Result<RunResult> {
     let run = || -> Result<RunOutput> {
         let spec = WasiSpec::from_config(config, (stdout, stderr))?;
-        let run_imports = match (plan(&module.inner, &imports)?, &imports) {
-            (Some(plan), Some(values)) => Some(RunImports {
-                imports: Arc::new(HostImports::new(&env, &plan, values)?),
-                plan,
-                dispatcher: None,
-            }),
-            _ => None,
-        };
-        run_impl(&module.inner, &spec, None, run_imports)
+        let run_imports = Plan::resolve(&module.inner, &imports)?.map(|plan| RunImports {
+            plan,
+            dispatcher: None,
+        });
+        let local = imports.as_ref().map(|values| (&env, values));
+        run_impl(&module.inner, &spec, None, run_imports, local)
     };
     run()
         .map(RunOutput::into_result)
@@ -191,7 +183,8 @@ pub fn run_async<'env>(
 ) -> napi::Result<Object<'env>> {
     let cancel = Some(stop_flag(env, cancel.map(|token| token.flag.clone()))?);
     let spec = WasiSpec::from_config(config, (stdout, stderr)).map_err(|f| f.into_napi(env))?;
-    let run_imports = match plan(&module.inner, &imports).map_err(|f| f.into_napi(env))? {
+    let plan = Plan::resolve(&module.inner, &imports).map_err(|f| f.into_napi(env))?;
+    let run_imports = match plan {
         Some(plan) => {
             let dispatch = dispatch.ok_or_else(|| {
                 Failure::new(
@@ -201,7 +194,6 @@ pub fn run_async<'env>(
                 .into_napi(env)
             })?;
             Some(RunImports {
-                imports: Arc::new(HostImports::remote_only(&plan)),
                 plan,
                 dispatcher: Some(Arc::new(Dispatcher::new(dispatch)?)),
             })
@@ -211,7 +203,7 @@ pub fn run_async<'env>(
     let module: Arc<CompiledModule> = module.inner.clone();
     let (deferred, promise) = env.create_deferred()?;
     crate::pool::spawn(move || {
-        let outcome = run_impl(&module, &spec, cancel, run_imports);
+        let outcome = run_impl(&module, &spec, cancel, run_imports, None);
         spec.streams().wait_delivered();
         deferred.resolve(move |env: Env| {
             outcome

@@ -5,7 +5,7 @@
 use crate::ctx::{WasiConfig, WasiSpec};
 use crate::error::{ErrorCode, Failure};
 use crate::host_calls::{Dispatch, Dispatcher};
-use crate::host_functions::{HostImports, ImportPlan};
+use crate::host_functions::Plan;
 use crate::imports::syscall_function;
 use crate::instance::{Guest, Instance, Running};
 use crate::limits::CancelToken;
@@ -97,14 +97,14 @@ impl WasiCore {
     ) -> napi::Result<Instance> {
         let make = || -> crate::error::Result<Instance> {
             let limits = &self.spec.limits;
-            let plan = match &imports {
-                Some(values) => ImportPlan::resolve(module.inner.core()?, values)?,
-                None => None,
-            };
-            let (engine, prepared) = module.inner.prepare(limits, false, plan.as_ref())?;
+            let plan = Plan::resolve(&module.inner, &imports)?;
+            let (engine, prepared) =
+                module
+                    .inner
+                    .prepare(limits, false, plan.as_ref().map(Plan::user_imports))?;
             let mut host = self.spec.host(&self.captured, !self.return_on_exit)?;
             if let (Some(plan), Some(values)) = (&plan, &imports) {
-                host.imports = Some(Arc::new(HostImports::new(&env, plan, values)?));
+                plan.install(&mut host, &env, values)?;
             }
             let mut store = limits.new_store(engine, host);
             let ticking = limits.arm(&mut store, None);
