@@ -31,9 +31,11 @@ export type HostFunction = (...args: any[]) => unknown
  * `{ [module]: { [name]: HostFunction } }`. A function under a WASI name
  * (`wasi_snapshot_preview1.fd_write`) replaces WASI's; `wasi.getImportObject()`'s own
  * functions stand for WASI itself. Imported memories, tables and globals are not supported
- * yet (`ERR_WASM_LINK`), nor imports for components.
+ * yet (`ERR_WASM_LINK`). For a component: `{ 'ns:pkg/iface@1.0.0': { 'fn-name': fn } }` for an
+ * imported interface, `{ 'fn-name': fn }` for a top-level imported function, with the
+ * component value mapping.
  */
-export type ImportObject = Record<string, Record<string, HostFunction>>
+export type ImportObject = Record<string, Record<string, HostFunction> | HostFunction>
 
 /** Options of `new WASI(options)`: node:wasi's, plus the extensions marked below. */
 export interface WASIOptions {
