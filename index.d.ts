@@ -209,6 +209,8 @@ export interface ExportDescriptor {
   name: string
   /** Same kinds as `ImportDescriptor.kind`. */
   kind: string
+  /** The type, as text (as `ImportDescriptor.type`). */
+  type: string
 }
 
 /** One import of a module: where it comes from and what it is. */
@@ -220,6 +222,11 @@ export interface ImportDescriptor {
    * `'component'`, `'module'`, `'type'`, `'resource'`.
    */
   kind: string
+  /**
+   * The type, as text: `func (i32, i32) -> i32` for a core function; WIT-like for a
+   * component (`func(name: string) -> string`, `instance { log: func(message: string) }`).
+   */
+  type: string
 }
 
 /**

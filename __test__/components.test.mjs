@@ -37,7 +37,7 @@ test('components report kind "component" and their WASI imports and exports', ()
   for (const module of [HELLO, ECHO, NO_RUN]) assert.equal(module.kind, 'component');
   assert.ok(HELLO.exports().some((e) => RUN.test(e.name) && e.kind === 'instance'));
   assert.ok(HELLO.imports().some((i) => /^wasi:cli\/stdout@0\.2\./.test(i.name) && i.kind === 'instance'));
-  assert.deepEqual(NO_RUN.exports(), [{ name: 'add', kind: 'function' }]);
+  assert.deepEqual(NO_RUN.exports(), [{ name: 'add', kind: 'function', type: 'func(a: s32, b: s32) -> s32' }]);
   assert.ok(EXIT_WITH_CODE.imports().some((i) => i.name === 'wasi:cli/exit@0.2.12'));
   const wasi = new WASI({ version: 'preview2' });
   assert.equal(wasi.instantiate(HELLO).kind, 'component');

@@ -663,6 +663,14 @@ describe('components: imported functions and interfaces served by JS', () => {
     'test:host/api': { greet: (name) => `hello ${name}`, add64: (a, b) => a + b },
   });
 
+  test('module.imports() lists what to supply, with WIT types', () => {
+    assert.deepEqual(component.imports(), [
+      { module: '', name: 'double', kind: 'function', type: 'func(x: u32) -> u32' },
+      { module: '', name: 'test:host/api', kind: 'instance',
+        type: 'instance { greet: func(name: string) -> string; add64: func(a: s64, b: s64) -> s64 }' },
+    ]);
+  });
+
   test('values cross with the WIT mapping both ways (u32, string, s64)', () => {
     const wasi = new WASI({ version: 'preview2' });
     const instance = wasi.instantiate(component, hostImports());

@@ -20,8 +20,8 @@ function assertIsHello(mod) {
   assert.ok(mod instanceof Module);
   assert.equal(mod.kind, 'module');
   assert.deepEqual(mod.exports(), [
-    { name: 'memory', kind: 'memory' },
-    { name: '_start', kind: 'function' },
+    { name: 'memory', kind: 'memory', type: 'memory (2 pages min)' },
+    { name: '_start', kind: 'function', type: 'func () -> ()' },
   ]);
   const result = runWasmSync(mod);
   assert.equal(result.exitCode, 0);
@@ -115,11 +115,11 @@ test('compiles from WAT text', () => {
       (func (export "_start") (call $exit (i32.const 7))))`);
   assert.equal(mod.kind, 'module');
   assert.deepEqual(mod.imports(), [
-    { module: 'wasi_snapshot_preview1', name: 'proc_exit', kind: 'function' },
+    { module: 'wasi_snapshot_preview1', name: 'proc_exit', kind: 'function', type: 'func (i32) -> ()' },
   ]);
   assert.deepEqual(mod.exports(), [
-    { name: 'memory', kind: 'memory' },
-    { name: '_start', kind: 'function' },
+    { name: 'memory', kind: 'memory', type: 'memory (1 pages min)' },
+    { name: '_start', kind: 'function', type: 'func () -> ()' },
   ]);
   const result = runWasmSync(mod);
   assert.equal(result.exitCode, 7);
@@ -138,7 +138,8 @@ test("imports() of hello.wasm lists wasi_snapshot_preview1 functions", () => {
   assert.ok(Array.isArray(imports));
   assert.ok(imports.length > 0);
   for (const imp of imports) {
-    assert.deepEqual(Object.keys(imp).sort(), ['kind', 'module', 'name']);
+    assert.deepEqual(Object.keys(imp).sort(), ['kind', 'module', 'name', 'type']);
+    assert.match(imp.type, /^func \(/);
     assert.equal(imp.module, 'wasi_snapshot_preview1');
     assert.equal(imp.kind, 'function');
     assert.equal(typeof imp.name, 'string');
@@ -151,10 +152,10 @@ test("imports() of hello.wasm lists wasi_snapshot_preview1 functions", () => {
   assert.equal(new Set(names).size, names.length);
 });
 
-test('exports() of hello.wasm lists memory and _start with their kinds', () => {
+test('exports() of hello.wasm lists memory and _start with their kinds and types', () => {
   assert.deepEqual(new Module(HELLO).exports(), [
-    { name: 'memory', kind: 'memory' },
-    { name: '_start', kind: 'function' },
+    { name: 'memory', kind: 'memory', type: 'memory (2 pages min)' },
+    { name: '_start', kind: 'function', type: 'func () -> ()' },
   ]);
 });
 
@@ -173,16 +174,16 @@ test('imports() and exports() report every core extern kind, in declaration orde
       (export "tab" (table $u))
       (export "glob" (global $h)))`);
   assert.deepEqual(mod.imports(), [
-    { module: 'env', name: 'f', kind: 'function' },
-    { module: 'env', name: 'm', kind: 'memory' },
-    { module: 'env', name: 't', kind: 'table' },
-    { module: 'env', name: 'g', kind: 'global' },
+    { module: 'env', name: 'f', kind: 'function', type: 'func () -> ()' },
+    { module: 'env', name: 'm', kind: 'memory', type: 'memory (1 pages min)' },
+    { module: 'env', name: 't', kind: 'table', type: 'table of (ref null func)' },
+    { module: 'env', name: 'g', kind: 'global', type: 'global i32' },
   ]);
   assert.deepEqual(mod.exports(), [
-    { name: 'k', kind: 'function' },
-    { name: 'mem', kind: 'memory' },
-    { name: 'tab', kind: 'table' },
-    { name: 'glob', kind: 'global' },
+    { name: 'k', kind: 'function', type: 'func () -> ()' },
+    { name: 'mem', kind: 'memory', type: 'memory (1 pages min)' },
+    { name: 'tab', kind: 'table', type: 'table of (ref null func)' },
+    { name: 'glob', kind: 'global', type: 'global (mut i32)' },
   ]);
 });
 

@@ -35,3 +35,4 @@ mod teardown;
 mod test_support;
 mod wasi;
 mod wasm_values;
+mod wit_text;

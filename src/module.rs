@@ -386,6 +386,10 @@ pub struct ImportDescriptor {
     /// `'function'`, `'memory'`, `'table'`, `'global'`, `'tag'`; for components `'instance'`,
     /// `'component'`, `'module'`, `'type'`, `'resource'`.
     pub kind: String,
+    /// The type, as text: `func (i32, i32) -> i32` for a core function; WIT-like for a
+    /// component (`func(name: string) -> string`, `instance { log: func(message: string) }`).
+    #[napi(js_name = "type")]
+    pub ty: String,
 }
 
 /// One export of a module.
@@ -394,6 +398,9 @@ pub struct ExportDescriptor {
     pub name: String,
     /// Same kinds as `ImportDescriptor.kind`.
     pub kind: String,
+    /// The type, as text (as `ImportDescriptor.type`).
+    #[napi(js_name = "type")]
+    pub ty: String,
 }
 
 /// A compiled WebAssembly core module or component. Immutable: compile once, run many times.
@@ -489,6 +496,7 @@ impl Module {
                     module: import.module().to_string(),
                     name: import.name().to_string(),
                     kind: extern_kind(&import.ty()).to_string(),
+                    ty: crate::wit_text::core(&import.ty()),
                 })
                 .collect(),
             Compiled::Component(component) => {
@@ -498,6 +506,7 @@ impl Module {
                         module: String::new(),
                         name: name.to_string(),
                         kind: component_item_kind(&item.ty).to_string(),
+                        ty: crate::wit_text::item(engine(), &item.ty),
                     })
                     .collect()
             }
@@ -513,6 +522,7 @@ impl Module {
                 .map(|export| ExportDescriptor {
                     name: export.name().to_string(),
                     kind: extern_kind(&export.ty()).to_string(),
+                    ty: crate::wit_text::core(&export.ty()),
                 })
                 .collect(),
             Compiled::Component(component) => {
@@ -521,6 +531,7 @@ impl Module {
                     .map(|(name, item)| ExportDescriptor {
                         name: name.to_string(),
                         kind: component_item_kind(&item.ty).to_string(),
+                        ty: crate::wit_text::item(engine(), &item.ty),
                     })
                     .collect()
             }
