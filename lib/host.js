@@ -1,12 +1,13 @@
 'use strict';
 
 // Host functions: JS functions a guest running in wasmtime imports. This file turns an
-// import object shaped like `WebAssembly.instantiate`'s (`{ [module]: { [name]: value } }`)
-// into one value per import of the module, in import order, which the native side checks
-// against the module's import types (`src/host_functions.rs`); it keeps those values alive as
-// long as the instance that calls them; and it makes the dispatcher through which a guest on
-// node-wasmtime's own threads calls them on this thread (`src/host_calls.rs`), waiting for a
-// returned Promise to settle.
+// import object shaped like `WebAssembly.instantiate`'s (`{ [module]: { [name]: value } }`;
+// for a component `{ [interface]: { [name]: fn } }` and `{ [name]: fn }`) into one value per
+// import of the module, in import order, which the native side checks against the module's
+// import types (`src/host_functions.rs`, `src/component_imports.rs`); it keeps those values
+// alive as long as the instance that calls them; and it makes the dispatcher through which a
+// guest on node-wasmtime's own threads calls them on this thread (`src/host_calls.rs`),
+// waiting for a returned Promise to settle.
 
 const { types } = require('node:util');
 const { componentImportFunctions } = require('../index.js');

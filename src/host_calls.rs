@@ -4,7 +4,9 @@
 //! the host function and answers through the `PendingHostCall` it was given, at once or when
 //! the returned Promise settles. While it waits, the guest checks its timeout and cancel flag
 //! (so `limits.timeout`, `signal` and worker teardown still stop it) and lends its store to
-//! JS for memory access (`store_access.rs`).
+//! JS (`store_access.rs`): for memory access, and to run the calls JS makes into it meanwhile;
+//! the host calls those make go straight to the waiting JS thread. Core modules' and
+//! components' host functions both come through here.
 
 use crate::component_imports::{self, ComponentHostFunction};
 use crate::component_values::JsOut;
