@@ -126,9 +126,10 @@ impl Running {
 
     /// Claims the entry point `name` now and marks this guest busy; the returned work runs
     /// it (on a pool thread, its host calls reaching JS through `dispatcher`) and clears the
-    /// mark. Until then calls from JS get `ERR_WASI_BUSY` instead of waiting for the store
-    /// (memory access is allowed while the guest waits for a host call). The work hands
-    /// back this `Running` so that it is released on the JS thread.
+    /// mark. Until then calls from JS get `ERR_WASI_BUSY` instead of waiting for the store,
+    /// except while the guest waits for a host call (see `call_in_waiting_guest` and
+    /// `with_memory`). The work hands back this `Running` so that it is released on the JS
+    /// thread.
     pub fn call_entry_later(
         self: &Arc<Self>,
         name: &str,
