@@ -185,3 +185,31 @@ test('a guest closing fd 1 does not close the host stdout', () => {
   assert.equal(result.stdout, 'host stdout still open\n');
   assert.equal(result.stderr, 'host stderr still open\n');
 });
+
+test('instances that are no longer reachable are freed: a loop of 1,000 keeps descriptors bounded', async () => {
+  // Each instance holds duplicated stdio descriptors; before the exports object stopped being
+  // pinned by a native reference, every instance leaked (two descriptors and its memory each).
+  const { setFlagsFromString } = await import('node:v8');
+  const { runInNewContext } = await import('node:vm');
+  setFlagsFromString('--expose-gc');
+  const gc = runInNewContext('gc');
+  const module = new lib.Module(fixture('hello.wasm'));
+  const openFds = () => fs.readdirSync('/proc/self/fd').length;
+  const before = openFds();
+  for (let i = 0; i < 1000; i++) {
+    const wasi = new lib.WASI({ version: 'preview1', stdout: 'ignore' });
+    const instance = wasi.instantiate(module);
+    assert.equal(instance.exports.memory.byteLength > 0, true);
+    assert.equal(wasi.start(instance), 0);
+    if (i % 200 === 199) {
+      gc();
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+  }
+  for (let i = 0; i < 5; i++) {
+    gc();
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+  const grown = openFds() - before;
+  assert.ok(grown < 100, `${grown} descriptors more than before the loop`);
+});
