@@ -185,6 +185,12 @@ describe('link errors name the import, what it must be and what was given', () =
     });
   }
 
+  test('no import object at all: the missing imports are named the same way', () => {
+    assert.throws(() => new WASI({ version: 'preview1' }).instantiate(identity),
+                  (err) => assertCode('ERR_WASM_LINK')(err) && /env\.i32, a function \(i32\) -> i32, but imports\.env\.i32 is undefined/.test(err.message));
+    assert.throws(() => runWasmSync(identity), assertCode('ERR_WASM_LINK'));
+  });
+
   test('imported memories, tables and globals are refused clearly for now', () => {
     const module = new Module('(module (import "env" "mem" (memory 1)))');
     assert.throws(() => new WASI({ version: 'preview1' }).instantiate(module, { env: {} }),

@@ -34,7 +34,12 @@ function importList(module) {
  * for WASI itself (wasmtime-wasi serves it); any other function replaces what it names.
  */
 function importValues(module, imports, name) {
-  if (imports === undefined) return undefined;
+  if (imports === undefined) {
+    // Nothing given: WASI serves everything, unless the module imports more, which then is
+    // reported as missing (by name and type) rather than as wasmtime's bare unknown import.
+    if (!needsHostFunctions(module)) return undefined;
+    imports = {};
+  }
   validateObject(imports, name);
   if (module.kind !== 'module') {
     const list = importList(module);
@@ -49,6 +54,15 @@ function importValues(module, imports, name) {
     const value = scope === undefined || scope === null ? undefined : scope[field];
     return isWasiImportFunction(value) ? undefined : value;
   });
+}
+
+const kWasiNamespaces = ['wasi_snapshot_preview1', 'wasi_unstable'];
+
+function needsHostFunctions(module) {
+  const list = importList(module);
+  return module.kind === 'module' ?
+    list.some(({ module: namespace }) => !kWasiNamespaces.includes(namespace)) :
+    list.length > 0;
 }
 
 // Per Instance: the import values its host functions come from. The instance (and each of
