@@ -712,3 +712,12 @@ describe('components: imported functions and interfaces served by JS', () => {
                          (err) => err === error);
   });
 });
+
+test('examples/plugin-host.mjs runs: async lookups, a logger and a re-entrant malloc from the host', async () => {
+  const { spawnSync } = await import('node:child_process');
+  const result = spawnSync(process.execPath, ['examples/plugin-host.mjs', 'size', 'nope'],
+                           { encoding: 'utf8', cwd: new URL('..', import.meta.url).pathname });
+  assert.equal(result.status, 1, result.stderr);
+  assert.equal(result.stdout, 'size=XL\nnope: missing\nhello from the host, plugin\nadd64=1099511627771 scale=3.000\n');
+  assert.equal(result.stderr, '[plugin] looked up size\n');
+});
