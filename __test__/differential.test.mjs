@@ -462,11 +462,24 @@ test('random: getentropy of 64 bytes succeeds, twice, not all zero, different ea
 
 describe('poll: clock subscriptions sleep at least their timeout', () => {
   test('relative 10 ms, two clocks (10 ms wins over 1000 ms), nanosleep 10 ms', async () => {
+    const options = { args: ['poll', 'relative', 'two_clocks', 'nanosleep'] };
     await differential(
       'poll.wasm',
-      { args: ['poll', 'relative', 'two_clocks', 'nanosleep'] },
+      options,
       { exitCode: 0, stdout: 'relative=ok\ntwo_clocks=ok\nnanosleep=ok\n', stderr: '' },
+      { ways: OUR_WAYS },
     );
+    // node:wasi sleeps on libuv's millisecond timers, whose clock is read once per loop turn,
+    // so on a loaded machine it wakes up to a millisecond early (seen here: 9.1 and 9.4 ms for
+    // 10 ms). Its lines are held to that tolerance; ours, above, to the full 10 ms.
+    const node = await WAYS.node('poll.wasm', options);
+    assert.equal(node.exitCode, 0);
+    const lines = bytes(node.stdout).trimEnd().split('\n');
+    assert.deepEqual(lines.map((line) => line.split('=')[0]), ['relative', 'two_clocks', 'nanosleep']);
+    for (const line of lines) {
+      const early = /=FAIL elapsed_ns=(\d+)$/.exec(line);
+      assert.ok(line.endsWith('=ok') || (early && Number(early[1]) >= 9e6), `node:wasi: ${line}`);
+    }
   });
 
   test('an absolute MONOTONIC deadline 10 ms ahead', async () => {
