@@ -8,9 +8,9 @@
 use crate::component_values::{from_js, to_js, JsOut};
 use crate::engine::{engine, Host};
 use crate::error::{ErrorCode, Failure, HostThrow, Result, Thrown};
-use crate::host_functions::{is_promise, HandleScope, LocalValues};
+use crate::host_functions::{call_js, HandleScope, LocalValues};
 use crate::module::{Compiled, Module};
-use crate::wasm_values::{check, type_error};
+use crate::wasm_values::type_error;
 use napi::bindgen_prelude::{FromNapiValue, JsObjectValue, Object, ToNapiValue, Unknown};
 use napi::{sys, Env, ValueType};
 use std::sync::Arc;
@@ -248,31 +248,13 @@ fn call_here(
                 .map_err(|_| type_error(env, "an argument cannot be converted"))?;
             argv.push(value);
         }
-        let mut undefined = std::ptr::null_mut();
-        let mut returned = std::ptr::null_mut();
-        // SAFETY: plain napi calls with live handles of this scope.
-        check(env, unsafe { sys::napi_get_undefined(env, &mut undefined) })?;
-        check(env, unsafe {
-            sys::napi_call_function(
-                env,
-                undefined,
-                callee,
-                argv.len(),
-                argv.as_ptr(),
-                &mut returned,
-            )
-        })?;
-        if !function.results.is_empty() && is_promise(env, returned) {
-            return Err(type_error(
-                env,
-                &format!(
-                    "The host function {} returned a Promise, but its guest runs on the JS \
-                     thread and cannot wait for it. Run the guest with runWasm() or \
-                     wasi.startAsync() to use async host functions",
-                    function.path
-                ),
-            ));
-        }
+        let returned = call_js(
+            env,
+            callee,
+            &argv,
+            !function.results.is_empty(),
+            &function.path,
+        )?;
         results_from_js(env, returned, function)
     })();
     drop(scope);

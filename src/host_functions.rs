@@ -424,15 +424,34 @@ fn invoke(
     for ((arg, param), num) in argv.iter_mut().zip(params).zip(function.sig.params.iter()) {
         *arg = wasm_values::to_js(raw_env, param, *num)?;
     }
+    let returned = call_js(
+        raw_env,
+        callee,
+        argv,
+        !function.sig.results.is_empty(),
+        &function.name,
+    )?;
+    results_from_js(raw_env, returned, function, results)
+}
+
+/// Calls the host function `callee` (named `name`, for messages) with `argv` and `this`
+/// undefined, as V8 calls imports. While the JS thread waits for the guest (a guest on the JS
+/// thread, or an export called from a host function) a Promise cannot be waited for, so one
+/// returned where results are expected (`wants_results`) is a `TypeError`.
+pub fn call_js(
+    env: sys::napi_env,
+    callee: sys::napi_value,
+    argv: &[sys::napi_value],
+    wants_results: bool,
+    name: &str,
+) -> std::result::Result<sys::napi_value, Thrown> {
     let mut undefined = std::ptr::null_mut();
     let mut returned = std::ptr::null_mut();
-    // SAFETY: plain napi calls with live handles of this scope.
-    check(raw_env, unsafe {
-        sys::napi_get_undefined(raw_env, &mut undefined)
-    })?;
-    check(raw_env, unsafe {
+    // SAFETY: plain napi calls with live handles of the caller's scope, on this thread.
+    check(env, unsafe { sys::napi_get_undefined(env, &mut undefined) })?;
+    check(env, unsafe {
         sys::napi_call_function(
-            raw_env,
+            env,
             undefined,
             callee,
             argv.len(),
@@ -440,20 +459,19 @@ fn invoke(
             &mut returned,
         )
     })?;
-    if !function.sig.results.is_empty() && is_promise(raw_env, returned) {
+    if wants_results && is_promise(env, returned) {
         return Err(type_error(
-            raw_env,
+            env,
             &format!(
-                "The host function {} returned a Promise, but it was called while the JS \
+                "The host function {name} returned a Promise, but it was called while the JS \
                  thread waits for the guest (a guest on the JS thread, or an export called \
                  from a host function), so it cannot be waited for. Return its value itself, \
                  or let the guest run with runWasm() or wasi.startAsync() and call no export \
-                 from the host function",
-                function.name
+                 from the host function"
             ),
         ));
     }
-    results_from_js(raw_env, returned, function, results)
+    Ok(returned)
 }
 
 /// Serves the host call of `functions[k]` with `args` on the JS thread, which waits for a
@@ -504,7 +522,7 @@ impl Drop for HandleScope {
     }
 }
 
-pub fn is_promise(env: sys::napi_env, value: sys::napi_value) -> bool {
+fn is_promise(env: sys::napi_env, value: sys::napi_value) -> bool {
     let mut promise = false;
     // SAFETY: a live handle on this thread.
     unsafe { sys::napi_is_promise(env, value, &mut promise) };
