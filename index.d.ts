@@ -30,6 +30,25 @@ export declare class CancelToken {
 }
 
 /**
+ * A global, as `WebAssembly.Global`: its `value` reads (and, if mutable, writes) the
+ * instance's global once an instance has it.
+ */
+export declare class Global {
+  /**
+   * A global for a guest to import, as `new WebAssembly.Global({ value, mutable }, init)`:
+   * `value` is `'i32'`, `'i64'`, `'f32'` or `'f64'`; `init` converts as wasm arguments do
+   * (i64 from a BigInt) and defaults to 0.
+   */
+  constructor(descriptor: { value: 'i32' | 'i64' | 'f32' | 'f64'; mutable?: boolean }, value?: number | bigint)
+  /** The global's value (a BigInt for i64). */
+  get value(): number | bigint
+  /** Sets a mutable global's value; a `TypeError` for an immutable one, as V8. */
+  set value(value: number | bigint)
+  /** The value, as `WebAssembly.Global.prototype.valueOf`. */
+  valueOf(): number | bigint
+}
+
+/**
  * A wasmtime instance made by `wasi.instantiate()`. Pass it to `wasi.start()` or
  * `wasi.initialize()`; after `initialize()`, call its exports.
  */
@@ -49,8 +68,15 @@ export declare class Instance {
   get exports(): Record<string, Function | Memory | Record<string, Function>>
 }
 
-/** An exported linear memory. */
+/** A guest's linear memory, exported by an instance or made by JS for one to import. */
 export declare class Memory {
+  /**
+   * A memory for a guest to import, as `new WebAssembly.Memory({ initial, maximum })`:
+   * `initial` and `maximum` in 64 KiB pages (at most 65536). Its bytes are zero; an
+   * instance that imports it (`wasi.instantiate(module, { env: { memory } })`) takes them
+   * over, and from then on this object is that instance's memory.
+   */
+  constructor(descriptor: { initial: number; maximum?: number })
   /** Current size in bytes. */
   get byteLength(): number
   /**
@@ -133,6 +159,29 @@ export declare class PendingHostCall {
    * guest and reaches the run's caller as the same value.
    */
   reject(error: unknown): void
+}
+
+/** A table of function references, as `WebAssembly.Table({ element: 'anyfunc' })`. */
+export declare class Table {
+  /**
+   * A table for a guest to import, as `new WebAssembly.Table({ element: 'anyfunc',
+   * initial, maximum })`: every element starts null.
+   */
+  constructor(descriptor: { element: 'anyfunc'; initial: number; maximum?: number })
+  /** The number of elements. */
+  get length(): number
+  /**
+   * The function at `index` (callable like an export), or null. `ERR_OUT_OF_RANGE` past
+   * the end.
+   */
+  get(index: number): Function | null
+  /** Sets the element at `index` to null (the only value JS can store here). */
+  set(index: number, value: null): void
+  /**
+   * Adds `delta` null elements; returns the previous length. `ERR_OUT_OF_RANGE` past the
+   * maximum.
+   */
+  grow(delta: number): number
 }
 
 /** Internal: the native state behind one `WASI` object. Use `WASI`. */

@@ -836,11 +836,13 @@ function __napiStampBindingTarget(exportsObject, target) {
 module.exports.__napiBindingTarget = __napiStampBindingTarget(nativeBinding, __napiLoadedBindingTarget)
 module.exports = nativeBinding
 module.exports.CancelToken = nativeBinding.CancelToken
+module.exports.Global = nativeBinding.Global
 module.exports.Instance = nativeBinding.Instance
 module.exports.Memory = nativeBinding.Memory
 module.exports.Module = nativeBinding.Module
 module.exports.OutputChannel = nativeBinding.OutputChannel
 module.exports.PendingHostCall = nativeBinding.PendingHostCall
+module.exports.Table = nativeBinding.Table
 module.exports.WasiCore = nativeBinding.WasiCore
 module.exports.compileCachedModule = nativeBinding.compileCachedModule
 module.exports.compileCachedModuleAsync = nativeBinding.compileCachedModuleAsync

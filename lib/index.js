@@ -8,9 +8,9 @@
 // backtraces stay off unless asked for by name (panics still honour RUST_BACKTRACE).
 if (process.env.RUST_LIB_BACKTRACE === undefined) process.env.RUST_LIB_BACKTRACE = '0';
 
-const { Module, Memory } = require('../index.js');
+const { Module, Memory, Global, Table } = require('../index.js');
 const { Instance } = require('./instance');
 const { WASI } = require('./wasi');
 const { runWasm, runWasmSync } = require('./run');
 
-module.exports = { WASI, Module, Instance, Memory, runWasm, runWasmSync };
+module.exports = { WASI, Module, Instance, Memory, Global, Table, runWasm, runWasmSync };

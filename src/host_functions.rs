@@ -9,6 +9,7 @@
 use crate::component_imports::{ComponentImports, ComponentPlan};
 use crate::engine::{Host, WASI_NAMESPACES};
 use crate::error::{ErrorCode, Failure, HostThrow, Result, Thrown};
+use crate::host_externs::{self, HostExtern};
 use crate::module::{CompiledModule, UserImports};
 use crate::store_access;
 use crate::wasm_values::{self, check, type_error, Num, Refused, Signature};
@@ -36,6 +37,8 @@ pub struct ImportPlan {
     pub mask: Arc<[bool]>,
     /// The JS-served imports, in import order (trampoline `k` serves `functions[k]`).
     pub functions: Arc<[HostFunction]>,
+    /// The memories, tables and globals JS supplies, in import order.
+    pub externs: Arc<[HostExtern]>,
 }
 
 impl ImportPlan {
@@ -45,6 +48,7 @@ impl ImportPlan {
     pub fn resolve(module: &wasmtime::Module, values: &Object) -> Result<Option<ImportPlan>> {
         let mut mask = Vec::new();
         let mut functions = Vec::new();
+        let mut externs = Vec::new();
         for (index, import) in module.imports().enumerate() {
             let name = format!("{}.{}", import.module(), import.name());
             let value: Unknown = values
@@ -65,11 +69,18 @@ impl ImportPlan {
                     true
                 }
                 (_, ValueType::Undefined) if is_wasi => false,
-                (ExternType::Func(_), ValueType::Undefined) => {
+                (_, ValueType::Undefined) => {
                     return Err(link_error(format!(
                         "The module imports {name}, {}, but imports.{name} is undefined. Supply \
-                         a function there",
-                        describe(&ty)
+                         {} there",
+                        describe(&ty),
+                        match ty {
+                            ExternType::Func(_) => "a function",
+                            ExternType::Memory(_) => "a Memory",
+                            ExternType::Table(_) => "a Table",
+                            ExternType::Global(_) => "a Global (or a number for an immutable one)",
+                            ExternType::Tag(_) => "a tag",
+                        }
                     )))
                 }
                 (ExternType::Func(_), _) => {
@@ -79,22 +90,31 @@ impl ImportPlan {
                         type_name(given)
                     )))
                 }
-                (_, _) => {
-                    return Err(link_error(format!(
-                        "The module imports {name}, {}: imported memories, tables and globals \
-                         are not supported yet (only functions and WASI)",
-                        describe(&ty)
-                    )))
-                }
+                (_, _) => match host_externs::resolve(&name, &ty, &value)? {
+                    Some(given) => {
+                        externs.push(HostExtern {
+                            import_index: index as u32,
+                            given,
+                        });
+                        true
+                    }
+                    None => {
+                        return Err(link_error(format!(
+                            "The module imports {name}, {}, which JS cannot supply",
+                            describe(&ty)
+                        )))
+                    }
+                },
             };
             mask.push(served_by_js);
         }
-        if functions.is_empty() {
+        if functions.is_empty() && externs.is_empty() {
             return Ok(None);
         }
         Ok(Some(ImportPlan {
             mask: mask.into(),
             functions: functions.into(),
+            externs: externs.into(),
         }))
     }
 }
@@ -112,7 +132,7 @@ fn unsupported(name: &str, ty: &FuncType) -> Failure {
 }
 
 /// `a function (i32, i32) -> i32`, `a memory`, ...
-fn describe(ty: &ExternType) -> String {
+pub fn describe(ty: &ExternType) -> String {
     match ty {
         ExternType::Func(ty) => format!("a function {}", signature(ty)),
         ExternType::Memory(ty) => format!("a memory of at least {} pages", ty.minimum()),

@@ -9,17 +9,20 @@ use crate::engine::{exit_process, Host};
 use crate::error::{classify, ErrorCode, Failure, Result};
 use crate::export_function::ExportFunction;
 use crate::host_calls::Dispatcher;
+use crate::host_externs;
 use crate::host_functions::hold_values;
 use crate::limits::{not_cancelled, Limits, Ticking};
 use crate::memory::Memory;
 use crate::module::{Compiled, CompiledModule, Module};
 use crate::store_access::{self, JobFn, JobValues, Lent, StoreRef};
 use crate::wasm_values::Signature;
-use napi::bindgen_prelude::{FromNapiValue, JavaScriptClassExt, JsObjectValue, Object};
+use napi::bindgen_prelude::{FromNapiValue, JavaScriptClassExt, JsObjectValue, Object, Unknown};
 use napi::Env;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use wasmtime::{component, AsContextMut, Extern, Func, Store, StoreContextMut, TypedFunc, ValRaw};
+use wasmtime::{
+    component, AsContextMut, Extern, ExternType, Func, Store, StoreContextMut, TypedFunc, ValRaw,
+};
 use wasmtime_wasi::I32Exit;
 
 /// A live core-module instance or component instance.
@@ -376,11 +379,12 @@ impl Instance {
                     .exports(&mut store)
                     .map(|export| (export.name().to_string(), export.into_extern()))
                     .collect();
-                let exports: Vec<(String, Extern, Option<Signature>)> = exports
+                let exports: Vec<(String, Extern, ExternType, Option<Signature>)> = exports
                     .into_iter()
                     .map(|(name, export)| {
-                        let sig = export.ty(&store).func().and_then(Signature::of);
-                        (name, export, sig)
+                        let ty = export.ty(&store);
+                        let sig = ty.func().and_then(Signature::of);
+                        (name, export, ty, sig)
                     })
                     .collect();
                 let values = store
@@ -392,7 +396,7 @@ impl Instance {
                 (exports, values)
             })
             .map_err(|f| f.into_napi(env))?;
-        for (name, export, sig) in exports {
+        for (name, export, ty, sig) in exports {
             match (export, sig) {
                 (Extern::Func(func), Some(sig)) => {
                     let export = ExportFunction {
@@ -421,10 +425,16 @@ impl Instance {
                     object.set_named_property(&name, unsupported)?;
                 }
                 (Extern::Memory(memory), _) => {
-                    let memory = Memory::new(self.running.clone(), memory);
+                    let memory = Memory::exported(self.running.clone(), memory);
                     object.set_named_property(&name, memory.into_instance(env)?)?;
                 }
-                _ => {}
+                (export, _) => {
+                    if let Some(value) = host_externs::exported(env, &self.running, export, &ty)? {
+                        // SAFETY: a value made just above, in this scope.
+                        let value = unsafe { Unknown::from_raw_unchecked(env.raw(), value) };
+                        object.set_named_property(&name, value)?;
+                    }
+                }
             }
         }
         Ok(object)

@@ -15,7 +15,9 @@ mod ctx;
 mod engine;
 mod error;
 mod export_function;
+mod global;
 mod host_calls;
+mod host_externs;
 mod host_functions;
 mod imports;
 mod instance;
@@ -30,6 +32,7 @@ mod stdio;
 mod stdio_writes;
 mod store_access;
 mod stream_output;
+mod table;
 mod teardown;
 #[cfg(test)]
 mod test_support;

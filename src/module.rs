@@ -180,6 +180,10 @@ impl CompiledModule {
         }
         let made = match self.code_in(entry)? {
             Compiled::Core(module) => match plan {
+                Some(UserImports::Core(plan)) if !plan.externs.is_empty() => Prepared::Linked(
+                    Arc::new(user_linker(&entry.core_linker, &module, plan)?),
+                    module,
+                ),
                 Some(UserImports::Core(plan)) => Prepared::Core(link(
                     &user_linker(&entry.core_linker, &module, plan)?,
                     &module,
@@ -243,6 +247,9 @@ fn link(linker: &wasmtime::Linker<Host>, module: &wasmtime::Module) -> Result<In
 #[derive(Clone)]
 pub enum Prepared {
     Core(InstancePre<Host>),
+    /// A core module that imports memories, tables or globals from JS, which are made in
+    /// each store (`host_externs.rs`): linked at instantiation instead.
+    Linked(Arc<wasmtime::Linker<Host>>, wasmtime::Module),
     Component(component::InstancePre<Host>),
     Command(CommandPre<Host>),
 }

@@ -7,6 +7,7 @@ use crate::ctx::{WasiConfig, WasiSpec};
 use crate::engine::{Host, MAX_LIVE_INSTANCES};
 use crate::error::{classify, reason, ErrorCode, Failure, HostThrow, Result};
 use crate::host_calls::{Dispatch, Dispatcher};
+use crate::host_externs;
 use crate::host_functions::Plan;
 use crate::limits::{not_cancelled, CancelToken};
 use crate::module::{CompiledModule, Module, Prepared};
@@ -96,6 +97,14 @@ fn run_impl(
     let _ticking = spec.limits.arm(&mut store, cancel);
     let outcome = match prepared {
         Prepared::Core(pre) => start(&mut store, &pre),
+        Prepared::Linked(linker, core) => {
+            let externs = match imports.as_ref().map(|imports| &imports.plan) {
+                Some(Plan::Core(plan)) => plan.externs.clone(),
+                _ => Default::default(),
+            };
+            host_externs::instantiate(&mut store, &linker, &core, &externs, None)
+                .and_then(|(instance, _)| call_start(&mut store, instance))
+        }
         Prepared::Command(pre) => pre
             .instantiate(&mut store)
             .map_err(instantiate_failure)
@@ -123,6 +132,11 @@ fn run_impl(
 /// Instantiates a core command and runs its `_start`.
 fn start(store: &mut Store<Host>, pre: &InstancePre<Host>) -> Result<i32> {
     let instance = pre.instantiate(&mut *store).map_err(instantiate_failure)?;
+    call_start(store, instance)
+}
+
+/// Runs a core command's `_start`.
+fn call_start(store: &mut Store<Host>, instance: wasmtime::Instance) -> Result<i32> {
     let start = instance
         .get_typed_func::<(), ()>(&mut *store, "_start")
         .map_err(|_| {

@@ -129,7 +129,7 @@ pub fn invalid_type(name: &str, expected: &str, value: &Unknown) -> Failure {
 }
 
 /// A short description of a JS value, in the shape of Node's `Received ...` suffix.
-fn describe(value: &Unknown) -> String {
+pub fn describe(value: &Unknown) -> String {
     match value.get_type() {
         Ok(ValueType::Undefined) => "undefined".into(),
         Ok(ValueType::Null) => "null".into(),

@@ -5,6 +5,7 @@
 use crate::ctx::{WasiConfig, WasiSpec};
 use crate::error::{ErrorCode, Failure};
 use crate::host_calls::{Dispatch, Dispatcher};
+use crate::host_externs;
 use crate::host_functions::Plan;
 use crate::imports::syscall_function;
 use crate::instance::{Guest, Instance, Running};
@@ -108,9 +109,21 @@ impl WasiCore {
             }
             let mut store = limits.new_store(engine, host);
             let ticking = limits.arm(&mut store, None);
+            let mut bindings = Vec::new();
             let guest = match prepared {
                 Prepared::Core(pre) => {
                     Guest::Core(pre.instantiate(&mut store).map_err(instantiate_failure)?)
+                }
+                Prepared::Linked(linker, core) => {
+                    let externs = match &plan {
+                        Some(Plan::Core(plan)) => plan.externs.clone(),
+                        _ => Default::default(),
+                    };
+                    let values = imports.as_ref().map(|values| (&env, values));
+                    let (instance, made) =
+                        host_externs::instantiate(&mut store, &linker, &core, &externs, values)?;
+                    bindings = made;
+                    Guest::Core(instance)
                 }
                 Prepared::Component(pre) => {
                     Guest::Component(pre.instantiate(&mut store).map_err(instantiate_failure)?)
@@ -123,10 +136,12 @@ impl WasiCore {
                 }
             };
             drop(ticking);
-            Ok(Instance::new(
+            let instance = Instance::new(
                 Running::new(store, guest, self.started.clone(), limits.clone()),
                 module.inner.clone(),
-            ))
+            );
+            host_externs::bind(&env, bindings, &instance.running);
+            Ok(instance)
         };
         make().map_err(|f| f.into_napi(&env))
     }

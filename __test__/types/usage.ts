@@ -1,7 +1,7 @@
 // Compiled (not run) by types.test.mjs with `tsc --strict --noEmit`: the public types must accept
 // every documented use, and reject what the API rejects (the @ts-expect-error lines).
 import { readFileSync } from 'node:fs';
-import { WASI, Module, Instance, Memory, runWasm, runWasmSync, type RunResult, type ImportObject } from 'node-wasmtime';
+import { WASI, Module, Instance, Memory, Global, Table, runWasm, runWasmSync, type RunResult, type ImportObject } from 'node-wasmtime';
 
 const bytes = readFileSync('hello.wasm');
 const module = new Module(bytes);
@@ -63,6 +63,23 @@ const hostedSync: RunResult = runWasmSync(bytes, { imports: { env: { f: () => 1 
 const view: ArrayBuffer = memory.buffer;
 // @ts-expect-error an import object maps module names to objects
 wasi.instantiate(module, { env: 5 });
+
+// Imported memories, tables and globals.
+const shared = new Memory({ initial: 1, maximum: 16 });
+const counter = new Global({ value: 'i32', mutable: true }, 0);
+const wide = new Global({ value: 'i64' }, 5n);
+const table = new Table({ element: 'anyfunc', initial: 4 });
+wasi.instantiate(module, { env: { memory: shared, counter, wide, table, base: 1024, big: 1n } });
+const counted: number | bigint = counter.value;
+counter.value = 3;
+const entry: Function | null = table.get(0);
+const grownTable: number = table.grow(1);
+// @ts-expect-error a Global holds a number type
+new Global({ value: 'v128' });
+// @ts-expect-error a Table holds functions
+new Table({ element: 'externref', initial: 1 });
+// @ts-expect-error a Memory needs its initial size
+new Memory({ maximum: 2 });
 
 // @ts-expect-error version is required
 new WASI({ args: [] });
