@@ -248,6 +248,11 @@ export interface ComponentImportName {
   /** The imported interface (`ns:pkg/iface@1.0.0`), or none for a top-level function. */
   interface?: string
   name: string
+  /** `function`, or `constructor`, `method` or `static` of the JS class `resource`. */
+  kind: string
+  resource?: string
+  /** A method's or static function's name. */
+  member?: string
 }
 
 /** Internal: ends the process as node:wasi's `proc_exit` does with `returnOnExit: false`. */

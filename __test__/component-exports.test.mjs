@@ -8,7 +8,7 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { lib, assertCode } from './helpers.mjs';
+import { lib, assertCode, MEMORY_AND_REALLOC_WAT } from './helpers.mjs';
 
 const { WASI, Module } = lib;
 
@@ -48,13 +48,7 @@ function storeParams(n) {
 
 const WAT = `(component
   (core module $m
-    (memory (export "mem") 1)
-    (global $bump (mut i32) (i32.const 1024))
-    (func (export "realloc") (param i32 i32 i32 i32) (result i32) (local $p i32)
-      (local.set $p (i32.and (i32.add (global.get $bump) (i32.sub (local.get 2) (i32.const 1)))
-                             (i32.sub (i32.const 0) (local.get 2))))
-      (global.set $bump (i32.add (local.get $p) (local.get 3)))
-      (local.get $p))
+    ${MEMORY_AND_REALLOC_WAT}
     (func (export "id-i32") (param i32) (result i32) (local.get 0))
     (func (export "id-i64") (param i64) (result i64) (local.get 0))
     (func (export "id-f32") (param f32) (result f32) (local.get 0))
@@ -189,4 +183,98 @@ test('a trap in an export is a WebAssembly.RuntimeError with ERR_WASM_TRAP', () 
     assert.equal(err.trapCode, 'unreachable');
     return true;
   });
+});
+
+// The same types through an import: a component that imports `test:values/host` (the identity
+// functions, served by JS) and exports `test:values/through`, whose functions pass their
+// argument to the import and return what it returned (JS -> guest -> JS -> guest -> JS).
+const CORE_SIGNATURES = {
+  'id-i32': { params: ['i32'], results: ['i32'] },
+  'id-i64': { params: ['i64'], results: ['i64'] },
+  'id-f32': { params: ['f32'], results: ['f32'] },
+  'id-f64': { params: ['f64'], results: ['f64'] },
+  'id-2': { params: ['i32', 'i32'], results: ['i32', 'i32'] },
+  'id-3': { params: ['i32', 'i32', 'i32'], results: ['i32', 'i32', 'i32'] },
+};
+
+function throughFunction(name, core) {
+  const { params, results } = CORE_SIGNATURES[core];
+  const args = params.map((_, i) => `(local.get ${i})`).join(' ');
+  // One flat result comes back directly; more come back in memory at a return pointer, in
+  // the layout lifting the export's result reads from that same pointer.
+  if (results.length === 1) {
+    return `(func (export "call-${name}") (param ${params.join(' ')}) (result ${results[0]}) (call $${name} ${args}))`;
+  }
+  return `(func (export "call-${name}") (param ${params.join(' ')}) (result i32) (call $${name} ${args} (i32.const 16)) (i32.const 16))`;
+}
+
+function lowered(core) {
+  const { params, results } = CORE_SIGNATURES[core];
+  return results.length === 1 ?
+    `(param ${params.join(' ')}) (result ${results[0]})` :
+    `(param ${params.join(' ')} i32)`;
+}
+
+const THROUGH_WAT = `(component
+  (import "test:values/host" (instance $host
+    (type $color' (enum "red" "green" "blue"))
+    (export "color-type" (type $color (eq $color')))
+    (type $perms' (flags "read" "write" "exec"))
+    (export "perms-type" (type $perms (eq $perms')))
+    (type $point' (record (field "x" u32) (field "label" string)))
+    (export "point-type" (type $point (eq $point')))
+    (type $shape' (variant (case "num" u32) (case "text" string) (case "empty")))
+    (export "shape-type" (type $shape (eq $shape')))
+    ${Object.entries(CASES).map(([name, [ty]]) => `(export "${name}" (func (param "value" ${ty}) (result ${ty})))`).join('\n    ')}))
+  (alias export $host "color-type" (type $color))
+  (alias export $host "perms-type" (type $perms))
+  (alias export $host "point-type" (type $point))
+  (alias export $host "shape-type" (type $shape))
+  (core module $mem
+    ${MEMORY_AND_REALLOC_WAT})
+  (core instance $m (instantiate $mem))
+  ${Object.keys(CASES).map((name) => `(alias export $host "${name}" (func $host-${name}))
+  (core func $low-${name} (canon lower (func $host-${name}) (memory (core memory $m "mem")) (realloc (core func $m "realloc"))))`).join('\n  ')}
+  (core module $main
+    ${Object.entries(CASES).map(([name, [, core]]) => `(import "host" "${name}" (func $${name} ${lowered(core)}))`).join('\n    ')}
+    ${Object.entries(CASES).map(([name, [, core]]) => throughFunction(name, core)).join('\n    ')})
+  (core instance $i (instantiate $main
+    (with "host" (instance ${Object.keys(CASES).map((name) => `(export "${name}" (func $low-${name}))`).join(' ')}))))
+  ${Object.entries(CASES).map(([name, [ty]]) => `(func $${name} (param "value" ${ty}) (result ${ty})
+    (canon lift (core func $i "call-${name}") (memory (core memory $m "mem")) (realloc (core func $m "realloc"))))`).join('\n  ')}
+  (instance $through
+    ${Object.keys(CASES).map((name) => `(export "${name}" (func $${name}))`).join('\n    ')})
+  (export "test:values/through" (instance $through)))`;
+
+test('every supported WIT type round-trips through an import served by JS, both ways unchanged', () => {
+  const seen = [];
+  const host = Object.fromEntries(Object.keys(CASES).map((name) => [name, (value) => {
+    seen.push([name, value]);
+    return value;
+  }]));
+  const wasi = new WASI({ version: 'preview2' });
+  const instance = wasi.instantiate(new Module(THROUGH_WAT), { 'test:values/host': host });
+  const api = instance.exports['test:values/through'];
+  for (const [name, value] of ROUND_TRIPS) {
+    const label = `${name}(${typeof value === 'bigint' ? `${value}n` : JSON.stringify(value)})`;
+    const out = api[name](value);
+    const [seenName, received] = seen.pop();
+    assert.equal(seenName, name, label);
+    for (const [what, got] of [['the host received', received], ['JS got back', out]]) {
+      if (value instanceof Uint8Array) {
+        assert.ok(got instanceof Uint8Array, `${label}: ${what}`);
+        assert.deepEqual([...got], [...value], `${label}: ${what}`);
+      } else if (Object.is(value, -0)) {
+        assert.ok(Object.is(got, -0), `${label}: ${what}`);
+      } else {
+        assert.deepEqual(got, value, `${label}: ${what}`);
+      }
+    }
+  }
+  // A host result of the wrong type is a TypeError in the guest, naming the import.
+  const wrong = new WASI({ version: 'preview2' }).instantiate(new Module(THROUGH_WAT), {
+    'test:values/host': { ...host, point: () => ({ x: 'seven', label: 'x' }) },
+  });
+  assert.throws(() => wrong.exports['test:values/through'].point({ x: 1, label: 'a' }),
+    (err) => err instanceof TypeError && /test:values\/host#point: result\.x must be a number/.test(err.message));
 });

@@ -101,6 +101,19 @@ export function errPrefixed(report) {
   return Buffer.concat(parts);
 }
 
+/**
+ * Core WAT fields of a memory `mem` and a bump allocator `realloc` (canonical ABI signature),
+ * for component WAT: inside a core module whose strings and lists a component lifts or lowers.
+ */
+export const MEMORY_AND_REALLOC_WAT = `
+    (memory (export "mem") 1)
+    (global $bump (mut i32) (i32.const 1024))
+    (func (export "realloc") (param i32 i32 i32 i32) (result i32) (local $p i32)
+      (local.set $p (i32.and (i32.add (global.get $bump) (i32.sub (local.get 2) (i32.const 1)))
+                             (i32.sub (i32.const 0) (local.get 2))))
+      (global.set $bump (i32.add (local.get $p) (local.get 3)))
+      (local.get $p))`;
+
 /** WAT of a command that writes "start\n" to stdout, then loops forever (for timeouts and aborts). */
 export const ENDLESS_WAT = `(module
   (import "wasi_snapshot_preview1" "fd_write" (func $write (param i32 i32 i32 i32) (result i32)))

@@ -8,7 +8,7 @@ import { Worker } from 'node:worker_threads';
 import { parse as watToWasm } from '@bytecodealliance/jco';
 import v8 from 'node:v8';
 import vm from 'node:vm';
-import { lib, assertCode, fixture, NodeWASI } from './helpers.mjs';
+import { lib, assertCode, fixture, NodeWASI, MEMORY_AND_REALLOC_WAT } from './helpers.mjs';
 
 v8.setFlagsFromString('--expose-gc');
 const gc = vm.runInNewContext('gc');
@@ -627,13 +627,7 @@ const COMPONENT_WAT = `(component
     (export "greet" (func (param "name" string) (result string)))
     (export "add64" (func (param "a" s64) (param "b" s64) (result s64)))))
   (core module $mem
-    (memory (export "mem") 1)
-    (global $bump (mut i32) (i32.const 1024))
-    (func (export "realloc") (param i32 i32 i32 i32) (result i32) (local $p i32)
-      (local.set $p (i32.and (i32.add (global.get $bump) (i32.sub (local.get 2) (i32.const 1)))
-                             (i32.sub (i32.const 0) (local.get 2))))
-      (global.set $bump (i32.add (local.get $p) (local.get 3)))
-      (local.get $p)))
+    ${MEMORY_AND_REALLOC_WAT})
   (core instance $m (instantiate $mem))
   (alias export $api "greet" (func $greet))
   (alias export $api "add64" (func $add64))

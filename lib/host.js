@@ -2,7 +2,8 @@
 
 // Host functions: JS functions a guest running in wasmtime imports. This file turns an
 // import object shaped like `WebAssembly.instantiate`'s (`{ [module]: { [name]: value } }`;
-// for a component `{ [interface]: { [name]: fn } }` and `{ [name]: fn }`) into one value per
+// for a component `{ [interface]: { [name]: fn } }` and `{ [name]: fn }`, with a JS class under
+// an imported resource's name) into one value per
 // import of the module, in import order, which the native side checks against the module's
 // import types (`src/host_functions.rs`, `src/component_imports.rs`); it keeps those values
 // alive as long as the instance that calls them; and it makes the dispatcher through which a
@@ -44,9 +45,11 @@ function importValues(module, imports, name) {
   if (module.kind !== 'module') {
     const list = importList(module);
     if (list.length === 0) return undefined;
-    return list.map(({ interface: iface, name: field }) => {
+    return list.map((entry) => {
+      const { interface: iface, name: field, kind, resource, member } = entry;
       const scope = iface === undefined || iface === null ? imports : imports[iface];
-      return scope === undefined || scope === null ? undefined : scope[field];
+      if (scope === undefined || scope === null) return undefined;
+      return kind === 'function' ? scope[field] : resourceFunction(scope[resource], kind, member);
     });
   }
   return importList(module).map(({ module: namespace, name: field }) => {
@@ -54,6 +57,30 @@ function importValues(module, imports, name) {
     const value = scope === undefined || scope === null ? undefined : scope[field];
     return isWasiImportFunction(value) ? undefined : value;
   });
+}
+
+// The function serving a resource's constructor, method or static function, from the JS
+// class that serves the resource (as jco maps them): `new Class(...args)`,
+// `self.member(...args)` on the object the handle stands for, `Class.member(...args)`.
+// `undefined` (a link error naming the class) when the class or the static is missing.
+function resourceFunction(Class, kind, member) {
+  if (typeof Class !== 'function') return undefined;
+  switch (kind) {
+    case 'constructor':
+      return (...args) => Reflect.construct(Class, args);
+    case 'method':
+      return (self, ...args) => {
+        const method = self[member];
+        if (typeof method !== 'function') {
+          throw new TypeError(`The host object of resource ${Class.name} has no method ${member}`);
+        }
+        return Reflect.apply(method, self, args);
+      };
+    default: {
+      const fn = Class[member];
+      return typeof fn === 'function' ? (...args) => Reflect.apply(fn, Class, args) : undefined;
+    }
+  }
 }
 
 const kWasiNamespaces = ['wasi_snapshot_preview1', 'wasi_unstable'];

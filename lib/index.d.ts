@@ -38,10 +38,17 @@ export type ImportedExtern = Memory | Table | Global | number | bigint
  * `{ [module]: { [name]: HostFunction | ImportedExtern } }`. A function under a WASI name
  * (`wasi_snapshot_preview1.fd_write`) replaces WASI's; `wasi.getImportObject()`'s own
  * functions stand for WASI itself. For a component: `{ 'ns:pkg/iface@1.0.0': { 'fn-name': fn } }`
- * for an imported interface, `{ 'fn-name': fn }` for a top-level imported function, with the
- * component value mapping.
+ * for an imported interface, `{ 'fn-name': fn }` for a top-level imported function, a
+ * `HostResourceClass` under an imported resource's name, with the component value mapping.
  */
-export type ImportObject = Record<string, Record<string, HostFunction | ImportedExtern> | HostFunction>
+export type ImportObject = Record<string, Record<string, HostFunction | HostResourceClass | ImportedExtern> | HostFunction | HostResourceClass>
+
+/**
+ * A JS class serving a resource a component imports: `new` for `[constructor]r`, its methods
+ * for `[method]r.m`, its statics for `[static]r.s`; `[Symbol.dispose]()` runs when the guest
+ * drops its handle.
+ */
+export type HostResourceClass = abstract new (...args: any[]) => object
 
 /** Options of `new WASI(options)`: node:wasi's, plus the extensions marked below. */
 export interface WASIOptions {

@@ -1,17 +1,28 @@
 //! The `exports` object of a component instance: its functions, at the top level and inside
 //! exported interfaces (`exports['my:pkg/iface'].fn`), callable from JS with the value
-//! mapping of `component_values.rs`. `wasi:cli/run#run` shares the start-once flag.
+//! mapping of `component_values.rs`, and its exported resources as JS classes
+//! (`exports['my:pkg/iface'].blob`, see `component_resources.rs`). `wasi:cli/run#run` shares
+//! the start-once flag.
 
+use crate::component_resources::{guest_handle, GuestClass, GuestClasses, ResourceCx, SendRef};
 use crate::component_values::{from_js, to_js, JsOut};
 use crate::error::{ErrorCode, Failure, Result};
 use crate::instance::{exit_failure, Running};
-use napi::bindgen_prelude::{FromNapiValue, JsObjectValue, Object, Unknown};
-use napi::{Env, JsValue};
+use napi::bindgen_prelude::{FromNapiValue, Function, JsObjectValue, Object, Unknown};
+use napi::{sys, Env, JsValue};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use wasmtime::component::types::ComponentItem;
 use wasmtime::component::{Component, Func, Instance, Type, Val};
-use wasmtime::AsContext;
+use wasmtime::{AsContext, AsContextMut};
+
+/// One exported function or resource member, found in the instance.
+struct Export {
+    /// The exported interface, or none at the top level.
+    interface: Option<String>,
+    name: String,
+    func: Func,
+}
 
 /// Builds the exports object of `instance`, a live instance of `component`.
 pub fn component_exports<'env>(
@@ -21,49 +32,265 @@ pub fn component_exports<'env>(
     component: &Component,
 ) -> napi::Result<Object<'env>> {
     let engine = crate::engine::engine();
-    let mut object = Object::new(env)?;
     let ty = component.component_type();
-    for (name, item) in ty.exports(engine) {
-        match &item.ty {
-            ComponentItem::ComponentFunc(_) => {
-                let func = running
-                    .with_store(|store| instance.get_func(store, name))
-                    .map_err(|f| f.into_napi(env))?;
-                if let Some(func) = func {
-                    object
-                        .set_named_property(name, js_function(env, running, name, func, false)?)?;
+    let mut functions = Vec::new();
+    let mut resources = Vec::new();
+    // The top-level names in the component's order (functions and interfaces).
+    let mut order = Vec::new();
+    running
+        .with_store(|mut store| {
+            for (name, item) in ty.exports(engine) {
+                let is_interface = matches!(item.ty, ComponentItem::ComponentInstance(_));
+                order.push((name.to_string(), is_interface));
+                match &item.ty {
+                    ComponentItem::ComponentFunc(_) => {
+                        if let Some(func) = instance.get_func(&mut store, name) {
+                            functions.push(Export {
+                                interface: None,
+                                name: name.into(),
+                                func,
+                            });
+                        }
+                    }
+                    ComponentItem::ComponentInstance(interface) => {
+                        let Some(parent) = instance.get_export_index(&mut store, None, name) else {
+                            continue;
+                        };
+                        for (member, item) in interface.exports(engine) {
+                            let Some(index) =
+                                instance.get_export_index(&mut store, Some(&parent), member)
+                            else {
+                                continue;
+                            };
+                            match item.ty {
+                                ComponentItem::ComponentFunc(_) => {
+                                    if let Some(func) = instance.get_func(&mut store, index) {
+                                        functions.push(Export {
+                                            interface: Some(name.into()),
+                                            name: member.into(),
+                                            func,
+                                        });
+                                    }
+                                }
+                                ComponentItem::Resource(_) => {
+                                    if let Some(ty) = instance.get_resource(&mut store, index) {
+                                        resources.push((name.to_string(), member.to_string(), ty));
+                                    }
+                                }
+                                _ => {}
+                            }
+                        }
+                    }
+                    _ => {}
                 }
             }
-            ComponentItem::ComponentInstance(interface) => {
-                let is_run = name.starts_with("wasi:cli/run@");
-                let mut functions = Object::new(env)?;
-                for (fname, fitem) in interface.exports(engine) {
-                    if !matches!(fitem.ty, ComponentItem::ComponentFunc(_)) {
-                        continue;
-                    }
-                    let func = running
-                        .with_store(|mut store| {
-                            let parent = instance.get_export_index(&mut store, None, name)?;
-                            let index =
-                                instance.get_export_index(&mut store, Some(&parent), fname)?;
-                            instance.get_func(&mut store, index)
-                        })
-                        .map_err(|f| f.into_napi(env))?;
-                    if let Some(func) = func {
-                        let entry = is_run && fname == "run";
-                        let qualified = format!("{name}#{fname}");
-                        functions.set_named_property(
-                            fname,
-                            js_function(env, running, &qualified, func, entry)?,
-                        )?;
-                    }
-                }
-                object.set_named_property(name, functions)?;
+        })
+        .map_err(|f| f.into_napi(env))?;
+
+    // Each exported resource's class: a prototype, filled below with its methods.
+    let mut prototypes = Vec::new();
+    let mut classes = Vec::new();
+    for (_, name, ty) in &resources {
+        let prototype = Object::new(env)?;
+        let mut weak = std::ptr::null_mut();
+        // SAFETY: a weak reference (the functions hold the prototypes, see below) to the
+        // object just made, on this thread.
+        unsafe { sys::napi_create_reference(env.raw(), prototype.raw(), 0, &mut weak) };
+        classes.push(GuestClass {
+            ty: *ty,
+            name: name.clone(),
+            prototype: SendRef(weak),
+        });
+        prototypes.push(prototype);
+    }
+    let classes = Arc::new(GuestClasses {
+        running: running.clone(),
+        env: env.raw(),
+        classes,
+    });
+    // Every function holds the prototypes (a JS edge), so they live while any function does,
+    // and nothing native holds them strongly (which would pin the instance forever).
+    let mut held = env.create_array(prototypes.len() as u32)?;
+    for (i, prototype) in prototypes.iter().enumerate() {
+        held.set(i as u32, *prototype)?;
+    }
+
+    let mut top = Object::new(env)?;
+    let mut interfaces: Vec<(String, Object)> = Vec::new();
+    let mut constructors: Vec<Option<Object>> = vec![None; resources.len()];
+    let mut statics = Vec::new();
+    for export in functions {
+        let qualified = match &export.interface {
+            Some(interface) => format!("{interface}#{}", export.name),
+            None => export.name.clone(),
+        };
+        let entry = export
+            .interface
+            .as_deref()
+            .is_some_and(|i| i.starts_with("wasi:cli/run@"))
+            && export.name == "run";
+        let (kind, resource, member) = member_of(&export.name);
+        let class = resource.and_then(|resource| {
+            resources.iter().position(|(interface, name, _)| {
+                Some(interface.as_str()) == export.interface.as_deref() && name == resource
+            })
+        });
+        let this_first = kind == "method" && class.is_some();
+        let function = js_function(
+            env,
+            running,
+            &qualified,
+            export.func,
+            entry,
+            &classes,
+            this_first,
+        )?;
+        // SAFETY: the function made just above, in this scope.
+        let mut function_object = unsafe { Object::from_napi_value(env.raw(), function.raw())? };
+        function_object.set_named_property(PROTOTYPES_KEY, held)?;
+        match (kind, class) {
+            ("constructor", Some(class)) => {
+                let prototype = &mut prototypes[class];
+                function_object.set_named_property("prototype", *prototype)?;
+                prototype.set_named_property("constructor", function_object)?;
+                constructors[class] = Some(function_object);
             }
-            _ => {}
+            ("method", Some(class)) => {
+                prototypes[class].set_named_property(member.unwrap_or_default(), function)?;
+            }
+            ("static", Some(class)) => {
+                statics.push((
+                    class,
+                    member.unwrap_or_default().to_string(),
+                    function_object,
+                ));
+            }
+            _ => {
+                let target = match &export.interface {
+                    None => &mut top,
+                    Some(interface) => interface_object(env, &mut interfaces, interface)?,
+                };
+                target.set_named_property(&export.name, function)?;
+            }
+        }
+    }
+    // Each class is its constructor (or, without one, a function that says so), with the
+    // statics and `[Symbol.dispose]`.
+    for (class, (interface, name, _)) in resources.iter().enumerate() {
+        let constructor = match constructors[class] {
+            Some(constructor) => constructor,
+            None => {
+                let resource = name.clone();
+                let mut constructor = env
+                    .create_function_from_closure::<(), (), _>(name, move |_| {
+                        Err(napi::Error::new(
+                            napi::Status::InvalidArg,
+                            format!("the resource {resource} has no constructor: its objects come from the component's functions"),
+                        ))
+                    })?
+                    .coerce_to_object()?;
+                constructor.set_named_property("prototype", prototypes[class])?;
+                prototypes[class].set_named_property("constructor", constructor)?;
+                constructor
+            }
+        };
+        install_dispose(env, &mut prototypes[class], name)?;
+        let mut constructor = constructor;
+        for (_, member, function) in statics.iter().filter(|(of, _, _)| *of == class) {
+            constructor.set_named_property(member, *function)?;
+        }
+        let interface_object = interface_object(env, &mut interfaces, interface)?;
+        interface_object.set_named_property(name, constructor)?;
+    }
+    let mut object = Object::new(env)?;
+    for (name, is_interface) in order {
+        if is_interface {
+            let functions = interface_object(env, &mut interfaces, &name)?;
+            object.set_named_property(&name, *functions)?;
+        } else if top.has_named_property(&name)? {
+            object.set_named_property(&name, top.get_named_property::<Unknown>(&name)?)?;
         }
     }
     Ok(object)
+}
+
+/// The property under which every export function holds its instance's prototypes.
+const PROTOTYPES_KEY: &str = "__nodeWasmtimeResourceClasses";
+
+fn interface_object<'a, 'env>(
+    env: &'env Env,
+    interfaces: &'a mut Vec<(String, Object<'env>)>,
+    interface: &str,
+) -> napi::Result<&'a mut Object<'env>> {
+    let at = match interfaces.iter().position(|(name, _)| name == interface) {
+        Some(at) => at,
+        None => {
+            interfaces.push((interface.to_string(), Object::new(env)?));
+            interfaces.len() - 1
+        }
+    };
+    Ok(&mut interfaces[at].1)
+}
+
+/// What an exported function is: `function`, or the `constructor`, a `method` or a `static`
+/// function of a resource (with the resource and the member's name).
+fn member_of(name: &str) -> (&'static str, Option<&str>, Option<&str>) {
+    if let Some(resource) = name.strip_prefix("[constructor]") {
+        return ("constructor", Some(resource), None);
+    }
+    for (prefix, kind) in [("[method]", "method"), ("[static]", "static")] {
+        if let Some((resource, member)) = name.strip_prefix(prefix).and_then(|r| r.split_once('.'))
+        {
+            return (kind, Some(resource), Some(member));
+        }
+    }
+    ("function", None, None)
+}
+
+/// `prototype[Symbol.dispose]`: drops the guest's handle (its destructor runs) once.
+fn install_dispose(env: &Env, prototype: &mut Object, class: &str) -> napi::Result<()> {
+    let class = class.to_string();
+    let dispose =
+        env.create_function_from_closure::<(), (), _>("[Symbol.dispose]", move |ctx| {
+            let env = Env::from_raw(ctx.env.raw());
+            let this: Unknown = ctx.this()?;
+            let Some(handle) = guest_handle(env.raw(), this.raw()) else {
+                return Err(Failure::new(
+                    ErrorCode::InvalidArgType,
+                    format!("[Symbol.dispose] must be called on a {class}"),
+                )
+                .into_napi(&env));
+            };
+            let taken = handle
+                .handle
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .take();
+            if let Some(any) = taken {
+                handle
+                    .running
+                    .with_store(|mut store| any.resource_drop(store.as_context_mut()))
+                    .and_then(|dropped| dropped.map_err(exit_failure))
+                    .map_err(|f| f.into_napi(&env))?;
+            }
+            Ok(())
+        })?;
+    // `prototype[Symbol.dispose] = dispose`, through JS's own Symbol.dispose.
+    let symbol: Unknown = env
+        .get_global()?
+        .get_named_property::<Unknown>("Symbol")?
+        .coerce_to_object()?
+        .get_named_property("dispose")?;
+    // SAFETY: setting a property with live handles of this scope.
+    let status =
+        unsafe { sys::napi_set_property(env.raw(), prototype.raw(), symbol.raw(), dispose.raw()) };
+    if status != sys::Status::napi_ok {
+        return Err(napi::Error::new(
+            napi::Status::GenericFailure,
+            "cannot define [Symbol.dispose]",
+        ));
+    }
+    Ok(())
 }
 
 /// One exported function's types and messages, worked out once when the exports object is
@@ -81,8 +308,11 @@ fn js_function<'env>(
     name: &str,
     func: Func,
     is_entry: bool,
-) -> napi::Result<napi::bindgen_prelude::Function<'env, Vec<Unknown<'env>>, JsOut>> {
+    classes: &Arc<GuestClasses>,
+    this_first: bool,
+) -> napi::Result<Function<'env, Vec<Unknown<'env>>, JsOut>> {
     let running = running.clone();
+    let classes = classes.clone();
     let name_for_errors = name.to_string();
     let sig = running
         .with_store(|store| {
@@ -110,11 +340,23 @@ fn js_function<'env>(
         .map_err(|f| f.into_napi(env))?;
     let function = env.create_function_from_closure::<Vec<Unknown>, _, _>(name, move |ctx| {
         let env = Env::from_raw(ctx.env.raw());
-        let args: Vec<Unknown> = (0..ctx.length())
-            .map(|i| ctx.get::<Unknown>(i))
-            .collect::<napi::Result<_>>()?;
-        call(&running, func, &name_for_errors, &sig, is_entry, &args)
-            .map_err(|failure| failure.into_napi(&env))
+        let mut args: Vec<Unknown> = Vec::with_capacity(ctx.length() + 1);
+        if this_first {
+            args.push(ctx.this()?);
+        }
+        for i in 0..ctx.length() {
+            args.push(ctx.get::<Unknown>(i)?);
+        }
+        call(
+            &running,
+            func,
+            &name_for_errors,
+            &sig,
+            is_entry,
+            &args,
+            &classes,
+        )
+        .map_err(|failure| failure.into_napi(&env))
     })?;
     if let Some(values) = values {
         // Holding the function keeps the host functions it may reach alive.
@@ -133,19 +375,25 @@ fn call(
     sig: &Signature,
     is_entry: bool,
     args: &[Unknown],
+    classes: &GuestClasses,
 ) -> Result<JsOut> {
     if is_entry && running.started.swap(true, Ordering::SeqCst) {
         return Err(crate::wasi::already_started());
     }
     // The arguments are converted before the store is taken: a getter or Proxy trap on an
-    // argument may call into this same instance.
+    // argument may call into this same instance. (So the JS objects of host resources, which
+    // need the store, cannot be passed here.)
     let count = sig.params.len();
+    let mut cx = ResourceCx {
+        guest: Some(classes),
+        ..ResourceCx::default()
+    };
     let params = sig
         .params
         .iter()
         .enumerate()
         .map(|(i, (path, ty))| match args.get(i) {
-            Some(value) => from_js(value, ty, path),
+            Some(value) => from_js(value, ty, path, &mut cx),
             None if matches!(ty, Type::Option(_)) => Ok(Val::Option(None)),
             None => Err(Failure::new(
                 ErrorCode::InvalidArgType,
@@ -154,17 +402,25 @@ fn call(
         })
         .collect::<Result<Vec<_>>>()?;
     let mut results = vec![Val::Bool(false); sig.results.len()];
-    running
-        .with_store(|mut store| {
+    let mut values = running.with_store(|mut store| -> Result<Vec<JsOut>> {
+        {
             let _ticking = running.arm(&mut store);
-            func.call(&mut store, &params, &mut results)
-        })?
-        .map_err(exit_failure)?;
-    let mut values = results
-        .into_iter()
-        .zip(&sig.results)
-        .map(|(val, ty)| to_js(val, ty, &sig.result_path))
-        .collect::<Result<Vec<_>>>()?;
+            func.call(store.as_context_mut(), &params, &mut results)
+                .map_err(exit_failure)?;
+        }
+        // Results convert with the store at hand (host resources live in it); no JS runs.
+        let imports = store.as_context().data().component_imports.clone();
+        let mut cx = ResourceCx {
+            store: Some(store.as_context_mut()),
+            host: imports.as_deref().map(|i| (&*i.resources, &i.objects)),
+            guest: Some(classes),
+        };
+        results
+            .into_iter()
+            .zip(&sig.results)
+            .map(|(val, ty)| to_js(val, ty, &sig.result_path, &mut cx))
+            .collect()
+    })??;
     Ok(match values.len() {
         0 => JsOut::Undefined,
         1 => values.remove(0),

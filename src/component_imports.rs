@@ -1,22 +1,28 @@
 //! Host functions for components: the functions a component imports besides WASI 0.2, served
 //! by JS functions with the WIT value mapping of `component_values.rs` in both directions. An
 //! imported interface is `imports['ns:pkg/iface@1.0.0']['fn-name']`, a top-level imported
-//! function `imports['fn-name']`. `lib/host.js` gathers the values in the order
-//! `componentImportFunctions` lists; a guest on the JS thread calls them directly, a guest on a
-//! pool thread through `host_calls.rs`.
+//! function `imports['fn-name']`, an imported resource a JS class under its name (its
+//! constructor, methods and statics are the functions; `component_resources.rs` keeps the
+//! objects). `lib/host.js` gathers the values in the order `componentImportFunctions` lists;
+//! a guest on the JS thread calls them directly, a guest on a pool thread through
+//! `host_calls.rs`.
 
+use crate::component_resources::{
+    drop_host_object, imported_resources, HostObjects, HostResourceType, ResourceCx,
+};
 use crate::component_values::{from_js, to_js, JsOut};
 use crate::engine::{engine, Host};
 use crate::error::{ErrorCode, Failure, HostThrow, Result, Thrown};
 use crate::host_functions::{call_js, HandleScope, LocalValues};
 use crate::module::{Compiled, Module};
+use crate::store_access;
 use crate::wasm_values::type_error;
 use napi::bindgen_prelude::{FromNapiValue, JsObjectValue, Object, ToNapiValue, Unknown};
 use napi::{sys, Env, ValueType};
 use std::sync::Arc;
 use wasmtime::component::types::ComponentItem;
 use wasmtime::component::{self, Component, Type, Val};
-use wasmtime::StoreContextMut;
+use wasmtime::{AsContextMut, StoreContextMut};
 
 /// One imported function JS serves.
 #[derive(Clone)]
@@ -28,6 +34,25 @@ pub struct ComponentHostFunction {
     /// Per parameter: its path for messages and its type.
     pub params: Vec<(String, Type)>,
     pub results: Vec<Type>,
+    /// What it is to JS: see `ComponentImportName`.
+    pub kind: &'static str,
+    pub resource: Option<String>,
+    pub member: Option<String>,
+}
+
+/// `function`, or for a resource's functions (`[constructor]r`, `[method]r.m`,
+/// `[static]r.s`) what they are, the resource and the member's name.
+fn function_kind(name: &str) -> (&'static str, Option<String>, Option<String>) {
+    if let Some(resource) = name.strip_prefix("[constructor]") {
+        return ("constructor", Some(resource.to_string()), None);
+    }
+    for (prefix, kind) in [("[method]", "method"), ("[static]", "static")] {
+        if let Some((resource, member)) = name.strip_prefix(prefix).and_then(|r| r.split_once('.'))
+        {
+            return (kind, Some(resource.to_string()), Some(member.to_string()));
+        }
+    }
+    ("function", None, None)
 }
 
 /// An imported function JS must supply, as `lib/host.js` looks it up.
@@ -36,6 +61,11 @@ pub struct ComponentImportName {
     /// The imported interface (`ns:pkg/iface@1.0.0`), or none for a top-level function.
     pub interface: Option<String>,
     pub name: String,
+    /// `function`, or `constructor`, `method` or `static` of the JS class `resource`.
+    pub kind: String,
+    pub resource: Option<String>,
+    /// A method's or static function's name.
+    pub member: Option<String>,
 }
 
 /// The functions `component` imports that WASI does not serve, in order.
@@ -47,9 +77,13 @@ fn import_functions(component: &Component) -> Vec<ComponentHostFunction> {
             Some(interface) => format!("{interface}#{name}"),
             None => name.to_string(),
         };
+        let (kind, resource, member) = function_kind(name);
         ComponentHostFunction {
             interface: interface.map(str::to_string),
             name: name.to_string(),
+            kind,
+            resource,
+            member,
             params: ty
                 .params()
                 .enumerate()
@@ -84,6 +118,9 @@ pub fn component_import_functions(module: &Module) -> Vec<ComponentImportName> {
             .map(|f| ComponentImportName {
                 interface: f.interface,
                 name: f.name,
+                kind: f.kind.to_string(),
+                resource: f.resource,
+                member: f.member,
             })
             .collect(),
         Compiled::Core(_) => Vec::new(),
@@ -96,6 +133,8 @@ pub struct ComponentPlan {
     /// Every listed import is served (the cache key of the pre-linked form).
     pub mask: Arc<[bool]>,
     pub functions: Arc<[ComponentHostFunction]>,
+    /// The resource types JS serves (their classes are behind some of `functions`).
+    pub resources: Arc<[HostResourceType]>,
 }
 
 impl ComponentPlan {
@@ -107,15 +146,31 @@ impl ComponentPlan {
                 .get_element(index as u32)
                 .map_err(|_| link_error(format!("imports for {} cannot be read", function.path)))?;
             if value.get_type().ok() != Some(ValueType::Function) {
-                let place = match &function.interface {
-                    Some(interface) => format!("imports['{interface}']['{}']", function.name),
-                    None => format!("imports['{}']", function.name),
+                let scope = |key: &str| match &function.interface {
+                    Some(interface) => format!("imports['{interface}']['{key}']"),
+                    None => format!("imports['{key}']"),
                 };
-                return Err(link_error(format!(
-                    "The component imports {}, a function; {place} must be a function that \
-                     serves it",
-                    function.path
-                )));
+                return Err(link_error(match (&function.resource, &function.member) {
+                    (Some(resource), None) => format!(
+                        "The component imports the resource {resource} (with its constructor \
+                         {}); {} must be the JS class that serves it",
+                        function.path,
+                        scope(resource)
+                    ),
+                    (Some(resource), Some(member)) => format!(
+                        "The component imports {}, a {} of the resource {resource}; {} must \
+                         be the JS class that serves it, with a static function {member}",
+                        function.path,
+                        function.kind,
+                        scope(resource)
+                    ),
+                    _ => format!(
+                        "The component imports {}, a function; {} must be a function that \
+                         serves it",
+                        function.path,
+                        scope(&function.name)
+                    ),
+                }));
             }
         }
         if functions.is_empty() {
@@ -124,6 +179,7 @@ impl ComponentPlan {
         Ok(Some(ComponentPlan {
             mask: vec![true; functions.len()].into(),
             functions: functions.into(),
+            resources: imported_resources(component).into(),
         }))
     }
 }
@@ -138,6 +194,16 @@ pub fn user_component_linker(
     plan: &ComponentPlan,
 ) -> Result<component::Linker<Host>> {
     let mut linker = base.clone();
+    for resource in plan.resources.iter() {
+        let ty = component::ResourceType::host_dynamic(resource.payload);
+        let defined = match &resource.interface {
+            None => linker.root().resource(&resource.name, ty, drop_host_object),
+            Some(interface) => linker
+                .instance(interface)
+                .and_then(|mut instance| instance.resource(&resource.name, ty, drop_host_object)),
+        };
+        defined.map_err(|e| link_error(crate::error::reason(&e)))?;
+    }
     for (k, function) in plan.functions.iter().enumerate() {
         let body = move |mut store: StoreContextMut<'_, Host>,
                          _: component::types::ComponentFunc,
@@ -159,6 +225,9 @@ pub fn user_component_linker(
 /// The JS functions of one component store.
 pub struct ComponentImports {
     pub functions: Arc<[ComponentHostFunction]>,
+    pub resources: Arc<[HostResourceType]>,
+    /// The JS objects behind the guest's handles to host resources.
+    pub objects: HostObjects,
     local: Option<LocalValues>,
 }
 
@@ -167,6 +236,8 @@ impl ComponentImports {
     pub fn new(env: &Env, plan: &ComponentPlan, values: &Object) -> Result<Self> {
         Ok(ComponentImports {
             functions: plan.functions.clone(),
+            resources: plan.resources.clone(),
+            objects: HostObjects::new(env),
             local: Some(LocalValues::new(
                 env,
                 values,
@@ -182,11 +253,22 @@ impl ComponentImports {
             .and_then(|local| local.values(env.raw()))
     }
 
-    /// Served only through a run's dispatcher (`runWasm`).
+    /// Served only through a run's dispatcher (`runWasm`), which refuses host resources.
     pub fn remote_only(plan: &ComponentPlan) -> Self {
         ComponentImports {
             functions: plan.functions.clone(),
+            resources: plan.resources.clone(),
+            objects: HostObjects::unused(),
             local: None,
+        }
+    }
+
+    /// The conversion context of a call in `store` (host resources are this store's).
+    pub fn cx<'a>(&'a self, store: Option<StoreContextMut<'a, Host>>) -> ResourceCx<'a> {
+        ResourceCx {
+            store,
+            host: Some((&self.resources, &self.objects)),
+            guest: None,
         }
     }
 }
@@ -208,9 +290,17 @@ fn component_host_call(
         .as_ref()
         .filter(|local| local.on_this_thread())
     {
-        let outcome = call_here(local, k, function, params)?;
+        let _entered = store_access::enter_component(store.data().id);
+        let mut cx = imports.cx(Some(store.as_context_mut()));
+        let outcome = call_here(local, k, function, params, &mut cx)?;
         results.clone_from_slice(&outcome);
         return Ok(());
+    }
+    if !imports.resources.is_empty() {
+        return Err(wasmtime::Error::msg(
+            "a component that imports resources runs on the thread that made it only (not on \
+             node-wasmtime's threads: runWasm, startAsync)",
+        ));
     }
     let dispatcher = store.data().dispatcher.clone().ok_or_else(|| {
         wasmtime::Error::msg("a JS host function was called from a thread that cannot reach JS")
@@ -219,7 +309,7 @@ fn component_host_call(
     let args = params
         .iter()
         .zip(&function.params)
-        .map(|(val, (path, ty))| to_js(val.clone(), ty, path))
+        .map(|(val, (path, ty))| to_js(val.clone(), ty, path, &mut ResourceCx::default()))
         .collect::<Result<Vec<JsOut>>>()
         .map_err(|failure| wasmtime::Error::msg(failure.message))?;
     let values = dispatcher.call_component(function, k as u32, args, &stop)?;
@@ -233,6 +323,7 @@ fn call_here(
     k: usize,
     function: &ComponentHostFunction,
     params: &[Val],
+    cx: &mut ResourceCx,
 ) -> wasmtime::Result<Vec<Val>> {
     let env = local.env();
     let scope = HandleScope::open(env);
@@ -242,7 +333,7 @@ fn call_here(
             .ok_or_else(|| type_error(env, "the host functions of this instance are gone"))?;
         let mut argv = Vec::with_capacity(params.len());
         for (val, (path, ty)) in params.iter().zip(&function.params) {
-            let out = to_js(val.clone(), ty, path).map_err(|f| type_error(env, &f.message))?;
+            let out = to_js(val.clone(), ty, path, cx).map_err(|f| type_error(env, &f.message))?;
             // SAFETY: converting on this thread, inside the scope opened above.
             let value = unsafe { JsOut::to_napi_value(env, out) }
                 .map_err(|_| type_error(env, "an argument cannot be converted"))?;
@@ -255,7 +346,7 @@ fn call_here(
             !function.results.is_empty(),
             &function.path,
         )?;
-        results_from_js(env, returned, function)
+        results_from_js(env, returned, function, cx)
     })();
     drop(scope);
     outcome.map_err(|thrown| HostThrow(Arc::new(thrown)).into())
@@ -266,6 +357,7 @@ pub fn results_from_js(
     env: sys::napi_env,
     returned: sys::napi_value,
     function: &ComponentHostFunction,
+    cx: &mut ResourceCx,
 ) -> std::result::Result<Vec<Val>, Thrown> {
     let Some(ty) = function.results.first() else {
         return Ok(Vec::new());
@@ -274,6 +366,7 @@ pub fn results_from_js(
     let value = unsafe { Unknown::from_napi_value(env, returned) }
         .map_err(|_| type_error(env, "the result cannot be read"))?;
     let path = format!("{}: result", function.path);
-    let val = from_js(&value, ty, &path).map_err(|failure| type_error(env, &failure.message))?;
+    let val =
+        from_js(&value, ty, &path, cx).map_err(|failure| type_error(env, &failure.message))?;
     Ok(vec![val])
 }

@@ -1,7 +1,9 @@
 //! Component-model values to and from JS, for calling a component's exports: numbers and
 //! BigInts (64-bit), strings, arrays (`Uint8Array` for `list<u8>`), plain objects for records
-//! and flags, `{ tag, val }` for variants and results, `undefined`/`null` for `none`.
+//! and flags, `{ tag, val }` for variants and results, `undefined`/`null` for `none`, JS
+//! objects for resources (through `component_resources.rs`).
 
+use crate::component_resources::{GuestOut, ResourceCx, SendRef};
 use crate::error::{ErrorCode, Failure, Result};
 use napi::bindgen_prelude::{
     Array, BigInt, JsObjectValue, Object, ToNapiValue, Uint8Array, Unknown,
@@ -24,7 +26,7 @@ fn out_of_range(path: &str, expected: &str, value: impl std::fmt::Display) -> Fa
 }
 
 /// Converts the JS value at `path` (for messages, e.g. `argument 0.name`) to a `ty` value.
-pub fn from_js(value: &Unknown, ty: &Type, path: &str) -> Result<Val> {
+pub fn from_js(value: &Unknown, ty: &Type, path: &str, cx: &mut ResourceCx) -> Result<Val> {
     let kind = value.get_type().map_err(|_| wrong_type(path, "a value"))?;
     // SAFETY (every `cast` below): `kind` was checked to be the JS type cast to.
     let integer = |min: f64, max: f64, name: &str| -> Result<f64> {
@@ -148,7 +150,7 @@ pub fn from_js(value: &Unknown, ty: &Type, path: &str) -> Result<Val> {
                     items
                         .iter()
                         .enumerate()
-                        .map(|(i, item)| from_js(item, &element, &format!("{path}[{i}]")))
+                        .map(|(i, item)| from_js(item, &element, &format!("{path}[{i}]"), cx))
                         .collect::<Result<_>>()?,
                 )
             }
@@ -167,7 +169,7 @@ pub fn from_js(value: &Unknown, ty: &Type, path: &str) -> Result<Val> {
                     .iter()
                     .zip(&types)
                     .enumerate()
-                    .map(|(i, (item, ty))| from_js(item, ty, &format!("{path}[{i}]")))
+                    .map(|(i, (item, ty))| from_js(item, ty, &format!("{path}[{i}]"), cx))
                     .collect::<Result<_>>()?,
             )
         }
@@ -176,7 +178,7 @@ pub fn from_js(value: &Unknown, ty: &Type, path: &str) -> Result<Val> {
             let mut fields = Vec::new();
             for field in record.fields() {
                 let item = property(&object, field.name)?;
-                let val = from_js(&item, &field.ty, &format!("{path}.{}", field.name))?;
+                let val = from_js(&item, &field.ty, &format!("{path}.{}", field.name), cx)?;
                 fields.push((field.name.to_string(), val));
             }
             Val::Record(fields)
@@ -211,7 +213,7 @@ pub fn from_js(value: &Unknown, ty: &Type, path: &str) -> Result<Val> {
         }
         Type::Option(option) => match kind {
             ValueType::Undefined | ValueType::Null => Val::Option(None),
-            _ => Val::Option(Some(Box::new(from_js(value, &option.ty(), path)?))),
+            _ => Val::Option(Some(Box::new(from_js(value, &option.ty(), path, cx)?))),
         },
         Type::Variant(variant) => {
             let (tag, payload) = tagged(&object("an object { tag, val }")?, path)?;
@@ -226,14 +228,24 @@ pub fn from_js(value: &Unknown, ty: &Type, path: &str) -> Result<Val> {
                         format!("{tag:?}"),
                     )
                 })?;
-            let payload = payload_from_js(&payload, case.ty.as_ref(), path)?;
+            let payload = payload_from_js(&payload, case.ty.as_ref(), path, cx)?;
             Val::Variant(tag, payload)
         }
         Type::Result(result) => {
             let (tag, payload) = tagged(&object("an object { tag, val }")?, path)?;
             match tag.as_str() {
-                "ok" => Val::Result(Ok(payload_from_js(&payload, result.ok().as_ref(), path)?)),
-                "err" => Val::Result(Err(payload_from_js(&payload, result.err().as_ref(), path)?)),
+                "ok" => Val::Result(Ok(payload_from_js(
+                    &payload,
+                    result.ok().as_ref(),
+                    path,
+                    cx,
+                )?)),
+                "err" => Val::Result(Err(payload_from_js(
+                    &payload,
+                    result.err().as_ref(),
+                    path,
+                    cx,
+                )?)),
                 _ => {
                     return Err(out_of_range(
                         &format!("{path}.tag"),
@@ -243,6 +255,7 @@ pub fn from_js(value: &Unknown, ty: &Type, path: &str) -> Result<Val> {
                 }
             }
         }
+        Type::Own(_) | Type::Borrow(_) => cx.resource_from_js(value, ty, path)?,
         _ => return Err(unsupported(path)),
     })
 }
@@ -252,8 +265,8 @@ fn unsupported(path: &str) -> Failure {
         ErrorCode::InvalidArgType,
         format!(
             "{path} has a type JS cannot pass to or receive from a component here \
-             (resources, maps, fixed-length lists, streams, futures and error contexts are \
-             not supported)"
+             (maps, fixed-length lists, streams, futures and error contexts are not \
+             supported)"
         ),
     )
 }
@@ -273,8 +286,13 @@ fn tagged<'env>(object: &Object<'env>, path: &str) -> Result<(String, Unknown<'e
     Ok((tag, payload))
 }
 
-fn payload_from_js(value: &Unknown, ty: Option<&Type>, path: &str) -> Result<Option<Box<Val>>> {
-    ty.map(|ty| from_js(value, ty, &format!("{path}.val")).map(Box::new))
+fn payload_from_js(
+    value: &Unknown,
+    ty: Option<&Type>,
+    path: &str,
+    cx: &mut ResourceCx,
+) -> Result<Option<Box<Val>>> {
+    ty.map(|ty| from_js(value, ty, &format!("{path}.val"), cx).map(Box::new))
         .transpose()
 }
 
@@ -288,16 +306,17 @@ pub enum JsOut {
     Bytes(Vec<u8>),
     Array(Vec<JsOut>),
     Object(Vec<(String, JsOut)>),
+    /// A host resource's JS object (its reference released once read, if JS now owns it).
+    Host {
+        reference: SendRef,
+        release: bool,
+    },
+    /// A guest resource: a new object of its exported class.
+    Guest(GuestOut),
 }
 
 /// Converts a value of type `ty` that a component returned (`path` for messages).
-pub fn to_js(val: Val, ty: &Type, path: &str) -> Result<JsOut> {
-    let payload = |val: Option<Box<Val>>, ty: Option<Type>| -> Result<JsOut> {
-        match (val, ty) {
-            (Some(val), Some(ty)) => to_js(*val, &ty, path),
-            _ => Ok(JsOut::Undefined),
-        }
-    };
+pub fn to_js(val: Val, ty: &Type, path: &str, cx: &mut ResourceCx) -> Result<JsOut> {
     let tagged = |tag: String, val: JsOut| {
         JsOut::Object(vec![
             ("tag".into(), JsOut::String(tag)),
@@ -329,7 +348,7 @@ pub fn to_js(val: Val, ty: &Type, path: &str) -> Result<JsOut> {
             JsOut::Array(
                 items
                     .into_iter()
-                    .map(|item| to_js(item, &element, path))
+                    .map(|item| to_js(item, &element, path, cx))
                     .collect::<Result<_>>()?,
             )
         }
@@ -337,14 +356,14 @@ pub fn to_js(val: Val, ty: &Type, path: &str) -> Result<JsOut> {
             items
                 .into_iter()
                 .zip(tuple.types())
-                .map(|(item, ty)| to_js(item, &ty, path))
+                .map(|(item, ty)| to_js(item, &ty, path, cx))
                 .collect::<Result<_>>()?,
         ),
         (Val::Record(fields), Type::Record(record)) => JsOut::Object(
             fields
                 .into_iter()
                 .zip(record.fields())
-                .map(|((name, val), field)| Ok((name, to_js(val, &field.ty, path)?)))
+                .map(|((name, val), field)| Ok((name, to_js(val, &field.ty, path, cx)?)))
                 .collect::<Result<_>>()?,
         ),
         (Val::Flags(set), Type::Flags(flags)) => JsOut::Object(
@@ -360,22 +379,35 @@ pub fn to_js(val: Val, ty: &Type, path: &str) -> Result<JsOut> {
         ),
         (Val::Enum(name), _) => JsOut::String(name),
         (Val::Option(None), _) => JsOut::Undefined,
-        (Val::Option(Some(val)), Type::Option(option)) => to_js(*val, &option.ty(), path)?,
+        (Val::Option(Some(val)), Type::Option(option)) => to_js(*val, &option.ty(), path, cx)?,
         (Val::Variant(tag, val), Type::Variant(variant)) => {
             let case_ty = variant
                 .cases()
                 .find(|case| case.name == tag)
                 .and_then(|case| case.ty);
-            tagged(tag, payload(val, case_ty)?)
+            tagged(tag, payload_to_js(val, case_ty, path, cx)?)
         }
         (Val::Result(Ok(val)), Type::Result(result)) => {
-            tagged("ok".into(), payload(val, result.ok())?)
+            tagged("ok".into(), payload_to_js(val, result.ok(), path, cx)?)
         }
         (Val::Result(Err(val)), Type::Result(result)) => {
-            tagged("err".into(), payload(val, result.err())?)
+            tagged("err".into(), payload_to_js(val, result.err(), path, cx)?)
         }
+        (Val::Resource(any), _) => cx.resource_to_js(any, path)?,
         _ => return Err(unsupported(path)),
     })
+}
+
+fn payload_to_js(
+    val: Option<Box<Val>>,
+    ty: Option<Type>,
+    path: &str,
+    cx: &mut ResourceCx,
+) -> Result<JsOut> {
+    match (val, ty) {
+        (Some(val), Some(ty)) => to_js(*val, &ty, path, cx),
+        _ => Ok(JsOut::Undefined),
+    }
 }
 
 impl ToNapiValue for JsOut {
@@ -396,6 +428,22 @@ impl ToNapiValue for JsOut {
                 }
                 Ok(object.raw())
             }
+            JsOut::Host { reference, release } => {
+                let mut value = std::ptr::null_mut();
+                // SAFETY: a reference of this thread's host objects; released once if ours.
+                let status = unsafe { sys::napi_get_reference_value(env, reference.0, &mut value) };
+                if release {
+                    unsafe { sys::napi_delete_reference(env, reference.0) };
+                }
+                if status != sys::Status::napi_ok {
+                    return Err(napi::Error::new(
+                        napi::Status::GenericFailure,
+                        "a host resource's object cannot be read",
+                    ));
+                }
+                Ok(value)
+            }
+            JsOut::Guest(out) => out.into_js(env),
         }
     }
 }

@@ -9,6 +9,7 @@
 //! components' host functions both come through here.
 
 use crate::component_imports::{self, ComponentHostFunction};
+use crate::component_resources::ResourceCx;
 use crate::component_values::JsOut;
 use crate::engine::Host;
 use crate::error::{HostThrow, Thrown};
@@ -306,7 +307,12 @@ impl PendingHostCall {
                 }
             }
             Callee::Component(function) => {
-                match component_imports::results_from_js(env.raw(), value.raw(), function) {
+                match component_imports::results_from_js(
+                    env.raw(),
+                    value.raw(),
+                    function,
+                    &mut ResourceCx::default(),
+                ) {
                     Ok(values) => Answer::ComponentValues(values),
                     Err(thrown) => Answer::Thrown(thrown),
                 }

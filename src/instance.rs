@@ -139,6 +139,11 @@ impl Running {
         cancel: Option<Arc<AtomicBool>>,
         dispatcher: Option<Arc<Dispatcher>>,
     ) -> Result<impl FnOnce() -> (Result<i32>, Arc<Running>) + Send + 'static> {
+        let imports =
+            self.with_store(|mut store| store.as_context_mut().data().component_imports.clone())?;
+        if let Some(imports) = imports {
+            crate::component_resources::refuse_on_pool(&imports.resources)?;
+        }
         let entry = self.begin(name)?;
         self.busy.store(true, Ordering::SeqCst);
         let running = self.clone();
@@ -184,6 +189,13 @@ impl Running {
             self.id,
             || {
                 self.not_busy()?;
+                if store_access::in_component_call(self.id) {
+                    return Err(Failure::new(
+                        ErrorCode::WasiBusy,
+                        "A component cannot be called from inside one of its own host \
+                         functions: the component model forbids re-entering an instance",
+                    ));
+                }
                 Ok(self.lock())
             },
             f,

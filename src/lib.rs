@@ -10,6 +10,7 @@ extern crate napi_derive;
 mod command;
 mod component_exports;
 mod component_imports;
+mod component_resources;
 mod component_values;
 mod ctx;
 mod engine;

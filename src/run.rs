@@ -3,6 +3,7 @@
 //! `wasi:cli/run`); the async variant runs it on the guest pool (`pool.rs`).
 
 use crate::command::exit_code;
+use crate::component_resources::refuse_on_pool;
 use crate::ctx::{WasiConfig, WasiSpec};
 use crate::engine::{Host, MAX_LIVE_INSTANCES};
 use crate::error::{classify, reason, ErrorCode, Failure, HostThrow, Result};
@@ -89,7 +90,12 @@ fn run_impl(
     if let Some(imports) = &imports {
         match local {
             Some((env, values)) => imports.plan.install(&mut host, env, values)?,
-            None => imports.plan.install_remote(&mut host),
+            None => {
+                if let Plan::Component(plan) = &imports.plan {
+                    refuse_on_pool(&plan.resources)?;
+                }
+                imports.plan.install_remote(&mut host)
+            }
         }
         host.dispatcher = imports.dispatcher.clone();
     }

@@ -48,6 +48,40 @@ impl Drop for Entered {
     }
 }
 
+thread_local! {
+    /// The stores whose component host calls are in progress on this thread.
+    static COMPONENT_CALLS: RefCell<Vec<u64>> = const { RefCell::new(Vec::new()) };
+}
+
+/// How many component host calls are in progress on all threads (the fast path of
+/// `in_component_call`).
+static COMPONENT_CALLS_ACTIVE: AtomicUsize = AtomicUsize::new(0);
+
+/// Marks a component host call of store `id` in progress on this thread until the guard is
+/// dropped. A component cannot be re-entered (the component model forbids it, and its store
+/// is locked meanwhile), so calls from JS into it fail at once instead of waiting forever.
+pub fn enter_component(id: u64) -> ComponentEntered {
+    COMPONENT_CALLS.with_borrow_mut(|calls| calls.push(id));
+    COMPONENT_CALLS_ACTIVE.fetch_add(1, Ordering::SeqCst);
+    ComponentEntered(())
+}
+
+/// Ends what `enter_component` marked.
+pub struct ComponentEntered(());
+
+impl Drop for ComponentEntered {
+    fn drop(&mut self) {
+        COMPONENT_CALLS.with_borrow_mut(|calls| calls.pop());
+        COMPONENT_CALLS_ACTIVE.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// Whether JS on this thread runs inside a component host call of store `id`.
+pub fn in_component_call(id: u64) -> bool {
+    COMPONENT_CALLS_ACTIVE.load(Ordering::SeqCst) != 0
+        && COMPONENT_CALLS.with_borrow(|calls| calls.contains(&id))
+}
+
 /// The caller of the innermost host call in progress on this thread for store `id`.
 fn active(id: u64) -> Option<CallerPtr> {
     if PUBLISHED.load(Ordering::SeqCst) == 0 {

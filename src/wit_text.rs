@@ -1,20 +1,39 @@
 //! WIT-like text of what a module imports and exports, for `module.imports()` and
 //! `module.exports()`: `func(name: string) -> string`, `instance { greet: func(...) }`, or a
 //! core type such as `func (i32, i32) -> i32`. Component types print structurally (wasmtime
-//! does not keep the names WIT gave records, variants or resources).
+//! does not keep the names WIT gave records and variants); resources by the name their
+//! interface exports them under (`own<counter>`).
 
 use wasmtime::component::types::{ComponentFunc, ComponentItem};
-use wasmtime::component::Type;
+use wasmtime::component::{ResourceType, Type};
 use wasmtime::{Engine, ExternType};
+
+/// The resources an interface declares, by type, to name them in its functions' types.
+type Names<'a> = [(ResourceType, &'a str)];
 
 /// A component item as text.
 pub fn item(engine: &Engine, item: &ComponentItem) -> String {
+    item_named(engine, item, &[])
+}
+
+fn item_named(engine: &Engine, item: &ComponentItem, names: &Names) -> String {
     match item {
-        ComponentItem::ComponentFunc(func) => function(func),
+        ComponentItem::ComponentFunc(func) => function_named(func, names),
         ComponentItem::ComponentInstance(instance) => {
-            let exports: Vec<String> = instance
+            let members: Vec<(&str, ComponentItem)> = instance
                 .exports(engine)
-                .map(|(name, export)| format!("{name}: {}", self::item(engine, &export.ty)))
+                .map(|(name, export)| (name, export.ty.clone()))
+                .collect();
+            let names: Vec<(ResourceType, &str)> = members
+                .iter()
+                .filter_map(|(name, item)| match item {
+                    ComponentItem::Resource(ty) => Some((*ty, *name)),
+                    _ => None,
+                })
+                .collect();
+            let exports: Vec<String> = members
+                .iter()
+                .map(|(name, item)| format!("{name}: {}", item_named(engine, item, &names)))
                 .collect();
             format!("instance {{ {} }}", exports.join("; "))
         }
@@ -27,12 +46,12 @@ pub fn item(engine: &Engine, item: &ComponentItem) -> String {
 }
 
 /// `func(a: u32, b: string) -> list<u8>`.
-pub fn function(func: &ComponentFunc) -> String {
+fn function_named(func: &ComponentFunc, names: &Names) -> String {
     let params: Vec<String> = func
         .params()
-        .map(|(name, ty)| format!("{name}: {}", value(&ty)))
+        .map(|(name, ty)| format!("{name}: {}", value_named(&ty, names)))
         .collect();
-    let results: Vec<String> = func.results().map(|ty| value(&ty)).collect();
+    let results: Vec<String> = func.results().map(|ty| value_named(&ty, names)).collect();
     match results.as_slice() {
         [] => format!("func({})", params.join(", ")),
         [one] => format!("func({}) -> {one}", params.join(", ")),
@@ -42,6 +61,18 @@ pub fn function(func: &ComponentFunc) -> String {
 
 /// A component value type as WIT writes it, structurally.
 pub fn value(ty: &Type) -> String {
+    value_named(ty, &[])
+}
+
+fn value_named(ty: &Type, names: &Names) -> String {
+    let value = |ty: &Type| value_named(ty, names);
+    let resource = |ty: &ResourceType| {
+        names
+            .iter()
+            .find(|(of, _)| of == ty)
+            .map_or("resource", |(_, name)| *name)
+            .to_string()
+    };
     let list = |items: Vec<String>| items.join(", ");
     match ty {
         Type::Bool => "bool".into(),
@@ -93,8 +124,8 @@ pub fn value(ty: &Type) -> String {
             "flags {{ {} }}",
             list(f.names().map(str::to_string).collect())
         ),
-        Type::Own(_) => "own<resource>".into(),
-        Type::Borrow(_) => "borrow<resource>".into(),
+        Type::Own(ty) => format!("own<{}>", resource(ty)),
+        Type::Borrow(ty) => format!("borrow<{}>", resource(ty)),
         Type::Future(_) => "future".into(),
         Type::Stream(_) => "stream".into(),
         Type::ErrorContext => "error-context".into(),

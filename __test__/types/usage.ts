@@ -78,6 +78,14 @@ const grownTable: number = table.grow(1);
 new Global({ value: 'v128' });
 // @ts-expect-error a Table holds functions
 new Table({ element: 'externref', initial: 1 });
+// A component's imported resource, served by a class.
+class Counter {
+  constructor(public n: number) {}
+  bump(by: number): number { return (this.n += by); }
+  static zero(): Counter { return new Counter(0); }
+}
+const componentImports: ImportObject = { 'test:host/store': { counter: Counter, total: (c: Counter) => c.n } };
+wasi.instantiate(module, componentImports);
 // @ts-expect-error a Memory needs its initial size
 new Memory({ maximum: 2 });
 
