@@ -111,11 +111,20 @@ function valuesOf(instance) {
  * function for import `index` and answers `call` with what it returned, or with what its
  * Promise settles to. Never throws (it runs from a threadsafe function).
  */
+// The index under which a guest on node-wasmtime's threads asks for `[Symbol.dispose]()` of
+// a host resource's object (its only argument): it dropped its handle.
+const kDisposeIndex = 0xFFFFFFFF;
+
+function dispose(object) {
+  const method = object[Symbol.dispose];
+  if (typeof method === 'function') Reflect.apply(method, object, []);
+}
+
 function makeDispatcher(values) {
   return function dispatch(call, index, args) {
     let result;
     try {
-      result = Reflect.apply(values[index], undefined, args);
+      result = index === kDisposeIndex ? dispose(args[0]) : Reflect.apply(values[index], undefined, args);
     } catch (err) {
       call.reject(err);
       return;

@@ -412,8 +412,9 @@ fn call(
         let imports = store.as_context().data().component_imports.clone();
         let mut cx = ResourceCx {
             store: Some(store.as_context_mut()),
-            host: imports.as_deref().map(|i| (&*i.resources, &i.objects)),
+            host: imports.as_deref().map(|i| (&*i.resources, &*i.objects)),
             guest: Some(classes),
+            defer: false,
         };
         results
             .into_iter()

@@ -40,6 +40,23 @@ pub struct ComponentHostFunction {
     pub member: Option<String>,
 }
 
+impl ComponentHostFunction {
+    /// The call that runs `[Symbol.dispose]()` on a host resource's object for a guest on a
+    /// pool thread (`component_resources::DISPOSE_INDEX`).
+    pub fn dispose() -> Self {
+        ComponentHostFunction {
+            interface: None,
+            name: "[Symbol.dispose]".into(),
+            path: "[Symbol.dispose] of a host resource".into(),
+            params: Vec::new(),
+            results: Vec::new(),
+            kind: "dispose",
+            resource: None,
+            member: None,
+        }
+    }
+}
+
 /// `function`, or for a resource's functions (`[constructor]r`, `[method]r.m`,
 /// `[static]r.s`) what they are, the resource and the member's name.
 fn function_kind(name: &str) -> (&'static str, Option<String>, Option<String>) {
@@ -227,7 +244,7 @@ pub struct ComponentImports {
     pub functions: Arc<[ComponentHostFunction]>,
     pub resources: Arc<[HostResourceType]>,
     /// The JS objects behind the guest's handles to host resources.
-    pub objects: HostObjects,
+    pub objects: Arc<HostObjects>,
     local: Option<LocalValues>,
 }
 
@@ -237,7 +254,7 @@ impl ComponentImports {
         Ok(ComponentImports {
             functions: plan.functions.clone(),
             resources: plan.resources.clone(),
-            objects: HostObjects::new(env),
+            objects: Arc::new(HostObjects::new(env)),
             local: Some(LocalValues::new(
                 env,
                 values,
@@ -253,21 +270,24 @@ impl ComponentImports {
             .and_then(|local| local.values(env.raw()))
     }
 
-    /// Served only through a run's dispatcher (`runWasm`), which refuses host resources.
-    pub fn remote_only(plan: &ComponentPlan) -> Self {
+    /// Served only through a run's dispatcher (`runWasm`), with `objects` (made on the JS
+    /// thread) for host resources.
+    pub fn remote_only(plan: &ComponentPlan, objects: Arc<HostObjects>) -> Self {
         ComponentImports {
             functions: plan.functions.clone(),
             resources: plan.resources.clone(),
-            objects: HostObjects::unused(),
+            objects,
             local: None,
         }
     }
 
-    /// The conversion context of a call in `store` (host resources are this store's).
+    /// The conversion context of a call in `store` (host resources are this store's), or,
+    /// without it, of a pool guest's call on the JS thread (`ResourceCx::defer`).
     pub fn cx<'a>(&'a self, store: Option<StoreContextMut<'a, Host>>) -> ResourceCx<'a> {
         ResourceCx {
+            defer: store.is_none(),
             store,
-            host: Some((&self.resources, &self.objects)),
+            host: Some((&self.resources, &*self.objects)),
             guest: None,
         }
     }
@@ -296,24 +316,24 @@ fn component_host_call(
         results.clone_from_slice(&outcome);
         return Ok(());
     }
-    if !imports.resources.is_empty() {
-        return Err(wasmtime::Error::msg(
-            "a component that imports resources runs on the thread that made it only (not on \
-             node-wasmtime's threads: runWasm, startAsync)",
-        ));
-    }
     let dispatcher = store.data().dispatcher.clone().ok_or_else(|| {
         wasmtime::Error::msg("a JS host function was called from a thread that cannot reach JS")
     })?;
     let stop = store.data().stop.clone();
+    let mut cx = imports.cx(Some(store.as_context_mut()));
     let args = params
         .iter()
         .zip(&function.params)
-        .map(|(val, (path, ty))| to_js(val.clone(), ty, path, &mut ResourceCx::default()))
+        .map(|(val, (path, ty))| to_js(val.clone(), ty, path, &mut cx))
         .collect::<Result<Vec<JsOut>>>()
         .map_err(|failure| wasmtime::Error::msg(failure.message))?;
-    let values = dispatcher.call_component(function, k as u32, args, &stop)?;
-    results.clone_from_slice(&values);
+    let values = dispatcher.call_component(function, k as u32, args, &stop, imports.clone())?;
+    let path = format!("{}: result", function.path);
+    for ((slot, val), ty) in results.iter_mut().zip(values).zip(&function.results) {
+        *slot = cx
+            .finish(val, ty, &path)
+            .map_err(|failure| wasmtime::Error::msg(failure.message))?;
+    }
     Ok(())
 }
 

@@ -4,7 +4,11 @@
 //! bump: func(by: u32) -> u32; }`) is served by a JS class (`lib/host.js` turns its
 //! constructor, methods and statics into functions). Each handle the guest holds stands for a
 //! JS object, kept in the store's `HostObjects` until the guest drops the handle (then the
-//! object's `[Symbol.dispose]()` runs, if it has one) or gives it to JS.
+//! object's `[Symbol.dispose]()` runs, if it has one) or gives it to JS. A guest on a pool
+//! thread reaches the objects through its run's dispatcher, as its host calls do: arguments
+//! carry references the JS thread reads, results come back as reps (`defer`) that `finish`
+//! turns into handles on the guest's thread, and a dropped handle's `[Symbol.dispose]()` is a
+//! call to JS like any other.
 //!
 //! A resource the component exports is a class on the exports object
 //! (`exports['ns:pkg/iface'].blob`): `new blob(...)` calls the guest's constructor, its
@@ -14,6 +18,7 @@
 //!
 //! `ResourceCx` is what the value conversions of `component_values.rs` consult for both.
 
+use crate::component_imports::ComponentHostFunction;
 use crate::component_values::JsOut;
 use crate::engine::{engine, Host};
 use crate::error::{ErrorCode, Failure, HostThrow, Result, Thrown};
@@ -65,26 +70,6 @@ pub fn imported_resources(component: &Component) -> Vec<HostResourceType> {
     resources
 }
 
-/// A component whose imports include resources runs on its JS thread only: the guest's
-/// handles stand for JS objects, which node-wasmtime's threads cannot reach.
-pub fn refuse_on_pool(resources: &[HostResourceType]) -> Result<()> {
-    let Some(first) = resources.first() else {
-        return Ok(());
-    };
-    let name = match &first.interface {
-        Some(interface) => format!("{interface}#{}", first.name),
-        None => first.name.clone(),
-    };
-    Err(Failure::new(
-        ErrorCode::InvalidArgValue,
-        format!(
-            "The component imports the resource {name}, served by JS objects, so it runs only \
-             on the thread that made it: use runWasmSync, or wasi.start() instead of \
-             startAsync()"
-        ),
-    ))
-}
-
 /// A napi reference that may be moved between threads (it is only used on its own).
 #[derive(Clone, Copy)]
 pub struct SendRef(pub sys::napi_ref);
@@ -114,16 +99,6 @@ impl HostObjects {
     pub fn new(env: &Env) -> Self {
         HostObjects {
             env: env.raw(),
-            thread: std::thread::current().id(),
-            slots: Mutex::new(Slots::default()),
-        }
-    }
-
-    /// For a store whose guest never reaches JS objects (its imports are served from a pool
-    /// thread, where host resources are refused).
-    pub fn unused() -> Self {
-        HostObjects {
-            env: std::ptr::null_mut(),
             thread: std::thread::current().id(),
             slots: Mutex::new(Slots::default()),
         }
@@ -197,7 +172,19 @@ pub fn drop_host_object(store: StoreContextMut<'_, Host>, rep: u32) -> wasmtime:
         return Ok(());
     };
     if !objects.on_its_thread() {
-        return Ok(()); // on the pool: host resources are refused before such a run starts
+        // A guest on a pool thread: the JS thread runs `[Symbol.dispose]()` (lib/host.js's
+        // dispatcher, for `DISPOSE_INDEX`) while the guest waits, as for a host call.
+        let dispatcher = store.data().dispatcher.clone().ok_or_else(|| {
+            wasmtime::Error::msg("a host resource was dropped on a thread that cannot reach JS")
+        })?;
+        let stop = store.data().stop.clone();
+        let dispose = ComponentHostFunction::dispose();
+        let args = vec![JsOut::Host {
+            reference,
+            release: true,
+        }];
+        dispatcher.call_component(&dispose, DISPOSE_INDEX, args, &stop, imports.clone())?;
+        return Ok(());
     }
     let env = objects.env;
     let scope = crate::host_functions::HandleScope::open(env);
@@ -227,6 +214,10 @@ pub fn drop_host_object(store: StoreContextMut<'_, Host>, rep: u32) -> wasmtime:
     drop(scope);
     disposed.map_err(|thrown| HostThrow(Arc::new(thrown)).into())
 }
+
+/// The import index `lib/host.js`'s dispatcher reads as "run `[Symbol.dispose]()` on the
+/// argument".
+pub const DISPOSE_INDEX: u32 = u32::MAX;
 
 /// `Symbol.dispose`.
 fn dispose_symbol(env: sys::napi_env) -> std::result::Result<sys::napi_value, Thrown> {
@@ -375,6 +366,9 @@ pub struct ResourceCx<'a> {
     pub store: Option<StoreContextMut<'a, Host>>,
     pub host: Option<(&'a [HostResourceType], &'a HostObjects)>,
     pub guest: Option<&'a GuestClasses>,
+    /// On the JS thread for a guest on a pool thread (no store here): a host resource's
+    /// object becomes its rep, which `finish` turns into a handle on the guest's thread.
+    pub defer: bool,
 }
 
 fn unsupported(path: &str, why: &str) -> Failure {
@@ -463,7 +457,8 @@ impl ResourceCx<'_> {
                 });
             }
         }
-        let (Some(store), Some((types, objects))) = (self.store.as_mut(), self.host) else {
+        let Some((types, objects)) = self.host.filter(|_| self.store.is_some() || self.defer)
+        else {
             return Err(unsupported(
                 path,
                 "JS objects of host resources are given to a component only by host functions",
@@ -487,9 +482,91 @@ impl ResourceCx<'_> {
         let rep = objects
             .insert(value.raw())
             .map_err(|_| unsupported(path, "its JS object cannot be kept"))?;
-        ResourceDynamic::new_own(rep, host.payload)
-            .try_into_resource_any(store.as_context_mut())
-            .map(Val::Resource)
-            .map_err(|e| unsupported(path, &crate::error::reason(&e)))
+        match self.store.as_mut() {
+            Some(store) => own_handle(store.as_context_mut(), rep, host.payload, path),
+            None => Ok(Val::U32(rep)),
+        }
     }
+
+    /// Turns the reps `defer` left in `val` (of type `ty`) into handles, in the guest's store.
+    pub fn finish(&mut self, val: Val, ty: &Type, path: &str) -> Result<Val> {
+        let Some((types, _)) = self.host.filter(|(types, _)| !types.is_empty()) else {
+            return Ok(val);
+        };
+        let store = self
+            .store
+            .as_mut()
+            .expect("finish runs with the guest's store");
+        finish(store.as_context_mut(), types, val, ty, path)
+    }
+}
+
+fn own_handle(store: StoreContextMut<'_, Host>, rep: u32, payload: u32, path: &str) -> Result<Val> {
+    ResourceDynamic::new_own(rep, payload)
+        .try_into_resource_any(store)
+        .map(Val::Resource)
+        .map_err(|e| unsupported(path, &crate::error::reason(&e)))
+}
+
+fn finish(
+    mut store: StoreContextMut<'_, Host>,
+    types: &[HostResourceType],
+    val: Val,
+    ty: &Type,
+    path: &str,
+) -> Result<Val> {
+    let mut again = |val: Val, ty: &Type| finish(store.as_context_mut(), types, val, ty, path);
+    Ok(match (val, ty) {
+        (Val::U32(rep), Type::Own(resource)) => {
+            let Some(host) = types.iter().find(|t| t.ty == *resource) else {
+                return Err(unsupported(path, "it is not one JS serves"));
+            };
+            return own_handle(store.as_context_mut(), rep, host.payload, path);
+        }
+        (Val::List(items), Type::List(list)) => {
+            let element = list.ty();
+            Val::List(
+                items
+                    .into_iter()
+                    .map(|v| again(v, &element))
+                    .collect::<Result<_>>()?,
+            )
+        }
+        (Val::Tuple(items), Type::Tuple(tuple)) => Val::Tuple(
+            items
+                .into_iter()
+                .zip(tuple.types())
+                .map(|(v, t)| again(v, &t))
+                .collect::<Result<_>>()?,
+        ),
+        (Val::Record(fields), Type::Record(record)) => Val::Record(
+            fields
+                .into_iter()
+                .zip(record.fields())
+                .map(|((name, v), field)| Ok((name, again(v, &field.ty)?)))
+                .collect::<Result<_>>()?,
+        ),
+        (Val::Option(Some(v)), Type::Option(option)) => {
+            Val::Option(Some(Box::new(again(*v, &option.ty())?)))
+        }
+        (Val::Variant(tag, Some(v)), Type::Variant(variant)) => {
+            let case = variant
+                .cases()
+                .find(|case| case.name == tag)
+                .and_then(|c| c.ty);
+            match case {
+                Some(case) => Val::Variant(tag, Some(Box::new(again(*v, &case)?))),
+                None => Val::Variant(tag, Some(v)),
+            }
+        }
+        (Val::Result(Ok(Some(v))), Type::Result(result)) => match result.ok() {
+            Some(ok) => Val::Result(Ok(Some(Box::new(again(*v, &ok)?)))),
+            None => Val::Result(Ok(Some(v))),
+        },
+        (Val::Result(Err(Some(v))), Type::Result(result)) => match result.err() {
+            Some(err) => Val::Result(Err(Some(Box::new(again(*v, &err)?)))),
+            None => Val::Result(Err(Some(v))),
+        },
+        (val, _) => val,
+    })
 }

@@ -8,8 +8,7 @@
 //! the host calls those make go straight to the waiting JS thread. Core modules' and
 //! components' host functions both come through here.
 
-use crate::component_imports::{self, ComponentHostFunction};
-use crate::component_resources::ResourceCx;
+use crate::component_imports::{self, ComponentHostFunction, ComponentImports};
 use crate::component_values::JsOut;
 use crate::engine::Host;
 use crate::error::{HostThrow, Thrown};
@@ -35,7 +34,8 @@ pub struct Request {
 /// The function a host call is for: a core module's or a component's.
 pub enum Callee {
     Core(HostFunction),
-    Component(ComponentHostFunction),
+    /// With the store's component imports (for its host resources).
+    Component(ComponentHostFunction, Arc<ComponentImports>),
 }
 
 /// The JS dispatcher, callable from any thread: `dispatch(call, importIndex, args)`.
@@ -163,13 +163,14 @@ impl Dispatcher {
         index: u32,
         args: Vec<JsOut>,
         stop: &StopWhen,
+        imports: Arc<ComponentImports>,
     ) -> wasmtime::Result<Vec<component::Val>> {
         let reply = Arc::new(Reply::default());
         let request = Request {
             reply: reply.clone(),
             index,
             args: args.into_iter().map(JsArg::Component).collect(),
-            callee: Callee::Component(function.clone()),
+            callee: Callee::Component(function.clone(), imports),
         };
         self.send(request, &function.path)?;
         match self.wait(&reply, stop, None)? {
@@ -306,12 +307,12 @@ impl PendingHostCall {
                     Err(thrown) => Answer::Thrown(thrown),
                 }
             }
-            Callee::Component(function) => {
+            Callee::Component(function, imports) => {
                 match component_imports::results_from_js(
                     env.raw(),
                     value.raw(),
                     function,
-                    &mut ResourceCx::default(),
+                    &mut imports.cx(None),
                 ) {
                     Ok(values) => Answer::ComponentValues(values),
                     Err(thrown) => Answer::Thrown(thrown),
@@ -344,7 +345,7 @@ impl Drop for PendingHostCall {
                  settling",
                 match &self.callee {
                     Callee::Core(function) => &function.name,
-                    Callee::Component(function) => &function.path,
+                    Callee::Component(function, _) => &function.path,
                 }
             )));
         }

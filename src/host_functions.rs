@@ -7,6 +7,7 @@
 //! thread. Values convert as the WebAssembly JS API converts them.
 
 use crate::component_imports::{ComponentImports, ComponentPlan};
+use crate::component_resources::HostObjects;
 use crate::engine::{Host, WASI_NAMESPACES};
 use crate::error::{ErrorCode, Failure, HostThrow, Result, Thrown};
 use crate::host_externs::{self, HostExtern};
@@ -668,12 +669,14 @@ impl Plan {
         Ok(())
     }
 
-    /// Gives `host` these functions, called only through the run's dispatcher (`runWasm`).
-    pub fn install_remote(&self, host: &mut Host) {
+    /// Gives `host` these functions, called only through the run's dispatcher (`runWasm`);
+    /// a component's host resources are kept in `objects`.
+    pub fn install_remote(&self, host: &mut Host, objects: Arc<HostObjects>) {
         match self {
             Plan::Core(plan) => host.imports = Some(Arc::new(HostImports::remote_only(plan))),
             Plan::Component(plan) => {
-                host.component_imports = Some(Arc::new(ComponentImports::remote_only(plan)))
+                host.component_imports =
+                    Some(Arc::new(ComponentImports::remote_only(plan, objects)))
             }
         }
     }

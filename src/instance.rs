@@ -139,11 +139,6 @@ impl Running {
         cancel: Option<Arc<AtomicBool>>,
         dispatcher: Option<Arc<Dispatcher>>,
     ) -> Result<impl FnOnce() -> (Result<i32>, Arc<Running>) + Send + 'static> {
-        let imports =
-            self.with_store(|mut store| store.as_context_mut().data().component_imports.clone())?;
-        if let Some(imports) = imports {
-            crate::component_resources::refuse_on_pool(&imports.resources)?;
-        }
         let entry = self.begin(name)?;
         self.busy.store(true, Ordering::SeqCst);
         let running = self.clone();

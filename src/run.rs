@@ -3,7 +3,7 @@
 //! `wasi:cli/run`); the async variant runs it on the guest pool (`pool.rs`).
 
 use crate::command::exit_code;
-use crate::component_resources::refuse_on_pool;
+use crate::component_resources::HostObjects;
 use crate::ctx::{WasiConfig, WasiSpec};
 use crate::engine::{Host, MAX_LIVE_INSTANCES};
 use crate::error::{classify, reason, ErrorCode, Failure, HostThrow, Result};
@@ -73,6 +73,9 @@ pub fn instantiate_failure(error: wasmtime::Error) -> Failure {
 struct RunImports {
     plan: Plan,
     dispatcher: Option<Arc<Dispatcher>>,
+    /// The JS objects behind a component's handles to host resources, made on the JS thread
+    /// (and released there: the run's promise holds them until it settles).
+    objects: Arc<HostObjects>,
 }
 
 fn run_impl(
@@ -90,12 +93,9 @@ fn run_impl(
     if let Some(imports) = &imports {
         match local {
             Some((env, values)) => imports.plan.install(&mut host, env, values)?,
-            None => {
-                if let Plan::Component(plan) = &imports.plan {
-                    refuse_on_pool(&plan.resources)?;
-                }
-                imports.plan.install_remote(&mut host)
-            }
+            None => imports
+                .plan
+                .install_remote(&mut host, imports.objects.clone()),
         }
         host.dispatcher = imports.dispatcher.clone();
     }
@@ -175,6 +175,7 @@ pub fn run_sync(
         let run_imports = Plan::resolve(&module.inner, &imports)?.map(|plan| RunImports {
             plan,
             dispatcher: None,
+            objects: Arc::new(HostObjects::new(&env)),
         });
         let local = imports.as_ref().map(|values| (&env, values));
         run_impl(&module.inner, &spec, None, run_imports, local)
@@ -216,16 +217,20 @@ pub fn run_async<'env>(
             Some(RunImports {
                 plan,
                 dispatcher: Some(Arc::new(Dispatcher::new(dispatch)?)),
+                objects: Arc::new(HostObjects::new(env)),
             })
         }
         None => None,
     };
+    let objects = run_imports.as_ref().map(|imports| imports.objects.clone());
     let module: Arc<CompiledModule> = module.inner.clone();
     let (deferred, promise) = env.create_deferred()?;
     crate::pool::spawn(move || {
         let outcome = run_impl(&module, &spec, cancel, run_imports, None);
         spec.streams().wait_delivered();
         deferred.resolve(move |env: Env| {
+            // The host objects' last holder: their references are released on this thread.
+            drop(objects);
             outcome
                 .map(RunOutput::into_result)
                 .map_err(|f| f.into_rejection(&env))
