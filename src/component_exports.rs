@@ -4,7 +4,9 @@
 //! (`exports['my:pkg/iface'].blob`, see `component_resources.rs`). `wasi:cli/run#run` shares
 //! the start-once flag.
 
-use crate::component_resources::{guest_handle, GuestClass, GuestClasses, ResourceCx, SendRef};
+use crate::component_resources::{
+    guest_handle, member_of, GuestClass, GuestClasses, ResourceCx, SendRef,
+};
 use crate::component_values::{from_js, to_js, JsOut};
 use crate::error::{ErrorCode, Failure, Result};
 use crate::instance::{exit_failure, Running};
@@ -147,7 +149,9 @@ pub fn component_exports<'env>(
         )?;
         // SAFETY: the function made just above, in this scope.
         let mut function_object = unsafe { Object::from_napi_value(env.raw(), function.raw())? };
-        function_object.set_named_property(PROTOTYPES_KEY, held)?;
+        if !prototypes.is_empty() {
+            crate::host_functions::hold(env, &mut function_object, PROTOTYPES_KEY, held.raw())?;
+        }
         match (kind, class) {
             ("constructor", Some(class)) => {
                 let prototype = &mut prototypes[class];
@@ -214,8 +218,8 @@ pub fn component_exports<'env>(
     Ok(object)
 }
 
-/// The property under which every export function holds its instance's prototypes.
-const PROTOTYPES_KEY: &str = "__nodeWasmtimeResourceClasses";
+/// The `Symbol.for` key under which every export function holds its instance's prototypes.
+const PROTOTYPES_KEY: &str = "node-wasmtime.resource-classes";
 
 fn interface_object<'a, 'env>(
     env: &'env Env,
@@ -230,21 +234,6 @@ fn interface_object<'a, 'env>(
         }
     };
     Ok(&mut interfaces[at].1)
-}
-
-/// What an exported function is: `function`, or the `constructor`, a `method` or a `static`
-/// function of a resource (with the resource and the member's name).
-fn member_of(name: &str) -> (&'static str, Option<&str>, Option<&str>) {
-    if let Some(resource) = name.strip_prefix("[constructor]") {
-        return ("constructor", Some(resource), None);
-    }
-    for (prefix, kind) in [("[method]", "method"), ("[static]", "static")] {
-        if let Some((resource, member)) = name.strip_prefix(prefix).and_then(|r| r.split_once('.'))
-        {
-            return (kind, Some(resource), Some(member));
-        }
-    }
-    ("function", None, None)
 }
 
 /// `prototype[Symbol.dispose]`: drops the guest's handle (its destructor runs) once.

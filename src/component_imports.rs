@@ -8,7 +8,7 @@
 //! `host_calls.rs`.
 
 use crate::component_resources::{
-    drop_host_object, imported_resources, HostObjects, HostResourceType, ResourceCx,
+    drop_host_object, imported_resources, member_of, HostObjects, HostResourceType, ResourceCx,
 };
 use crate::component_values::{from_js, to_js, JsOut};
 use crate::engine::{engine, Host};
@@ -57,21 +57,6 @@ impl ComponentHostFunction {
     }
 }
 
-/// `function`, or for a resource's functions (`[constructor]r`, `[method]r.m`,
-/// `[static]r.s`) what they are, the resource and the member's name.
-fn function_kind(name: &str) -> (&'static str, Option<String>, Option<String>) {
-    if let Some(resource) = name.strip_prefix("[constructor]") {
-        return ("constructor", Some(resource.to_string()), None);
-    }
-    for (prefix, kind) in [("[method]", "method"), ("[static]", "static")] {
-        if let Some((resource, member)) = name.strip_prefix(prefix).and_then(|r| r.split_once('.'))
-        {
-            return (kind, Some(resource.to_string()), Some(member.to_string()));
-        }
-    }
-    ("function", None, None)
-}
-
 /// An imported function JS must supply, as `lib/host.js` looks it up.
 #[napi(object)]
 pub struct ComponentImportName {
@@ -94,13 +79,13 @@ fn import_functions(component: &Component) -> Vec<ComponentHostFunction> {
             Some(interface) => format!("{interface}#{name}"),
             None => name.to_string(),
         };
-        let (kind, resource, member) = function_kind(name);
+        let (kind, resource, member) = member_of(name);
         ComponentHostFunction {
             interface: interface.map(str::to_string),
             name: name.to_string(),
             kind,
-            resource,
-            member,
+            resource: resource.map(str::to_string),
+            member: member.map(str::to_string),
             params: ty
                 .params()
                 .enumerate()

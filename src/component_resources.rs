@@ -70,6 +70,22 @@ pub fn imported_resources(component: &Component) -> Vec<HostResourceType> {
     resources
 }
 
+/// What a component function is by its name: `function`, or the `constructor`, a `method` or
+/// a `static` function of a resource (`[constructor]r`, `[method]r.m`, `[static]r.s`), with
+/// the resource and the member's name.
+pub fn member_of(name: &str) -> (&'static str, Option<&str>, Option<&str>) {
+    if let Some(resource) = name.strip_prefix("[constructor]") {
+        return ("constructor", Some(resource), None);
+    }
+    for (prefix, kind) in [("[method]", "method"), ("[static]", "static")] {
+        if let Some((resource, member)) = name.strip_prefix(prefix).and_then(|r| r.split_once('.'))
+        {
+            return (kind, Some(resource), Some(member));
+        }
+    }
+    ("function", None, None)
+}
+
 /// A napi reference that may be moved between threads (it is only used on its own).
 #[derive(Clone, Copy)]
 pub struct SendRef(pub sys::napi_ref);

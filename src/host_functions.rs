@@ -613,19 +613,25 @@ pub fn results_from_js(
 /// Makes `values` reachable from `object` (an instance's exports object or function) under
 /// `Symbol.for('node-wasmtime.imports')`, so holding it keeps the host functions alive.
 pub fn hold_values(env: &Env, object: &mut Object, values: sys::napi_value) -> napi::Result<()> {
+    hold(env, object, "node-wasmtime.imports", values)
+}
+
+/// Sets `object[Symbol.for(key)] = value`: a JS edge that keeps `value` alive with `object`
+/// (where a native reference would pin it, and whatever it reaches, forever).
+pub fn hold(env: &Env, object: &mut Object, key: &str, value: sys::napi_value) -> napi::Result<()> {
     let global = env.get_global()?;
     let symbol_class = global
         .get_named_property::<Unknown>("Symbol")?
         .coerce_to_object()?;
     let symbol_for: napi::bindgen_prelude::Function<String, Unknown> =
         symbol_class.get_named_property("for")?;
-    let key = symbol_for.apply(symbol_class, "node-wasmtime.imports".to_string())?;
+    let key = symbol_for.apply(symbol_class, key.to_string())?;
     // SAFETY: setting a property with live handles of this scope.
-    let status = unsafe { sys::napi_set_property(env.raw(), object.raw(), key.raw(), values) };
+    let status = unsafe { sys::napi_set_property(env.raw(), object.raw(), key.raw(), value) };
     if status != sys::Status::napi_ok {
         return Err(napi::Error::new(
             napi::Status::GenericFailure,
-            "cannot attach the imports",
+            "cannot attach a held value",
         ));
     }
     Ok(())
