@@ -10,8 +10,10 @@ use crate::component_resources::{
 use crate::component_values::{from_js, to_js, JsOut};
 use crate::error::{ErrorCode, Failure, Result};
 use crate::instance::{exit_failure, Running};
-use napi::bindgen_prelude::{FromNapiValue, Function, JsObjectValue, Object, Unknown};
+use crate::native_function;
+use napi::bindgen_prelude::{FromNapiValue, JsObjectValue, Object, ToNapiValue, Unknown};
 use napi::{sys, Env, JsValue};
+use smallvec::{smallvec, SmallVec};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use wasmtime::component::types::ComponentItem;
@@ -291,6 +293,19 @@ struct Signature {
     result_path: String,
 }
 
+/// What one export function's callback needs.
+struct ComponentExport {
+    running: Arc<Running>,
+    func: Func,
+    name: String,
+    sig: Signature,
+    /// `wasi:cli/run#run`: runs at most once per `WASI` object.
+    is_entry: bool,
+    classes: Arc<GuestClasses>,
+    /// A resource method: `this` is its first argument (the resource).
+    this_first: bool,
+}
+
 fn js_function<'env>(
     env: &'env Env,
     running: &Arc<Running>,
@@ -299,10 +314,7 @@ fn js_function<'env>(
     is_entry: bool,
     classes: &Arc<GuestClasses>,
     this_first: bool,
-) -> napi::Result<Function<'env, Vec<Unknown<'env>>, JsOut>> {
-    let running = running.clone();
-    let classes = classes.clone();
-    let name_for_errors = name.to_string();
+) -> napi::Result<Unknown<'env>> {
     let sig = running
         .with_store(|store| {
             let ty = func.ty(&store);
@@ -327,46 +339,78 @@ fn js_function<'env>(
                 .and_then(|imports| imports.local_values(env))
         })
         .map_err(|f| f.into_napi(env))?;
-    let function = env.create_function_from_closure::<Vec<Unknown>, _, _>(name, move |ctx| {
-        let env = Env::from_raw(ctx.env.raw());
-        let mut args: Vec<Unknown> = Vec::with_capacity(ctx.length() + 1);
-        if this_first {
-            args.push(ctx.this()?);
-        }
-        for i in 0..ctx.length() {
-            args.push(ctx.get::<Unknown>(i)?);
-        }
-        call(
-            &running,
-            func,
-            &name_for_errors,
-            &sig,
-            is_entry,
-            &args,
-            &classes,
-        )
-        .map_err(|failure| failure.into_napi(&env))
-    })?;
+    let export = ComponentExport {
+        running: running.clone(),
+        func,
+        name: name.to_string(),
+        sig,
+        is_entry,
+        classes: classes.clone(),
+        this_first,
+    };
+    let function = native_function::create(env, name, export, callback)?;
     if let Some(values) = values {
         // Holding the function keeps the host functions it may reach alive.
         // SAFETY: the function made just above, in this scope.
-        let mut object = unsafe { Object::from_napi_value(env.raw(), function.raw())? };
+        let mut object = unsafe { Object::from_napi_value(env.raw(), function)? };
         crate::host_functions::hold_values(env, &mut object, values)?;
     }
-    Ok(function)
+    // SAFETY: as above.
+    Ok(unsafe { Unknown::from_raw_unchecked(env.raw(), function) })
 }
 
-/// Calls `func` with JS arguments and returns its result for JS (`undefined` if none).
-fn call(
-    running: &Running,
-    func: Func,
-    name: &str,
-    sig: &Signature,
-    is_entry: bool,
-    args: &[Unknown],
-    classes: &GuestClasses,
-) -> Result<JsOut> {
-    if is_entry && running.started.swap(true, Ordering::SeqCst) {
+unsafe extern "C" fn callback(
+    env: sys::napi_env,
+    info: sys::napi_callback_info,
+) -> sys::napi_value {
+    // SAFETY: this callback's own info, of a function made by `js_function`.
+    unsafe {
+        native_function::run::<ComponentExport>(
+            env,
+            info,
+            |export| export.sig.params.len() - usize::from(export.this_first),
+            |export, this, args, count| call_from_js(env, export, this, args, count),
+        )
+    }
+}
+
+/// A call of the export from JS: `this` and the `count` arguments passed (of `args`).
+fn call_from_js(
+    env: sys::napi_env,
+    export: &ComponentExport,
+    this: sys::napi_value,
+    args: &[sys::napi_value],
+    count: usize,
+) -> Result<sys::napi_value> {
+    // SAFETY: handles of the calling callback's scope.
+    let value = |raw| unsafe { Unknown::from_raw_unchecked(env, raw) };
+    let mut values: SmallVec<[Unknown; 4]> = SmallVec::new();
+    if export.this_first {
+        values.push(value(this));
+    }
+    values.extend(args.iter().take(count).map(|raw| value(*raw)));
+    let result = call(export, &values)?;
+    // SAFETY: converting on the callback's thread, in its scope.
+    unsafe { JsOut::to_napi_value(env, result) }.map_err(|e| {
+        Failure::new(
+            ErrorCode::InvalidArgValue,
+            format!("{}: result: {}", export.name, e.reason),
+        )
+    })
+}
+
+/// Calls the export with JS arguments and returns its result for JS (`undefined` if none).
+fn call(export: &ComponentExport, args: &[Unknown]) -> Result<JsOut> {
+    let ComponentExport {
+        running,
+        func,
+        name,
+        sig,
+        is_entry,
+        classes,
+        ..
+    } = export;
+    if *is_entry && running.started.swap(true, Ordering::SeqCst) {
         return Err(crate::wasi::already_started());
     }
     // The arguments are converted before the store is taken: a getter or Proxy trap on an
@@ -377,21 +421,21 @@ fn call(
         guest: Some(classes),
         ..ResourceCx::default()
     };
-    let params = sig
-        .params
-        .iter()
-        .enumerate()
-        .map(|(i, (path, ty))| match args.get(i) {
-            Some(value) => from_js(value, ty, path, &mut cx),
-            None if matches!(ty, Type::Option(_)) => Ok(Val::Option(None)),
-            None => Err(Failure::new(
-                ErrorCode::InvalidArgType,
-                format!("{path} is missing: {name} takes {count} arguments"),
-            )),
-        })
-        .collect::<Result<Vec<_>>>()?;
-    let mut results = vec![Val::Bool(false); sig.results.len()];
-    let mut values = running.with_store(|mut store| -> Result<Vec<JsOut>> {
+    let mut params: SmallVec<[Val; 4]> = SmallVec::with_capacity(count);
+    for (i, (path, ty)) in sig.params.iter().enumerate() {
+        params.push(match args.get(i) {
+            Some(value) => from_js(value, ty, path, &mut cx)?,
+            None if matches!(ty, Type::Option(_)) => Val::Option(None),
+            None => {
+                return Err(Failure::new(
+                    ErrorCode::InvalidArgType,
+                    format!("{path} is missing: {name} takes {count} arguments"),
+                ))
+            }
+        });
+    }
+    let mut results: SmallVec<[Val; 1]> = smallvec![Val::Bool(false); sig.results.len()];
+    let mut values = running.with_store(|mut store| -> Result<SmallVec<[JsOut; 1]>> {
         {
             let _ticking = running.arm(&mut store);
             func.call(store.as_context_mut(), &params, &mut results)
@@ -405,15 +449,56 @@ fn call(
             guest: Some(classes),
             defer: false,
         };
-        results
-            .into_iter()
-            .zip(&sig.results)
-            .map(|(val, ty)| to_js(val, ty, &sig.result_path, &mut cx))
-            .collect()
+        let mut values = SmallVec::with_capacity(results.len());
+        for (val, ty) in results.into_iter().zip(&sig.results) {
+            values.push(to_js(val, ty, &sig.result_path, &mut cx)?);
+        }
+        Ok(values)
     })??;
     Ok(match values.len() {
         0 => JsOut::Undefined,
         1 => values.remove(0),
-        _ => JsOut::Array(values),
+        _ => JsOut::Array(values.into_vec()),
     })
+}
+
+/// wasmtime's own cost of a component export call, with no JS in the way: the floor under
+/// bench (j). Run with `cargo test --release --lib component_call_floor -- --ignored
+/// --nocapture`.
+#[cfg(test)]
+mod component_call_floor {
+    #[test]
+    #[ignore = "a measurement, not a check"]
+    fn component_call_floor() {
+        use wasmtime::component::{Component, TypedFunc, Val};
+        let engine = crate::engine::engine();
+        let bytes = std::fs::read("__test__/fixtures/components/no-run.wasm").unwrap();
+        let component = Component::new(engine, &bytes).unwrap();
+        let key = crate::engine::EngineKey::default();
+        let linker = &crate::engine::engine_for(key).unwrap().component_linker;
+        let wasi = wasmtime_wasi::WasiCtxBuilder::new().build_p1();
+        let host = crate::engine::Host::new(wasi, Default::default(), false);
+        let mut store = wasmtime::Store::new(engine, host);
+        store.set_epoch_deadline(u64::MAX);
+        let instance = linker.instantiate(&mut store, &component).unwrap();
+        let func = instance.get_func(&mut store, "add").unwrap();
+        let typed: TypedFunc<(i32, i32), (i32,)> = func.typed(&store).unwrap();
+        let n = 2_000_000;
+        for round in 0..3 {
+            let start = std::time::Instant::now();
+            for i in 0..n {
+                assert_eq!(typed.call(&mut store, (i, 1)).unwrap(), (i + 1,));
+            }
+            let typed_ns = start.elapsed().as_nanos() as f64 / n as f64;
+            let start = std::time::Instant::now();
+            let mut results = [Val::Bool(false)];
+            for i in 0..n {
+                func.call(&mut store, &[Val::S32(i), Val::S32(1)], &mut results)
+                    .unwrap();
+                assert_eq!(results[0], Val::S32(i + 1));
+            }
+            let val_ns = start.elapsed().as_nanos() as f64 / n as f64;
+            eprintln!("round {round}: TypedFunc::call {typed_ns:.1} ns, Func::call {val_ns:.1} ns");
+        }
+    }
 }

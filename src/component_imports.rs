@@ -311,13 +311,13 @@ fn component_host_call(
         .zip(&function.params)
         .map(|(val, (path, ty))| to_js(val.clone(), ty, path, &mut cx))
         .collect::<Result<Vec<JsOut>>>()
-        .map_err(|failure| wasmtime::Error::msg(failure.message))?;
+        .map_err(|failure| wasmtime::Error::msg(failure.into_message()))?;
     let values = dispatcher.call_component(function, k as u32, args, &stop, imports.clone())?;
     let path = format!("{}: result", function.path);
     for ((slot, val), ty) in results.iter_mut().zip(values).zip(&function.results) {
         *slot = cx
             .finish(val, ty, &path)
-            .map_err(|failure| wasmtime::Error::msg(failure.message))?;
+            .map_err(|failure| wasmtime::Error::msg(failure.into_message()))?;
     }
     Ok(())
 }

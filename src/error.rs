@@ -87,8 +87,13 @@ impl ErrorCode {
 }
 
 /// A failure as plain data: built on any thread, turned into a JS error on the main thread.
+/// Boxed, so that a `Result` of the hot paths (export and host calls) stays two words.
 #[derive(Debug, Clone)]
-pub struct Failure {
+pub struct Failure(Box<FailureData>);
+
+/// What a `Failure` holds.
+#[derive(Debug, Clone)]
+pub struct FailureData {
     pub code: ErrorCode,
     pub message: String,
     /// For `ERR_WASM_TRAP`: `unreachable`, `stack_overflow`, `out_of_fuel`, `host_error`, ...
@@ -104,24 +109,48 @@ pub struct Failure {
 
 pub type Result<T> = std::result::Result<T, Failure>;
 
+impl std::ops::Deref for Failure {
+    type Target = FailureData;
+    fn deref(&self) -> &FailureData {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Failure {
+    fn deref_mut(&mut self) -> &mut FailureData {
+        &mut self.0
+    }
+}
+
 impl Failure {
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        Failure {
+        Failure(Box::new(FailureData {
             code,
             message: message.into(),
             trap_code: None,
             exit_code: None,
             output: None,
             thrown: None,
-        }
+        }))
     }
 
     /// The failure that rethrows `thrown` as it is.
     pub fn rethrow(thrown: Arc<Thrown>) -> Self {
-        Failure {
-            thrown: Some(thrown),
-            ..Failure::new(ErrorCode::WasmTrap, "a host function threw")
-        }
+        let mut failure = Failure::new(ErrorCode::WasmTrap, "a host function threw");
+        failure.thrown = Some(thrown);
+        failure
+    }
+
+    /// The message, without the rest.
+    pub fn into_message(self) -> String {
+        self.0.message
+    }
+
+    /// `ERR_WASI_EXITED` with `message`: the guest exited with `code` instead of returning.
+    pub fn exited(code: i32, message: impl Into<String>) -> Self {
+        let mut failure = Failure::new(ErrorCode::WasiExited, message);
+        failure.exit_code = Some(code);
+        failure
     }
 
     /// For a promise to reject with (a `deferred.resolve` callback): like `into_napi`, but a
@@ -306,10 +335,9 @@ pub fn classify(error: wasmtime::Error) -> Result<i32> {
         message.push('\n');
         message.push_str(backtrace.to_string().trim_end());
     }
-    Err(Failure {
-        trap_code: Some(trap_code),
-        ..Failure::new(ErrorCode::WasmTrap, message)
-    })
+    let mut failure = Failure::new(ErrorCode::WasmTrap, message);
+    failure.trap_code = Some(trap_code);
+    Err(failure)
 }
 
 /// `Trap::StackOverflow` -> `stack_overflow`; `UnreachableCodeReached` is `unreachable`.

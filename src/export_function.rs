@@ -1,17 +1,18 @@
-//! A core module's exported function as a JS function: a plain napi function whose callback
+//! A core module's exported function as a JS function (`native_function.rs`) whose callback
 //! converts the arguments (`wasm_values.rs`, against the signature worked out once), calls
 //! the guest without re-checking its type, and converts the results, allocating nothing for
 //! up to `MAX_INLINE` values. This is the hot path of every JS -> guest call.
 
 use crate::error::{ErrorCode, Failure, Result};
 use crate::instance::Running;
+use crate::native_function;
 use crate::wasm_values::{self, Num, Refused, Signature};
-use napi::{sys, Env, JsError};
+use napi::{sys, Env};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use wasmtime::{Func, ValRaw};
 
-/// Arguments and results converted without allocating.
+/// Results converted without allocating.
 const MAX_INLINE: usize = 8;
 
 /// What one export function's callback needs.
@@ -25,106 +26,22 @@ pub struct ExportFunction {
 
 /// Makes the JS function named `name` for `export`.
 pub fn create(env: &Env, name: &str, export: ExportFunction) -> napi::Result<sys::napi_value> {
-    let data = Box::into_raw(Box::new(export));
-    let mut function = std::ptr::null_mut();
-    // SAFETY: `data` lives until the function is finalized (`release`), which frees it once.
-    let status = unsafe {
-        sys::napi_create_function(
-            env.raw(),
-            name.as_ptr().cast(),
-            name.len() as isize,
-            Some(callback),
-            data.cast(),
-            &mut function,
-        )
-    };
-    if status == sys::Status::napi_ok {
-        // SAFETY: as above.
-        let status = unsafe {
-            sys::napi_add_finalizer(
-                env.raw(),
-                function,
-                data.cast(),
-                Some(release),
-                std::ptr::null_mut(),
-                std::ptr::null_mut(),
-            )
-        };
-        if status == sys::Status::napi_ok {
-            return Ok(function);
-        }
-    }
-    // SAFETY: not handed to a live function, so still ours.
-    drop(unsafe { Box::from_raw(data) });
-    Err(napi::Error::new(
-        napi::Status::GenericFailure,
-        format!("cannot make the export function {name}"),
-    ))
-}
-
-unsafe extern "C" fn release(
-    _env: sys::napi_env,
-    data: *mut std::ffi::c_void,
-    _hint: *mut std::ffi::c_void,
-) {
-    // SAFETY: the box `create` leaked for this function, finalized once.
-    drop(unsafe { Box::from_raw(data.cast::<ExportFunction>()) });
+    native_function::create(env, name, export, callback)
 }
 
 unsafe extern "C" fn callback(
     env: sys::napi_env,
     info: sys::napi_callback_info,
 ) -> sys::napi_value {
-    let mut argc = MAX_INLINE;
-    let mut inline = [std::ptr::null_mut(); MAX_INLINE];
-    let mut data = std::ptr::null_mut();
-    // SAFETY: the callback's own info; missing arguments are filled with `undefined`.
+    // SAFETY: this callback's own info, of a function made by `create`.
     unsafe {
-        sys::napi_get_cb_info(
+        native_function::run::<ExportFunction>(
             env,
             info,
-            &mut argc,
-            inline.as_mut_ptr(),
-            std::ptr::null_mut(),
-            &mut data,
+            |export| export.sig.params.len(),
+            |export, _this, args, _count| call(env, export, args),
         )
-    };
-    // SAFETY: `data` is the `ExportFunction` this function was made with, alive while it is.
-    let export = unsafe { &*data.cast::<ExportFunction>() };
-    let wanted = export.sig.params.len();
-    let mut many;
-    let args: &[sys::napi_value] = if wanted <= MAX_INLINE {
-        &inline[..wanted]
-    } else {
-        let mut count = wanted;
-        many = vec![std::ptr::null_mut(); wanted];
-        // SAFETY: as above, with room for every parameter.
-        unsafe {
-            sys::napi_get_cb_info(
-                env,
-                info,
-                &mut count,
-                many.as_mut_ptr(),
-                std::ptr::null_mut(),
-                std::ptr::null_mut(),
-            )
-        };
-        &many
-    };
-    let outcome =
-        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| call(env, export, args)));
-    let failure = match outcome {
-        Ok(Ok(value)) => return value,
-        Ok(Err(failure)) => failure,
-        Err(_) => Failure::new(
-            ErrorCode::WasmTrap,
-            "node-wasmtime panicked in an export call (a bug; please report it)",
-        ),
-    };
-    let env_ref = Env::from_raw(env);
-    // SAFETY: throwing on the callback's own environment.
-    unsafe { JsError::from(failure.into_napi(&env_ref)).throw_into(env) };
-    std::ptr::null_mut()
+    }
 }
 
 fn call(

@@ -4,7 +4,7 @@
 //! are wasmtime-wasi's and the calling convention is Node's: `lib/imports.js` answers a wrong
 //! argument count or type with errno 28, and a pointer outside memory here gives 61.
 
-use crate::error::{ErrorCode, Failure};
+use crate::error::Failure;
 use crate::instance::to_int32;
 use crate::stdio_writes::StdioWrites;
 use napi::bindgen_prelude::{Function, Unknown};
@@ -242,13 +242,7 @@ fn syscall(
         Ok(errno) => Ok(errno),
         Err(error) if is_bad_pointer(&error) => Ok(EOVERFLOW),
         Err(error) => Err(match crate::error::classify(error) {
-            Ok(code) => Failure {
-                exit_code: Some(code),
-                ..Failure::new(
-                    ErrorCode::WasiExited,
-                    format!("the guest exited with {code}"),
-                )
-            },
+            Ok(code) => Failure::exited(code, format!("the guest exited with {code}")),
             Err(failure) => failure,
         }),
     }

@@ -310,13 +310,10 @@ pub enum Entry {
 /// guest exited instead of returning.
 pub fn exit_failure(error: wasmtime::Error) -> Failure {
     match classify(error) {
-        Ok(exit_code) => Failure {
-            exit_code: Some(exit_code),
-            ..Failure::new(
-                ErrorCode::WasiExited,
-                format!("the guest called proc_exit({exit_code})"),
-            )
-        },
+        Ok(exit_code) => Failure::exited(
+            exit_code,
+            format!("the guest called proc_exit({exit_code})"),
+        ),
         Err(failure) => failure,
     }
 }

@@ -26,6 +26,7 @@ mod limits;
 mod memory;
 mod memory_buffer;
 mod module;
+mod native_function;
 mod pool;
 mod run;
 mod source;

@@ -155,7 +155,20 @@ impl Limits {
 
     /// Arms the deadline (timing from now) and `cancel` for the next entry into the guest;
     /// the clock ticks until the returned guard is dropped.
+    #[inline]
     pub fn arm(&self, store: &mut Store<Host>, cancel: Option<Arc<AtomicBool>>) -> Ticking {
+        // The common case, on the path of every export call: nothing to arm or disarm.
+        if self.fuel.is_none()
+            && self.timeout.is_none()
+            && cancel.is_none()
+            && !store.data().stop.armed()
+        {
+            return Ticking(None);
+        }
+        self.arm_entry(store, cancel)
+    }
+
+    fn arm_entry(&self, store: &mut Store<Host>, cancel: Option<Arc<AtomicBool>>) -> Ticking {
         if let Some(fuel) = self.fuel {
             store
                 .set_fuel(fuel)

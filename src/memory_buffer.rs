@@ -10,7 +10,7 @@ use crate::engine::Host;
 use napi::{sys, Env};
 use std::any::Any;
 use std::thread::ThreadId;
-use wasmtime::AsContextMut;
+use wasmtime::{AsContextMut, StoreContextMut};
 
 /// The buffers of one store handed to JS and not yet detached.
 #[derive(Default)]
@@ -136,11 +136,15 @@ unsafe extern "C" fn release_keep_alive(
 
 /// Detaches the buffers of `store` whose memory has grown since they were made (and forgets
 /// those already collected), so JS sees `byteLength` 0 on them, as with V8.
+#[inline]
 pub fn refresh(env: &Env, mut store: impl AsContextMut<Data = Host>) {
-    let mut store = store.as_context_mut();
-    if store.data().buffers.is_empty() {
-        return;
+    let store = store.as_context_mut();
+    if !store.data().buffers.is_empty() {
+        detach_grown(env, store);
     }
+}
+
+fn detach_grown(env: &Env, mut store: StoreContextMut<'_, Host>) {
     let raw = env.raw();
     let mut buffers = std::mem::take(&mut store.data_mut().buffers.0);
     buffers.retain(|tracked| {

@@ -128,10 +128,10 @@ fn run_impl(
             stdout,
             stderr,
         }),
-        Err(failure) => Err(Failure {
-            output: Some((stdout, stderr)),
-            ..failure
-        }),
+        Err(mut failure) => {
+            failure.output = Some((stdout, stderr));
+            Err(failure)
+        }
     }
 }
 

@@ -13,4 +13,4 @@ macro_rules! absent {
     };
 }
 
-absent!(napi_delete_reference);
+absent!(napi_delete_reference, napi_release_threadsafe_function);

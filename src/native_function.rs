@@ -1,0 +1,132 @@
+//! JS functions for the hot paths (calls into a guest's exports): a plain napi callback with
+//! Rust data the function owns (freed by its finalizer), its arguments read into a buffer on
+//! the stack, panics caught and failures thrown as JS errors. This skips napi-rs's closure
+//! trampoline and the allocations it makes on every call.
+
+use crate::error::{ErrorCode, Failure, Result};
+use napi::{sys, Env, JsError};
+
+/// Arguments read without allocating.
+const MAX_INLINE: usize = 8;
+
+/// A napi function callback.
+pub type Callback = unsafe extern "C" fn(sys::napi_env, sys::napi_callback_info) -> sys::napi_value;
+
+/// Makes the JS function named `name`, whose `callback` finds `data` through `Call::data`.
+pub fn create<T: 'static>(
+    env: &Env,
+    name: &str,
+    data: T,
+    callback: Callback,
+) -> napi::Result<sys::napi_value> {
+    let data = Box::into_raw(Box::new(data));
+    let mut function = std::ptr::null_mut();
+    // SAFETY: `data` lives until the function is finalized (`release`), which frees it once.
+    let status = unsafe {
+        sys::napi_create_function(
+            env.raw(),
+            name.as_ptr().cast(),
+            name.len() as isize,
+            Some(callback),
+            data.cast(),
+            &mut function,
+        )
+    };
+    if status == sys::Status::napi_ok {
+        // SAFETY: as above.
+        let status = unsafe {
+            sys::napi_add_finalizer(
+                env.raw(),
+                function,
+                data.cast(),
+                Some(release::<T>),
+                std::ptr::null_mut(),
+                std::ptr::null_mut(),
+            )
+        };
+        if status == sys::Status::napi_ok {
+            return Ok(function);
+        }
+    }
+    // SAFETY: not handed to a live function, so still ours.
+    drop(unsafe { Box::from_raw(data) });
+    Err(napi::Error::new(
+        napi::Status::GenericFailure,
+        format!("cannot make the function {name}"),
+    ))
+}
+
+unsafe extern "C" fn release<T>(
+    _env: sys::napi_env,
+    data: *mut std::ffi::c_void,
+    _hint: *mut std::ffi::c_void,
+) {
+    // SAFETY: the box `create` leaked for this function, finalized once.
+    drop(unsafe { Box::from_raw(data.cast::<T>()) });
+}
+
+/// Runs the body of a callback made by `create` with data `T`: `body` gets the data, `this`,
+/// the first `wanted(data)` arguments (missing ones are `undefined`) and how many were
+/// passed; a failure (or a panic) is thrown.
+///
+/// # Safety
+/// `env` and `info` are a callback's own, for a function `create` made with data of type `T`.
+pub unsafe fn run<T>(
+    env: sys::napi_env,
+    info: sys::napi_callback_info,
+    wanted: impl FnOnce(&T) -> usize,
+    body: impl FnOnce(&T, sys::napi_value, &[sys::napi_value], usize) -> Result<sys::napi_value>,
+) -> sys::napi_value {
+    let mut argc = MAX_INLINE;
+    let mut inline = [std::ptr::null_mut(); MAX_INLINE];
+    let mut this = std::ptr::null_mut();
+    let mut data = std::ptr::null_mut();
+    // SAFETY: the callback's own info; missing arguments are filled with `undefined`.
+    unsafe {
+        sys::napi_get_cb_info(
+            env,
+            info,
+            &mut argc,
+            inline.as_mut_ptr(),
+            &mut this,
+            &mut data,
+        )
+    };
+    // SAFETY: `data` is the `T` this function was made with, alive while it is.
+    let data = unsafe { &*data.cast::<T>() };
+    let wanted = wanted(data);
+    let mut many;
+    let args: &[sys::napi_value] = if wanted <= MAX_INLINE {
+        &inline[..wanted]
+    } else {
+        let mut count = wanted;
+        many = vec![std::ptr::null_mut(); wanted];
+        // SAFETY: as above, with room for every argument wanted.
+        unsafe {
+            sys::napi_get_cb_info(
+                env,
+                info,
+                &mut count,
+                many.as_mut_ptr(),
+                std::ptr::null_mut(),
+                std::ptr::null_mut(),
+            )
+        };
+        &many
+    };
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        body(data, this, args, argc)
+    }));
+    let failure = match outcome {
+        Ok(Ok(value)) => return value,
+        Ok(Err(failure)) => failure,
+        Err(_) => Failure::new(
+            ErrorCode::WasmTrap,
+            "node-wasmtime panicked in an export call (a bug; please report it)",
+        ),
+    };
+    let env_ref = Env::from_raw(env);
+    // SAFETY: throwing on the callback's own environment.
+    unsafe { JsError::from(failure.into_napi(&env_ref)).throw_into(env) };
+    std::ptr::null_mut()
+}
