@@ -368,7 +368,13 @@ unsafe extern "C" fn callback(
         native_function::run::<ComponentExport>(
             env,
             info,
-            |export| export.sig.params.len() - usize::from(export.this_first),
+            |export| {
+                export
+                    .sig
+                    .params
+                    .len()
+                    .saturating_sub(usize::from(export.this_first))
+            },
             |export, this, args, count| call_from_js(env, export, this, args, count),
         )
     }
