@@ -10,7 +10,7 @@ use crate::component_resources::{
 use crate::component_values::{from_js, to_js, JsOut};
 use crate::error::{ErrorCode, Failure, Result};
 use crate::instance::{exit_failure, Running};
-use crate::native_function;
+use crate::native_function::{self, NativeCall};
 use napi::bindgen_prelude::{FromNapiValue, JsObjectValue, Object, ToNapiValue, Unknown};
 use napi::{sys, Env, JsValue};
 use smallvec::{smallvec, SmallVec};
@@ -348,7 +348,7 @@ fn js_function<'env>(
         classes: classes.clone(),
         this_first,
     };
-    let function = native_function::create(env, name, export, callback)?;
+    let function = native_function::create(env, name, export)?;
     if let Some(values) = values {
         // Holding the function keeps the host functions it may reach alive.
         // SAFETY: the function made just above, in this scope.
@@ -359,50 +359,39 @@ fn js_function<'env>(
     Ok(unsafe { Unknown::from_raw_unchecked(env.raw(), function) })
 }
 
-unsafe extern "C" fn callback(
-    env: sys::napi_env,
-    info: sys::napi_callback_info,
-) -> sys::napi_value {
-    // SAFETY: this callback's own info, of a function made by `js_function`.
-    unsafe {
-        native_function::run::<ComponentExport>(
-            env,
-            info,
-            |export| {
-                export
-                    .sig
-                    .params
-                    .len()
-                    .saturating_sub(usize::from(export.this_first))
-            },
-            |export, this, args, count| call_from_js(env, export, this, args, count),
-        )
+impl NativeCall for ComponentExport {
+    fn wanted(&self) -> usize {
+        // A method's first parameter (the resource) is `this`.
+        self.sig
+            .params
+            .len()
+            .saturating_sub(usize::from(self.this_first))
     }
-}
 
-/// A call of the export from JS: `this` and the `count` arguments passed (of `args`).
-fn call_from_js(
-    env: sys::napi_env,
-    export: &ComponentExport,
-    this: sys::napi_value,
-    args: &[sys::napi_value],
-    count: usize,
-) -> Result<sys::napi_value> {
-    // SAFETY: handles of the calling callback's scope.
-    let value = |raw| unsafe { Unknown::from_raw_unchecked(env, raw) };
-    let mut values: SmallVec<[Unknown; 4]> = SmallVec::new();
-    if export.this_first {
-        values.push(value(this));
+    /// `this` and the `count` arguments passed (of `args`), as the export's arguments.
+    fn call(
+        &self,
+        env: sys::napi_env,
+        this: sys::napi_value,
+        args: &[sys::napi_value],
+        count: usize,
+    ) -> Result<sys::napi_value> {
+        // SAFETY: handles of the calling callback's scope.
+        let value = |raw| unsafe { Unknown::from_raw_unchecked(env, raw) };
+        let mut values: SmallVec<[Unknown; 4]> = SmallVec::new();
+        if self.this_first {
+            values.push(value(this));
+        }
+        values.extend(args.iter().take(count).map(|raw| value(*raw)));
+        let result = call(self, &values)?;
+        // SAFETY: converting on the callback's thread, in its scope.
+        unsafe { JsOut::to_napi_value(env, result) }.map_err(|e| {
+            Failure::new(
+                ErrorCode::InvalidArgValue,
+                format!("{}: result: {}", self.name, e.reason),
+            )
+        })
     }
-    values.extend(args.iter().take(count).map(|raw| value(*raw)));
-    let result = call(export, &values)?;
-    // SAFETY: converting on the callback's thread, in its scope.
-    unsafe { JsOut::to_napi_value(env, result) }.map_err(|e| {
-        Failure::new(
-            ErrorCode::InvalidArgValue,
-            format!("{}: result: {}", export.name, e.reason),
-        )
-    })
 }
 
 /// Calls the export with JS arguments and returns its result for JS (`undefined` if none).

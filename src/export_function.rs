@@ -5,14 +5,14 @@
 
 use crate::error::{ErrorCode, Failure, Result};
 use crate::instance::Running;
-use crate::native_function;
+use crate::native_function::{self, NativeCall};
 use crate::wasm_values::{self, Num, Refused, Signature};
 use napi::{sys, Env};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use wasmtime::{Func, ValRaw};
 
-/// Results converted without allocating.
+/// Parameter and result slots held without allocating.
 const MAX_INLINE: usize = 8;
 
 /// What one export function's callback needs.
@@ -26,21 +26,22 @@ pub struct ExportFunction {
 
 /// Makes the JS function named `name` for `export`.
 pub fn create(env: &Env, name: &str, export: ExportFunction) -> napi::Result<sys::napi_value> {
-    native_function::create(env, name, export, callback)
+    native_function::create(env, name, export)
 }
 
-unsafe extern "C" fn callback(
-    env: sys::napi_env,
-    info: sys::napi_callback_info,
-) -> sys::napi_value {
-    // SAFETY: this callback's own info, of a function made by `create`.
-    unsafe {
-        native_function::run::<ExportFunction>(
-            env,
-            info,
-            |export| export.sig.params.len(),
-            |export, _this, args, _count| call(env, export, args),
-        )
+impl NativeCall for ExportFunction {
+    fn wanted(&self) -> usize {
+        self.sig.params.len()
+    }
+
+    fn call(
+        &self,
+        env: sys::napi_env,
+        _this: sys::napi_value,
+        args: &[sys::napi_value],
+        _count: usize,
+    ) -> Result<sys::napi_value> {
+        call(env, self, args)
     }
 }
 

@@ -9,16 +9,23 @@ use napi::{sys, Env, JsError};
 /// Arguments read without allocating.
 const MAX_INLINE: usize = 8;
 
-/// A napi function callback.
-pub type Callback = unsafe extern "C" fn(sys::napi_env, sys::napi_callback_info) -> sys::napi_value;
+/// What a function made by `create` does when JS calls it.
+pub trait NativeCall: 'static {
+    /// How many arguments `call` reads (missing ones are `undefined`).
+    fn wanted(&self) -> usize;
 
-/// Makes the JS function named `name`, whose `callback` finds `data` through `Call::data`.
-pub fn create<T: 'static>(
-    env: &Env,
-    name: &str,
-    data: T,
-    callback: Callback,
-) -> napi::Result<sys::napi_value> {
+    /// The call: `this`, the first `wanted()` arguments and how many JS passed.
+    fn call(
+        &self,
+        env: sys::napi_env,
+        this: sys::napi_value,
+        args: &[sys::napi_value],
+        count: usize,
+    ) -> Result<sys::napi_value>;
+}
+
+/// Makes the JS function named `name` that runs `data.call` when called.
+pub fn create<T: NativeCall>(env: &Env, name: &str, data: T) -> napi::Result<sys::napi_value> {
     let data = Box::into_raw(Box::new(data));
     let mut function = std::ptr::null_mut();
     // SAFETY: `data` lives until the function is finalized (`release`), which frees it once.
@@ -27,7 +34,7 @@ pub fn create<T: 'static>(
             env.raw(),
             name.as_ptr().cast(),
             name.len() as isize,
-            Some(callback),
+            Some(callback::<T>),
             data.cast(),
             &mut function,
         )
@@ -65,17 +72,11 @@ unsafe extern "C" fn release<T>(
     drop(unsafe { Box::from_raw(data.cast::<T>()) });
 }
 
-/// Runs the body of a callback made by `create` with data `T`: `body` gets the data, `this`,
-/// the first `wanted(data)` arguments (missing ones are `undefined`) and how many were
-/// passed; a failure (or a panic) is thrown.
-///
-/// # Safety
-/// `env` and `info` are a callback's own, for a function `create` made with data of type `T`.
-pub unsafe fn run<T>(
+/// The callback of every function `create` makes with data `T`: reads the arguments onto the
+/// stack, runs `T::call`, and throws its failure (or a panic) as a JS error.
+unsafe extern "C" fn callback<T: NativeCall>(
     env: sys::napi_env,
     info: sys::napi_callback_info,
-    wanted: impl FnOnce(&T) -> usize,
-    body: impl FnOnce(&T, sys::napi_value, &[sys::napi_value], usize) -> Result<sys::napi_value>,
 ) -> sys::napi_value {
     let mut argc = MAX_INLINE;
     let mut inline = [std::ptr::null_mut(); MAX_INLINE];
@@ -94,7 +95,7 @@ pub unsafe fn run<T>(
     };
     // SAFETY: `data` is the `T` this function was made with, alive while it is.
     let data = unsafe { &*data.cast::<T>() };
-    let wanted = wanted(data);
+    let wanted = data.wanted();
     let mut many;
     let args: &[sys::napi_value] = if wanted <= MAX_INLINE {
         &inline[..wanted]
@@ -115,7 +116,7 @@ pub unsafe fn run<T>(
         &many
     };
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        body(data, this, args, argc)
+        data.call(env, this, args, argc)
     }));
     let failure = match outcome {
         Ok(Ok(value)) => return value,
