@@ -88,7 +88,8 @@ function instantiate() {
 const ROUND_TRIPS = [
   ['bool', true], ['bool', false],
   ['u8', 0], ['u8', 255], ['s8', -128], ['s8', 127], ['u16', 65535], ['s16', -32768],
-  ['u32', 4294967295], ['s32', -2147483648],
+  ['u32', 4294967295], ['s32', -2147483648], ['s32', 2147483647],
+  ['f32', -0], ['f32', NaN], ['f64', NaN], ['f64', -Infinity], ['f32', 3.4028234663852886e38],
   ['u64', 2n ** 64n - 1n], ['s64', -(2n ** 63n)], ['s64', 0n],
   ['f32', 1.5], ['f64', Math.PI], ['f64', -0], ['f64', Infinity],
   ['char', 'a'], ['char', 'é'], ['char', '🎉'],
@@ -133,6 +134,7 @@ test('every supported WIT type round-trips through JS unchanged', () => {
 test('conversions on the way in: Math.fround for f32, arrays for list<u8>, null for none, unset flags', () => {
   const api = instantiate().exports['test:values/identity'];
   assert.equal(api.f32(0.1), Math.fround(0.1));
+  assert.ok(Object.is(api.u32(-0), 0) && Object.is(api.s8(-0), 0), 'an integer type takes -0 as 0');
   assert.deepEqual([...api.bytes([1, 2, 3])], [1, 2, 3]);
   assert.ok(api.bytes([1, 2, 3]) instanceof Uint8Array);
   assert.equal(api['maybe-u32'](null), undefined);
@@ -159,6 +161,8 @@ test('wrong types are ERR_INVALID_ARG_TYPE, out-of-range values ERR_OUT_OF_RANGE
   }
   const rangeErrors = [
     ['u8', 256], ['u8', -1], ['s8', 128], ['u32', 1.5], ['u32', NaN], ['s64', 2n ** 63n],
+    ['s32', 2 ** 31], ['s32', -(2 ** 31) - 1], ['s32', 0.5], ['u32', 2 ** 32], ['u32', -1],
+    ['u16', Infinity], ['s16', -Infinity], ['s32', Number.MIN_VALUE],
     ['u64', -1n], ['char', 'ab'], ['char', ''], ['color', 'pink'], ['shape', { tag: 'nope' }],
     ['outcome', { tag: 'maybe', val: 1 }],
   ];

@@ -7,6 +7,7 @@
 use crate::component_resources::{
     guest_handle, member_of, GuestClass, GuestClasses, ResourceCx, SendRef,
 };
+use crate::component_scalars;
 use crate::component_values::{from_js, to_js, JsOut};
 use crate::error::{ErrorCode, Failure, Result};
 use crate::instance::{exit_failure, Running};
@@ -291,6 +292,9 @@ struct Signature {
     params: Vec<(String, Type)>,
     results: Vec<Type>,
     result_path: String,
+    /// Every parameter and the result (if any) are booleans or numbers: calls take
+    /// `component_scalars.rs`'s lane.
+    scalar: bool,
 }
 
 /// What one export function's callback needs.
@@ -318,14 +322,24 @@ fn js_function<'env>(
     let sig = running
         .with_store(|store| {
             let ty = func.ty(&store);
+            let params: Vec<_> = ty
+                .params()
+                .enumerate()
+                .map(|(i, (param, ty))| (format!("{name}: argument {i} ({param})"), ty))
+                .collect();
+            let results: Vec<_> = ty.results().collect();
+            let scalar = !is_entry
+                && !this_first
+                && results.len() <= 1
+                && results.iter().all(component_scalars::is_scalar)
+                && params
+                    .iter()
+                    .all(|(_, ty)| component_scalars::is_scalar(ty));
             Signature {
-                params: ty
-                    .params()
-                    .enumerate()
-                    .map(|(i, (param, ty))| (format!("{name}: argument {i} ({param})"), ty))
-                    .collect(),
-                results: ty.results().collect(),
+                params,
+                results,
                 result_path: format!("{name}: result"),
+                scalar,
             }
         })
         .map_err(|f| f.into_napi(env))?;
@@ -376,6 +390,20 @@ impl NativeCall for ComponentExport {
         args: &[sys::napi_value],
         count: usize,
     ) -> Result<sys::napi_value> {
+        if self.sig.scalar && count >= args.len() {
+            let mut params: SmallVec<[Val; 4]> = SmallVec::new();
+            for ((_, ty), raw) in self.sig.params.iter().zip(args) {
+                // SAFETY: handles of the calling callback's scope.
+                match unsafe { component_scalars::from_napi(env, *raw, ty) } {
+                    Some(val) => params.push(val),
+                    None => break,
+                }
+            }
+            // An argument the lane does not take is converted (or reported) below.
+            if params.len() == args.len() {
+                return call_scalar(self, env, &params);
+            }
+        }
         // SAFETY: handles of the calling callback's scope.
         let value = |raw| unsafe { Unknown::from_raw_unchecked(env, raw) };
         let mut values: SmallVec<[Unknown; 4]> = SmallVec::new();
@@ -392,6 +420,38 @@ impl NativeCall for ComponentExport {
             )
         })
     }
+}
+
+/// Calls an export of booleans and numbers (`Signature::scalar`) with its arguments.
+fn call_scalar(
+    export: &ComponentExport,
+    env: sys::napi_env,
+    params: &[Val],
+) -> Result<sys::napi_value> {
+    let ComponentExport { running, func, .. } = export;
+    let mut results = [Val::Bool(false)];
+    let results = &mut results[..export.sig.results.len()];
+    running.with_store(|mut store| {
+        let _ticking = running.arm(&mut store);
+        func.call(store.as_context_mut(), params, results)
+            .map_err(exit_failure)
+    })??;
+    let converted = match results.first() {
+        // SAFETY: on the callback's thread, in its scope.
+        Some(val) => unsafe { component_scalars::to_napi(env, val) },
+        None => {
+            let mut undefined = std::ptr::null_mut();
+            // SAFETY: as above.
+            unsafe { sys::napi_get_undefined(env, &mut undefined) };
+            Some(undefined)
+        }
+    };
+    converted.ok_or_else(|| {
+        Failure::new(
+            ErrorCode::InvalidArgValue,
+            format!("{}: cannot convert the result", export.sig.result_path),
+        )
+    })
 }
 
 /// Calls the export with JS arguments and returns its result for JS (`undefined` if none).
