@@ -159,7 +159,7 @@ test('stdout and stderr to host fds, and large outputs, are byte-exact', () => {
   const out = fs.openSync(path.join(dir, 'out'), 'w');
   const err = fs.openSync(path.join(dir, 'err'), 'w');
   try {
-    const wasi = new WASI({ version: 'preview2', args: ['echo', 'x'], stdin: '', stdout: out, stderr: err });
+    const wasi = new WASI({ version: 'preview2', args: ['echo', 'x'], stdin: Buffer.alloc(0), stdout: out, stderr: err });
     assert.equal(wasi.start(wasi.instantiate(ECHO)), 0);
   } finally {
     fs.closeSync(out);

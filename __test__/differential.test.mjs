@@ -273,7 +273,7 @@ test('counter: every run is a fresh instance ("1\\n")', async () => {
     assertBytes(runWasmSync(module).stdout, '1\n', `runWasmSync(module) #${i}`);
     assertBytes(runWasmSync(fixture('counter.wasm')).stdout, '1\n', `runWasmSync(bytes) #${i}`);
     assertBytes((await runWasm(module)).stdout, '1\n', `runWasm(module) #${i}`);
-    const wasi = new WASI({ version: 'preview1', stdin: '', stdout: 'pipe', stderr: 'pipe' });
+    const wasi = new WASI({ version: 'preview1', stdin: Buffer.alloc(0), stdout: 'pipe', stderr: 'pipe' });
     assert.equal(wasi.start(wasi.instantiate(module)), 0);
     assertBytes(wasi.stdout, '1\n', `WASI #${i}`);
   }
@@ -416,7 +416,7 @@ test('trap: all ways throw a RuntimeError after "before trap\\n" was written', a
     assertBytes(err.stderr, '', `${way}: err.stderr`);
   }
 
-  const wasi = new WASI({ version: 'preview1', args: ['trap'], stdin: '', stdout: 'pipe', stderr: 'pipe' });
+  const wasi = new WASI({ version: 'preview1', args: ['trap'], stdin: Buffer.alloc(0), stdout: 'pipe', stderr: 'pipe' });
   const instance = wasi.instantiate(fixture('trap.wasm'));
   assert.throws(() => wasi.start(instance), ourTrap);
   assertBytes(wasi.stdout, 'before trap\n', 'class: wasi.stdout');
@@ -429,7 +429,7 @@ test('trap: all ways throw a RuntimeError after "before trap\\n" was written', a
   assertBytes(ours.stderr, '', 'ours-fds: stderr');
 
   // On the V8 path V8 runs the guest, so the trap is V8's own RuntimeError, as with node:wasi.
-  const v8 = new WASI({ version: 'preview1', args: ['trap'], stdin: '', stdout: 'pipe', stderr: 'pipe' });
+  const v8 = new WASI({ version: 'preview1', args: ['trap'], stdin: Buffer.alloc(0), stdout: 'pipe', stderr: 'pipe' });
   const { instance: v8Instance } = await WebAssembly.instantiate(fixture('trap.wasm'), v8.getImportObject());
   assert.throws(() => v8.start(v8Instance), WebAssembly.RuntimeError);
   assertBytes(v8.stdout, 'before trap\n', 'v8: wasi.stdout');

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { lib, fixture, tempDir, assertCode, echoReport, errPrefixed } from './helpers.mjs';
+import { lib, fixture, fixturePath, tempDir, assertCode, echoReport, errPrefixed } from './helpers.mjs';
 
 const { Module, runWasm, runWasmSync } = lib;
 
@@ -534,4 +534,24 @@ test('runWasm: mutating the stdin Buffer while new bytes compile does not change
   const promise = runWasm(echo, { args: ['echo'], stdin, stderr: 'ignore' });
   stdin.fill(0x7a);
   assertResult(await promise, { stdout: echoReport({ args: ['echo'], stdin: original }) });
+});
+
+test('under an address-space limit (ulimit -v) one-shot runs allocate on demand instead of failing', async () => {
+  // The pooling allocator reserves about 4 TiB up front; a 16 GB limit refuses it.
+  const { spawnSync } = await import('node:child_process');
+  const script = `
+    const { runWasm, runWasmSync, Module } = require(${JSON.stringify(new URL('../lib/index.js', import.meta.url).pathname)});
+    const hello = require('node:fs').readFileSync(${JSON.stringify(fixturePath('hello.wasm'))});
+    const component = require('node:fs').readFileSync(${JSON.stringify(fixturePath('components/hello.wasm'))});
+    const outputs = [];
+    for (let i = 0; i < 50; i++) outputs.push(String(runWasmSync(hello, { stdout: 'pipe' }).stdout));
+    outputs.push(String(runWasmSync(new Module(component), { stdout: 'pipe' }).stdout));
+    runWasm(hello, { stdout: 'pipe' }).then((r) => {
+      outputs.push(String(r.stdout));
+      process.stdout.write(JSON.stringify([...new Set(outputs)]) + ' ' + outputs.length);
+    });`;
+  const child = spawnSync('bash', ['-c', 'ulimit -v 16000000 && exec "$0" -e "$1"', process.execPath, script],
+                          { encoding: 'utf8' });
+  assert.equal(child.status, 0, child.stderr);
+  assert.equal(child.stdout, '["hello world\\n"] 52');
 });

@@ -87,14 +87,14 @@ const OUR_WAYS = {
   },
   async 'WASI class'(args, preopens) {
     const wasi = new WASI({
-      version: 'preview1', args: ['fs', ...args], preopens, stdin: '', stdout: 'pipe', stderr: 'pipe',
+      version: 'preview1', args: ['fs', ...args], preopens, stdin: Buffer.alloc(0), stdout: 'pipe', stderr: 'pipe',
     });
     const exitCode = wasi.start(wasi.instantiate(fixture('fs.wasm')));
     return { exitCode, stdout: wasi.stdout.toString('latin1'), stderr: wasi.stderr.toString('latin1') };
   },
   async 'V8 path'(args, preopens) {
     const wasi = new WASI({
-      version: 'preview1', args: ['fs', ...args], preopens, stdin: '', stdout: 'pipe', stderr: 'pipe',
+      version: 'preview1', args: ['fs', ...args], preopens, stdin: Buffer.alloc(0), stdout: 'pipe', stderr: 'pipe',
     });
     const { instance } = await WebAssembly.instantiate(fixture('fs.wasm'), wasi.getImportObject());
     assert.ok(instance instanceof WebAssembly.Instance, 'V8 runs the guest');

@@ -103,7 +103,7 @@ test('a target that throws fails the run with its error; the guest is not harmed
   const failing = () => { throw boom; };
   await assert.rejects(runWasm(ECHO, { args: ['echo'], stdout: failing }), (err) => err === boom);
   assert.throws(() => runWasmSync(ECHO, { args: ['echo'], stdout: failing }), (err) => err === boom);
-  const wasi = new WASI({ version: 'preview1', args: ['echo'], stdin: '', stdout: failing, stderr: 'ignore' });
+  const wasi = new WASI({ version: 'preview1', args: ['echo'], stdin: Buffer.alloc(0), stdout: failing, stderr: 'ignore' });
   await assert.rejects(wasi.startAsync(wasi.instantiate(ECHO)), (err) => err === boom);
   // The next run is unaffected.
   const stdout = collector();
@@ -113,7 +113,7 @@ test('a target that throws fails the run with its error; the guest is not harmed
 
 test('new WASI: streamed output with start(), startAsync() and the V8 path', async () => {
   const sync = collector();
-  const a = new WASI({ version: 'preview1', args: ['echo', 'x'], stdin: '', stdout: sync, stderr: 'ignore' });
+  const a = new WASI({ version: 'preview1', args: ['echo', 'x'], stdin: Buffer.alloc(0), stdout: sync, stderr: 'ignore' });
   assert.equal(a.start(a.instantiate(ECHO)), 0);
   assert.deepEqual(sync.bytes(), echoReport({ args: ['echo', 'x'] }));
   assert.equal(a.stdout, undefined);
@@ -124,7 +124,7 @@ test('new WASI: streamed output with start(), startAsync() and the V8 path', asy
   assert.ok(later.bytes().equals(largeOutput(2)));
 
   const v8 = collector();
-  const c = new WASI({ version: 'preview1', args: ['echo', 'v8'], stdin: '', stdout: v8, stderr: 'ignore' });
+  const c = new WASI({ version: 'preview1', args: ['echo', 'v8'], stdin: Buffer.alloc(0), stdout: v8, stderr: 'ignore' });
   const { instance } = await WebAssembly.instantiate(fixture('echo.wasm'), c.getImportObject());
   assert.equal(c.start(instance), 0);
   assert.deepEqual(v8.bytes(), echoReport({ args: ['echo', 'v8'] }));

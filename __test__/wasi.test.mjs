@@ -146,7 +146,7 @@ test('stdout and stderr to host file descriptors', () => {
   const dir = tempDir();
   const outFd = fs.openSync(path.join(dir, 'out'), 'w');
   const errFd = fs.openSync(path.join(dir, 'err'), 'w');
-  const wasi = new WASI({ version: P1, args: ['echo', 'x'], stdin: 'in', stdout: outFd, stderr: errFd });
+  const wasi = new WASI({ version: P1, args: ['echo', 'x'], stdin: Buffer.from('in'), stdout: outFd, stderr: errFd });
   assert.equal(wasi.start(wasi.instantiate(fixture('echo.wasm'))), 0);
   fs.closeSync(outFd);
   fs.closeSync(errFd);

@@ -67,8 +67,8 @@ export interface WASIOptions {
   preopens?: Record<string, string>
   /** `true`: `start()` returns the `proc_exit` code; `false`: `proc_exit` ends the process. Default `true`. */
   returnOnExit?: boolean
-  /** Host fd the guest reads (default `0`). Extension: a string or bytes fed to the guest. */
-  stdin?: number | string | Bytes
+  /** Host fd the guest reads (default `0`). Extension: bytes fed to the guest (a string is rejected, as node:wasi rejects it). */
+  stdin?: number | Bytes
   /** Host fd (default `1`). Extensions: `'pipe'` (captured, read `wasi.stdout`), `'ignore'`, an `OutputTarget` (streamed). */
   stdout?: number | 'pipe' | 'ignore' | OutputTarget
   /** Host fd (default `2`). Extensions: `'pipe'` (captured, read `wasi.stderr`), `'ignore'`, an `OutputTarget` (streamed). */

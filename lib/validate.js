@@ -3,7 +3,7 @@
 // Argument validation for node-wasmtime's JavaScript layer. This file owns the
 // checks and normalization of `new WASI(options)` (Node's constructor steps
 // 1-7 in NODE_WASI.md, same order, same errors, plus our documented
-// extensions: `stdin` as string/BufferSource, `stdout`/`stderr` as 'pipe' or
+// extensions: `stdin` as BufferSource (also a string for runWasm), `stdout`/`stderr` as 'pipe' or
 // 'ignore'), of `returnOnExit` (step 9, checked after native setup), of
 // `runWasm(wasm, options)`'s options, and the start()/initialize() checks on
 // an instance (`validateObject`, `validateFunction`, `validateUndefined`,
@@ -211,8 +211,9 @@ function validateWasiOptions(options) {
   if (stdin === 0) stdin = 0;
   if (stdout === 0) stdout = 0;
   if (stderr === 0) stderr = 0;
-  // Extension: stdin may be data (string or BufferSource) fed to the guest.
-  const stdinBytes = toBytes(stdin);
+  // Extension: stdin may be data (a BufferSource) fed to the guest. A string is not data
+  // here: node:wasi rejects it (its own tests pass one), so it gets node:wasi's error.
+  const stdinBytes = typeof stdin === 'string' ? undefined : toBytes(stdin);
   if (stdinBytes !== undefined) {
     stdin = stdinBytes;
   } else {

@@ -112,7 +112,7 @@ fn import_functions(component: &Component) -> Vec<ComponentHostFunction> {
 }
 
 /// Internal: the functions a component imports that JS must supply. Used by `lib/host.js`.
-#[napi]
+#[napi(catch_unwind)]
 pub fn component_import_functions(module: &Module) -> Vec<ComponentImportName> {
     match &module.inner.compiled {
         Compiled::Component(component) => import_functions(component)

@@ -99,9 +99,10 @@ pub struct EngineEntry {
     pub component_linker: component::Linker<Host>,
 }
 
-/// The engines made so far; few (2 allocation strategies x fuel x at most 8 stack sizes),
-/// alive as long as the process.
-static ENGINES: Lazy<Mutex<Vec<&'static EngineEntry>>> = Lazy::new(Default::default);
+/// The engines made so far, by the key asked for; few (2 allocation strategies x fuel x at
+/// most 8 stack sizes), alive as long as the process. A pooling key whose pool cannot be
+/// reserved maps to the on-demand engine of the same key (see `make`).
+static ENGINES: Lazy<Mutex<Vec<(EngineKey, &'static EngineEntry)>>> = Lazy::new(Default::default);
 
 /// The engine every module is compiled in (and `wasi.instantiate()` runs in).
 static MAIN: Lazy<&'static EngineEntry> =
@@ -109,16 +110,39 @@ static MAIN: Lazy<&'static EngineEntry> =
 
 /// The engine for `key`, made (with its linkers) the first time it is asked for.
 pub fn engine_for(key: EngineKey) -> Result<&'static EngineEntry> {
-    let mut engines = engines();
-    if let Some(found) = engines.iter().find(|entry| entry.key == key) {
+    make(&mut engines(), key)
+}
+
+fn make(
+    engines: &mut Vec<(EngineKey, &'static EngineEntry)>,
+    key: EngineKey,
+) -> Result<&'static EngineEntry> {
+    if let Some((_, found)) = engines.iter().find(|(asked, _)| *asked == key) {
         return Ok(found);
     }
-    let engine = Engine::new(&config(key)).map_err(|e| {
-        Failure::new(
-            ErrorCode::InvalidArgValue,
-            format!("cannot make an engine for {key:?}: {e:#}"),
-        )
-    })?;
+    let engine = match Engine::new(&config(key)) {
+        Ok(engine) => engine,
+        // The pool reserves address space for all its slots up front (about 4 TiB), which an
+        // address-space limit (`ulimit -v`, as some containers set) refuses: one-shot runs
+        // then map each instance on demand, as the instances JS holds always do.
+        Err(_) if key.pooling => {
+            let on_demand = make(
+                engines,
+                EngineKey {
+                    pooling: false,
+                    ..key
+                },
+            )?;
+            engines.push((key, on_demand));
+            return Ok(on_demand);
+        }
+        Err(e) => {
+            return Err(Failure::new(
+                ErrorCode::InvalidArgValue,
+                format!("cannot make an engine for {key:?}: {e:#}"),
+            ))
+        }
+    };
     // Leaked on purpose: a handful at most, alive as long as the process.
     let made: &'static EngineEntry = Box::leak(Box::new(EngineEntry {
         key,
@@ -126,11 +150,11 @@ pub fn engine_for(key: EngineKey) -> Result<&'static EngineEntry> {
         component_linker: wasi_component_linker(&engine),
         engine,
     }));
-    engines.push(made);
+    engines.push((key, made));
     Ok(made)
 }
 
-fn engines() -> std::sync::MutexGuard<'static, Vec<&'static EngineEntry>> {
+fn engines() -> std::sync::MutexGuard<'static, Vec<(EngineKey, &'static EngineEntry)>> {
     // Nothing can be left half-done under this lock (a push is the only change).
     ENGINES
         .lock()
@@ -211,5 +235,9 @@ pub fn engine() -> &'static Engine {
 
 /// Every engine made so far (the clock ticks their epochs).
 pub fn all_engines() -> Vec<&'static Engine> {
-    engines().iter().map(|entry| &entry.engine).collect()
+    engines()
+        .iter()
+        .filter(|(asked, entry)| *asked == entry.key)
+        .map(|(_, entry)| &entry.engine)
+        .collect()
 }

@@ -79,6 +79,7 @@ impl Global {
     /// `value` is `'i32'`, `'i64'`, `'f32'` or `'f64'`; `init` converts as wasm arguments do
     /// (i64 from a BigInt) and defaults to 0.
     #[napi(
+        catch_unwind,
         constructor,
         ts_args_type = "descriptor: { value: 'i32' | 'i64' | 'f32' | 'f64'; mutable?: boolean }, value?: number | bigint"
     )]
@@ -117,7 +118,7 @@ impl Global {
     }
 
     /// The global's value (a BigInt for i64).
-    #[napi(getter, ts_return_type = "number | bigint")]
+    #[napi(catch_unwind, getter, ts_return_type = "number | bigint")]
     pub fn value(&self, env: Env) -> napi::Result<Unknown<'_>> {
         let val = self.get(&env)?;
         let raw = from_val(&env, &val, self.num)?;
@@ -126,7 +127,12 @@ impl Global {
     }
 
     /// Sets a mutable global's value; a `TypeError` for an immutable one, as V8.
-    #[napi(setter, js_name = "value", ts_args_type = "value: number | bigint")]
+    #[napi(
+        catch_unwind,
+        setter,
+        js_name = "value",
+        ts_args_type = "value: number | bigint"
+    )]
     pub fn set_value(&self, env: Env, value: Unknown) -> napi::Result<()> {
         if !self.mutable {
             return Err(napi_error(
@@ -149,7 +155,7 @@ impl Global {
     }
 
     /// The value, as `WebAssembly.Global.prototype.valueOf`.
-    #[napi(js_name = "valueOf", ts_return_type = "number | bigint")]
+    #[napi(catch_unwind, js_name = "valueOf", ts_return_type = "number | bigint")]
     pub fn value_of(&self, env: Env) -> napi::Result<Unknown<'_>> {
         self.value(env)
     }

@@ -288,7 +288,7 @@ impl PendingHostCall {
     /// The host function returned `value` (or its Promise fulfilled with it): converted to
     /// the guest's result types here; a value that does not convert is a `TypeError` thrown
     /// into the guest, as V8 does. Never throws.
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn resolve(&mut self, env: Env, value: Unknown) {
         let Some(reply) = self.reply.take() else {
             return;
@@ -324,7 +324,7 @@ impl PendingHostCall {
 
     /// The host function threw `error` (or its Promise rejected with it): it unwinds the
     /// guest and reaches the run's caller as the same value.
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn reject(&mut self, env: Env, error: Unknown) {
         let Some(reply) = self.reply.take() else {
             return;

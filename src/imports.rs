@@ -154,14 +154,14 @@ syscalls! {
 }
 
 /// Internal: the preview1 import names, in node:wasi's order.
-#[napi]
+#[napi(catch_unwind)]
 pub fn syscall_names() -> Vec<&'static str> {
     SYSCALL_NAMES.to_vec()
 }
 
 /// Internal: each import's parameter kinds, `'i'` for i32 and `'I'` for i64 (`'iIi'` is
 /// `clock_time_get`), in the order of `syscallNames()`.
-#[napi]
+#[napi(catch_unwind)]
 pub fn syscall_kinds() -> Vec<String> {
     SYSCALL_KINDS
         .iter()
@@ -249,7 +249,7 @@ fn syscall(
 }
 
 /// Internal: ends the process as node:wasi's `proc_exit` does with `returnOnExit: false`.
-#[napi]
+#[napi(catch_unwind)]
 pub fn exit_process(code: i32) {
     crate::engine::exit_process(code)
 }

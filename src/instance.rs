@@ -329,13 +329,13 @@ pub struct Instance {
 #[napi]
 impl Instance {
     /// `'module'` for a core module's instance, `'component'` for a component's.
-    #[napi(getter, ts_return_type = "'module' | 'component'")]
+    #[napi(catch_unwind, getter, ts_return_type = "'module' | 'component'")]
     pub fn kind(&self) -> &'static str {
         self.module.kind()
     }
 
     /// The module this instance was made from.
-    #[napi(getter)]
+    #[napi(catch_unwind, getter)]
     pub fn module(&self) -> Module {
         Module {
             inner: self.module.clone(),
@@ -349,6 +349,7 @@ impl Instance {
     /// `wasi:cli/run#run`) run at most once per `WASI` object, whether called here or
     /// through `wasi.start()`/`wasi.initialize()`. The same object on every access.
     #[napi(
+        catch_unwind,
         getter,
         ts_return_type = "Record<string, Function | Memory | Record<string, Function>>"
     )]

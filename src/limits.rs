@@ -64,7 +64,7 @@ pub struct CancelToken {
 
 #[napi]
 impl CancelToken {
-    #[napi(constructor)]
+    #[napi(catch_unwind, constructor)]
     pub fn new() -> Self {
         CancelToken {
             flag: Arc::new(AtomicBool::new(false)),
@@ -72,7 +72,7 @@ impl CancelToken {
     }
 
     /// Stops the run (or keeps it from starting) at the next clock tick.
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn cancel(&self) {
         self.flag.store(true, Ordering::SeqCst);
     }

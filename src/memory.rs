@@ -242,6 +242,7 @@ impl Memory {
     /// instance that imports it (`wasi.instantiate(module, { env: { memory } })`) takes them
     /// over, and from then on this object is that instance's memory.
     #[napi(
+        catch_unwind,
         constructor,
         ts_args_type = "descriptor: { initial: number; maximum?: number }"
     )]
@@ -257,7 +258,7 @@ impl Memory {
     }
 
     /// Current size in bytes.
-    #[napi(getter)]
+    #[napi(catch_unwind, getter)]
     pub fn byte_length(&self, env: Env) -> napi::Result<f64> {
         match &*self.state.borrow() {
             MemoryState::Unbound(unbound) => Ok(unbound.bytes()?.len() as f64),
@@ -270,7 +271,7 @@ impl Memory {
     /// An `ArrayBuffer` over the memory itself, as `WebAssembly.Memory.prototype.buffer`: the
     /// same object until the memory grows, then that one is detached (`byteLength` 0) and a
     /// new one is returned. It keeps the instance's memory alive while JS holds it.
-    #[napi(getter, ts_return_type = "ArrayBuffer")]
+    #[napi(catch_unwind, getter, ts_return_type = "ArrayBuffer")]
     pub fn buffer<'env>(&self, env: &'env Env) -> napi::Result<ArrayBuffer<'env>> {
         let value = match &*self.state.borrow() {
             MemoryState::Unbound(unbound) => unbound.buffer()?,
@@ -286,7 +287,7 @@ impl Memory {
 
     /// Copies `length` bytes starting at `offset` out of the memory.
     /// Throws `ERR_OUT_OF_RANGE` if the range is not inside the memory.
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn read(&self, env: Env, offset: f64, length: f64) -> napi::Result<Buffer> {
         let read = |data: &[u8]| -> Result<Buffer> {
             let range = checked_range(offset, length, data.len())?;
@@ -303,7 +304,7 @@ impl Memory {
 
     /// Copies `bytes` into the memory at `offset`.
     /// Throws `ERR_OUT_OF_RANGE` if they do not fit.
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn write(&self, env: Env, offset: f64, bytes: Uint8Array) -> napi::Result<()> {
         let write = |data: &mut [u8]| -> Result<()> {
             let range = checked_range(offset, bytes.len() as f64, data.len())?;
@@ -321,7 +322,7 @@ impl Memory {
 
     /// Grows the memory by `pages` 64 KiB pages; returns the previous size in pages (and
     /// detaches the old `buffer`). Throws `ERR_OUT_OF_RANGE` if it cannot grow that far.
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn grow(&self, env: Env, pages: f64) -> napi::Result<f64> {
         let fail = || {
             Failure::new(

@@ -327,7 +327,10 @@ pub fn compile_cached(source: &[u8]) -> Result<Arc<CompiledModule>> {
 }
 
 /// Internal: a `Module` for `source`, compiled once per distinct bytes. Used by `runWasm`.
-#[napi(ts_args_type = "source: ArrayBufferView | ArrayBuffer | string")]
+#[napi(
+    catch_unwind,
+    ts_args_type = "source: ArrayBufferView | ArrayBuffer | string"
+)]
 pub fn compile_cached_module(env: Env, source: Unknown) -> napi::Result<Module> {
     let compile = || -> Result<Module> {
         let source = read_source(&source, "wasm")?;
@@ -341,6 +344,7 @@ pub fn compile_cached_module(env: Env, source: Unknown) -> napi::Result<Module> 
 /// Internal: `compileCachedModule` off the main thread (a recent input comes back at once,
 /// not as a promise). Used by `runWasm`.
 #[napi(
+    catch_unwind,
     ts_args_type = "source: ArrayBufferView | ArrayBuffer | string",
     ts_return_type = "Module | Promise<Module>"
 )]
@@ -422,6 +426,7 @@ impl Module {
     /// `DataView`, `ArrayBuffer`) or WAT text. Throws `ERR_WASM_COMPILE` with wasmtime's
     /// reason when the input does not compile.
     #[napi(
+        catch_unwind,
         constructor,
         ts_args_type = "source: ArrayBufferView | ArrayBuffer | string"
     )]
@@ -439,6 +444,7 @@ impl Module {
     /// resolves to the `Module`, or rejects with `ERR_WASM_COMPILE`. The bytes are copied
     /// first, so the caller may reuse its buffer at once.
     #[napi(
+        catch_unwind,
         ts_args_type = "source: ArrayBufferView | ArrayBuffer | string",
         ts_return_type = "Promise<Module>"
     )]
@@ -452,7 +458,11 @@ impl Module {
     /// for bytes that are not intact `serialize()` output of this package version on this
     /// kind of CPU. The checksum guards against corruption, not against forgery: only load
     /// bytes you produced.
-    #[napi(factory, ts_args_type = "bytes: ArrayBufferView | ArrayBuffer")]
+    #[napi(
+        catch_unwind,
+        factory,
+        ts_args_type = "bytes: ArrayBufferView | ArrayBuffer"
+    )]
     pub fn deserialize(env: Env, bytes: Unknown) -> napi::Result<Self> {
         let load = || -> Result<Self> {
             let bytes = read_buffer_source(&bytes).ok_or_else(|| {
@@ -471,7 +481,7 @@ impl Module {
 
     /// The compiled code, for `Module.deserialize` in a later process (same package version,
     /// same CPU kind).
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn serialize(&self, env: Env) -> napi::Result<Buffer> {
         let (kind, payload) = match &self.inner.compiled {
             Compiled::Core(module) => (0u8, module.serialize()),
@@ -488,13 +498,13 @@ impl Module {
     }
 
     /// `'module'` for a core module, `'component'` for a component.
-    #[napi(getter, ts_return_type = "'module' | 'component'")]
+    #[napi(catch_unwind, getter, ts_return_type = "'module' | 'component'")]
     pub fn kind(&self) -> &'static str {
         self.inner.kind()
     }
 
     /// What the module imports, in declaration order.
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn imports(&self) -> Vec<ImportDescriptor> {
         match &self.inner.compiled {
             Compiled::Core(module) => module
@@ -521,7 +531,7 @@ impl Module {
     }
 
     /// What the module exports, in declaration order.
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn exports(&self) -> Vec<ExportDescriptor> {
         match &self.inner.compiled {
             Compiled::Core(module) => module

@@ -160,6 +160,7 @@ fn call_start(store: &mut Store<Host>, instance: wasmtime::Instance) -> Result<i
 
 /// Internal: runs a WASI command in a fresh instance on this thread. Use `runWasmSync`.
 #[napi(
+    catch_unwind,
     ts_args_type = "module: Module, config: WasiConfig, stdout?: OutputChannel | undefined | null, stderr?: OutputChannel | undefined | null, imports?: unknown[] | undefined | null"
 )]
 pub fn run_sync(
@@ -188,6 +189,7 @@ pub fn run_sync(
 /// Internal: runs a WASI command in a fresh instance on a pool thread, its host calls going
 /// to `dispatch` on this thread. Use `runWasm`.
 #[napi(
+    catch_unwind,
     ts_args_type = "module: Module, config: WasiConfig, cancel?: CancelToken | undefined | null, stdout?: OutputChannel | undefined | null, stderr?: OutputChannel | undefined | null, imports?: unknown[] | undefined | null, dispatch?: (call: PendingHostCall, index: number, args: Array<number | bigint>) => void",
     ts_return_type = "Promise<RunResult>"
 )]

@@ -95,7 +95,7 @@ pub struct OutputChannel {
 #[napi]
 impl OutputChannel {
     /// `wake` is called (on this thread, soon) whenever chunks are waiting to be taken.
-    #[napi(constructor)]
+    #[napi(catch_unwind, constructor)]
     pub fn new(wake: Function<(), ()>) -> napi::Result<Self> {
         let wake = wake
             .build_threadsafe_function()
@@ -117,7 +117,7 @@ impl OutputChannel {
     }
 
     /// The chunks written since the last call, oldest first.
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn take(&self) -> Vec<Buffer> {
         let mut queue = self.channel.queue.lock().unwrap();
         queue
@@ -128,7 +128,7 @@ impl OutputChannel {
     }
 
     /// JS is done with `bytes` bytes (delivered, or dropped): a waiting guest may go on.
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn ack(&self, bytes: f64) {
         let mut queue = self.channel.queue.lock().unwrap();
         queue.outstanding = queue.outstanding.saturating_sub(bytes as usize);

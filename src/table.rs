@@ -40,6 +40,7 @@ impl Table {
     /// A table for a guest to import, as `new WebAssembly.Table({ element: 'anyfunc',
     /// initial, maximum })`: every element starts null.
     #[napi(
+        catch_unwind,
         constructor,
         ts_args_type = "descriptor: { element: 'anyfunc'; initial: number; maximum?: number }"
     )]
@@ -76,7 +77,7 @@ impl Table {
     }
 
     /// The number of elements.
-    #[napi(getter)]
+    #[napi(catch_unwind, getter)]
     pub fn length(&self, env: Env) -> napi::Result<f64> {
         match &*self.state.borrow() {
             TableState::Unbound { length, .. } => Ok(*length as f64),
@@ -88,7 +89,7 @@ impl Table {
 
     /// The function at `index` (callable like an export), or null. `ERR_OUT_OF_RANGE` past
     /// the end.
-    #[napi(ts_return_type = "Function | null")]
+    #[napi(catch_unwind, ts_return_type = "Function | null")]
     pub fn get(&self, env: Env, index: f64) -> napi::Result<Unknown<'_>> {
         let null = || {
             let mut value = std::ptr::null_mut();
@@ -129,7 +130,7 @@ impl Table {
     }
 
     /// Sets the element at `index` to null (the only value JS can store here).
-    #[napi(ts_args_type = "index: number, value: null")]
+    #[napi(catch_unwind, ts_args_type = "index: number, value: null")]
     pub fn set(&self, env: Env, index: f64, value: Unknown) -> napi::Result<()> {
         if !matches!(value.get_type()?, ValueType::Null | ValueType::Undefined) {
             return Err(Failure::new(
@@ -156,7 +157,7 @@ impl Table {
 
     /// Adds `delta` null elements; returns the previous length. `ERR_OUT_OF_RANGE` past the
     /// maximum.
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn grow(&self, env: Env, delta: f64) -> napi::Result<f64> {
         let fail = || {
             Failure::new(

@@ -42,7 +42,7 @@ pub struct WasiCore {
 impl WasiCore {
     /// Opens the configured host resources; fails like node:wasi's native setup
     /// (`UVWASI_ENOENT`, `UVWASI_ENOTDIR`, `UVWASI_EBADF`).
-    #[napi(constructor)]
+    #[napi(catch_unwind, constructor)]
     pub fn new(
         env: Env,
         config: WasiConfig,
@@ -60,13 +60,13 @@ impl WasiCore {
     }
 
     /// Whether `start`/`initialize` (or an entry point export) has run.
-    #[napi(getter)]
+    #[napi(catch_unwind, getter)]
     pub fn started(&self) -> bool {
         self.started.load(Ordering::SeqCst)
     }
 
     /// Sets the started flag; throws `ERR_WASI_ALREADY_STARTED` if it was set.
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn mark_started(&self, env: Env) -> napi::Result<()> {
         if self.started.swap(true, Ordering::SeqCst) {
             return Err(already_started().into_napi(&env));
@@ -75,13 +75,13 @@ impl WasiCore {
     }
 
     /// `false`: a guest's `proc_exit` ends the process, as node:wasi's `returnOnExit: false`.
-    #[napi(setter)]
+    #[napi(catch_unwind, setter)]
     pub fn set_return_on_exit(&mut self, value: bool) {
         self.return_on_exit = value;
     }
 
     /// Whether `instance` was made by this object.
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn owns(&self, instance: &Instance) -> bool {
         Arc::ptr_eq(&instance.running.started, &self.started)
     }
@@ -89,7 +89,10 @@ impl WasiCore {
     /// A new store and instance of `module` (core module or component) with this object's
     /// WASI context. `imports`: the import object's value for each import of the module, in
     /// order (`lib/host.js`); functions among them serve those imports.
-    #[napi(ts_args_type = "module: Module, imports?: unknown[] | undefined | null")]
+    #[napi(
+        catch_unwind,
+        ts_args_type = "module: Module, imports?: unknown[] | undefined | null"
+    )]
     pub fn instantiate(
         &self,
         env: Env,
@@ -149,6 +152,7 @@ impl WasiCore {
     /// A fresh WASI context for a guest V8 runs (the `wasiImport` path), built when its
     /// memory is bound, wrapped in the native syscall function (see `imports.rs`).
     #[napi(
+        catch_unwind,
         ts_return_type = "(index: number, memory: ArrayBuffer | Uint8Array, scratch: ArrayBuffer) => number"
     )]
     pub fn bind_syscalls<'env>(
@@ -166,7 +170,7 @@ impl WasiCore {
     /// Runs `instance`'s entry point: `_start` or `_initialize` (the JS side has already
     /// checked the exports and set the started flag), or `run` for a component (checked and
     /// claimed here). Returns the exit code.
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn run_entry(&self, env: Env, instance: &Instance, name: String) -> napi::Result<i32> {
         instance
             .running
@@ -179,6 +183,7 @@ impl WasiCore {
     /// on the guest pool, its host calls going to `dispatch` on this thread. The promise
     /// resolves to the exit code.
     #[napi(
+        catch_unwind,
         ts_args_type = "instance: Instance, name: string, cancel?: CancelToken | undefined | null, dispatch?: (call: PendingHostCall, index: number, args: Array<number | bigint>) => void",
         ts_return_type = "Promise<number>"
     )]
@@ -211,7 +216,7 @@ impl WasiCore {
     }
 
     /// `wasi.initialize()` of a component instance (marks this object started).
-    #[napi]
+    #[napi(catch_unwind)]
     pub fn initialize_component(&self, env: Env, instance: &Instance) -> napi::Result<()> {
         instance
             .running
@@ -220,7 +225,7 @@ impl WasiCore {
     }
 
     /// Everything the guest wrote to stdout, with `stdout: 'pipe'`.
-    #[napi(getter)]
+    #[napi(catch_unwind, getter)]
     pub fn stdout(&self) -> Option<Buffer> {
         self.captured
             .stdout
@@ -229,7 +234,7 @@ impl WasiCore {
     }
 
     /// Everything the guest wrote to stderr, with `stderr: 'pipe'`.
-    #[napi(getter)]
+    #[napi(catch_unwind, getter)]
     pub fn stderr(&self) -> Option<Buffer> {
         self.captured
             .stderr
