@@ -2,8 +2,9 @@
 //! can cross threads), `classify` (the one place a `wasmtime::Error` is judged), and the
 //! conversion of a `Failure` into a real JS error object of the right class.
 
+use crate::js_bytes::JsBytes;
 use crate::limits::Stopped;
-use napi::bindgen_prelude::{Buffer, FromNapiValue, Function, JsObjectValue, Object, Unknown};
+use napi::bindgen_prelude::{FromNapiValue, Function, JsObjectValue, Object, Unknown};
 use napi::{sys, Env, JsValue};
 use std::sync::Arc;
 use std::thread::ThreadId;
@@ -205,8 +206,8 @@ impl Failure {
             object.set_named_property("exitCode", exit_code)?;
         }
         if let Some((stdout, stderr)) = &self.output {
-            object.set_named_property("stdout", Buffer::from(stdout.clone()))?;
-            object.set_named_property("stderr", Buffer::from(stderr.clone()))?;
+            object.set_named_property("stdout", JsBytes(stdout.clone()))?;
+            object.set_named_property("stderr", JsBytes(stderr.clone()))?;
         }
         if let Some(errno) = self.code.wasi_errno() {
             object.set_named_property("errno", errno)?;

@@ -23,6 +23,7 @@ mod host_externs;
 mod host_functions;
 mod imports;
 mod instance;
+mod js_bytes;
 mod limits;
 mod memory;
 mod memory_buffer;

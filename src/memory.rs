@@ -10,7 +10,8 @@ use crate::engine::Host;
 use crate::error::{ErrorCode, Failure, Result};
 use crate::host_externs::{descriptor_limits, descriptor_object, PAGE_SIZE};
 use crate::instance::Running;
-use napi::bindgen_prelude::{ArrayBuffer, Buffer, FromNapiValue, Uint8Array, Unknown};
+use crate::js_bytes::JsBytes;
+use napi::bindgen_prelude::{ArrayBuffer, FromNapiValue, Uint8Array, Unknown};
 use napi::{sys, Env};
 use std::cell::RefCell;
 use std::sync::Arc;
@@ -287,9 +288,9 @@ impl Memory {
 
     /// Copies `length` bytes starting at `offset` out of the memory.
     /// Throws `ERR_OUT_OF_RANGE` if the range is not inside the memory.
-    #[napi(catch_unwind)]
-    pub fn read(&self, env: Env, offset: f64, length: f64) -> napi::Result<Buffer> {
-        let read = |data: &[u8]| -> Result<Buffer> {
+    #[napi(catch_unwind, ts_return_type = "Buffer")]
+    pub fn read(&self, env: Env, offset: f64, length: f64) -> napi::Result<JsBytes> {
+        let read = |data: &[u8]| -> Result<JsBytes> {
             let range = checked_range(offset, length, data.len())?;
             Ok(data[range].to_vec().into())
         };

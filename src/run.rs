@@ -10,27 +10,30 @@ use crate::error::{classify, reason, ErrorCode, Failure, HostThrow, Result};
 use crate::host_calls::{Dispatch, Dispatcher};
 use crate::host_externs;
 use crate::host_functions::Plan;
+use crate::js_bytes::JsBytes;
 use crate::limits::{not_cancelled, CancelToken};
 use crate::module::{CompiledModule, Module, Prepared};
 use crate::stdio::captured_bytes;
 use crate::stream_output::OutputChannel;
 use crate::teardown::stop_flag;
-use napi::bindgen_prelude::{Buffer, Object};
+use napi::bindgen_prelude::Object;
 use napi::Env;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use wasmtime::{InstancePre, PoolConcurrencyLimitError, Store, Trap};
 
 /// What one run produced.
-#[napi(object)]
+#[napi(object, object_from_js = false)]
 pub struct RunResult {
     /// 0 when `_start` returned, else the code passed to `proc_exit` (any i32). For a
     /// component: 0 for `ok`, 1 for `err`, `n` for `wasi:cli/exit#exit-with-code(n)`.
     pub exit_code: i32,
     /// Everything written to stdout (empty unless `stdout: 'pipe'`).
-    pub stdout: Buffer,
+    #[napi(ts_type = "Buffer")]
+    pub stdout: JsBytes,
     /// Everything written to stderr (empty unless `stderr: 'pipe'`).
-    pub stderr: Buffer,
+    #[napi(ts_type = "Buffer")]
+    pub stderr: JsBytes,
 }
 
 struct RunOutput {

@@ -4,8 +4,9 @@
 //! Writable acknowledges when it has flushed), so memory stays bounded; a guest on the JS
 //! thread cannot wait for JS, so its chunks are delivered when the call returns.
 
+use crate::js_bytes::JsBytes;
 use bytes::Bytes;
-use napi::bindgen_prelude::{Buffer, Function};
+use napi::bindgen_prelude::Function;
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use std::collections::VecDeque;
 use std::pin::Pin;
@@ -117,13 +118,13 @@ impl OutputChannel {
     }
 
     /// The chunks written since the last call, oldest first.
-    #[napi(catch_unwind)]
-    pub fn take(&self) -> Vec<Buffer> {
+    #[napi(catch_unwind, ts_return_type = "Array<Buffer>")]
+    pub fn take(&self) -> Vec<JsBytes> {
         let mut queue = self.channel.queue.lock().unwrap();
         queue
             .pending
             .drain(..)
-            .map(|bytes| Buffer::from(Vec::from(bytes)))
+            .map(|bytes| JsBytes(Vec::from(bytes)))
             .collect()
     }
 

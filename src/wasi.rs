@@ -9,6 +9,7 @@ use crate::host_externs;
 use crate::host_functions::Plan;
 use crate::imports::syscall_function;
 use crate::instance::{Guest, Instance, Running};
+use crate::js_bytes::JsBytes;
 use crate::limits::CancelToken;
 use crate::module::{Module, Prepared};
 use crate::run::instantiate_failure;
@@ -16,7 +17,7 @@ use crate::stdio::{captured_bytes, Captured};
 use crate::stdio_writes::StdioWrites;
 use crate::stream_output::OutputChannel;
 use crate::teardown::stop_flag;
-use napi::bindgen_prelude::{Buffer, Function, Object, Unknown};
+use napi::bindgen_prelude::{Function, Object, Unknown};
 use napi::Env;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -225,8 +226,8 @@ impl WasiCore {
     }
 
     /// Everything the guest wrote to stdout, with `stdout: 'pipe'`.
-    #[napi(catch_unwind, getter)]
-    pub fn stdout(&self) -> Option<Buffer> {
+    #[napi(catch_unwind, getter, ts_return_type = "Buffer | null")]
+    pub fn stdout(&self) -> Option<JsBytes> {
         self.captured
             .stdout
             .as_ref()
@@ -234,8 +235,8 @@ impl WasiCore {
     }
 
     /// Everything the guest wrote to stderr, with `stderr: 'pipe'`.
-    #[napi(catch_unwind, getter)]
-    pub fn stderr(&self) -> Option<Buffer> {
+    #[napi(catch_unwind, getter, ts_return_type = "Buffer | null")]
+    pub fn stderr(&self) -> Option<JsBytes> {
         self.captured
             .stderr
             .as_ref()
