@@ -211,6 +211,17 @@ export declare class WasiCore {
    */
   bindSyscalls(): (index: number, memory: ArrayBuffer | Uint8Array, scratch: ArrayBuffer) => number
   /**
+   * Closes this object's host descriptors now rather than when the garbage collector
+   * frees it: its own duplicates of the stdio fds and preopens, and those of the context
+   * of the V8 guest and of `instance` (a command it started), which get a context
+   * without them (same arguments and environment; stdin at end of file, output to host
+   * fds discarded, captured and streamed output as before). Other instances made by
+   * `instantiate()` keep their own context until they are freed. Idempotent.
+   */
+  release(instance?: Instance | undefined | null): void
+  /** `[Symbol.dispose]()`: `release()`, and the V8 guest's syscalls then all return `badf`. */
+  dispose(): void
+  /**
    * Runs `instance`'s entry point: `_start` or `_initialize` (the JS side has already
    * checked the exports and set the started flag), or `run` for a component (checked and
    * claimed here). Returns the exit code.

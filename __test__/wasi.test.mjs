@@ -186,6 +186,86 @@ test('a guest closing fd 1 does not close the host stdout', () => {
   assert.equal(result.stderr, 'host stderr still open\n');
 });
 
+const openFds = () => fs.readdirSync('/proc/self/fd').length;
+
+test('the seed loop (new WASI + new WebAssembly.Instance + start) keeps descriptors flat without gc: 10,000 runs', () => {
+  // node:wasi's documented pattern. Each WASI duplicates its stdio descriptors; before start()
+  // closed them, the loop ran out of descriptors after about 4,000 runs.
+  const module = new WebAssembly.Module(fixture('hello.wasm'));
+  const devNull = fs.openSync('/dev/null', 'w');
+  try {
+    const before = openFds();
+    for (let i = 0; i < 10000; i++) {
+      const wasi = new WASI({ version: P1, stdout: devNull });
+      assert.equal(wasi.start(new WebAssembly.Instance(module, wasi.getImportObject())), 0);
+    }
+    const grown = openFds() - before;
+    assert.ok(grown <= 5, `${grown} descriptors more than before the loop`);
+  } finally {
+    fs.closeSync(devNull);
+  }
+});
+
+test('instantiate + start keeps descriptors flat without gc: 10,000 runs; memory and exports stay usable', () => {
+  const module = new Module(fixture('hello.wasm'));
+  const devNull = fs.openSync('/dev/null', 'w');
+  try {
+    const before = openFds();
+    let instance;
+    for (let i = 0; i < 10000; i++) {
+      const wasi = new WASI({ version: P1, stdout: devNull });
+      instance = wasi.instantiate(module);
+      assert.equal(wasi.start(instance), 0);
+    }
+    const grown = openFds() - before;
+    assert.ok(grown <= 5, `${grown} descriptors more than before the loop`);
+    assert.ok(instance.exports.memory.buffer.byteLength > 0);
+  } finally {
+    fs.closeSync(devNull);
+  }
+});
+
+test('[Symbol.dispose]() closes the descriptors a WASI holds, once; captured output stays readable', () => {
+  const devNull = fs.openSync('/dev/null', 'w');
+  try {
+    const before = openFds();
+    const wasi = new WASI({ version: P1, stdin: devNull, stdout: devNull, stderr: 'pipe' });
+    assert.ok(openFds() > before, 'the WASI holds duplicates');
+    wasi[Symbol.dispose]();
+    assert.equal(openFds(), before);
+    wasi[Symbol.dispose]();
+    assert.equal(openFds(), before);
+    assert.deepEqual(wasi.stderr, Buffer.alloc(0));
+  } finally {
+    fs.closeSync(devNull);
+  }
+});
+
+test('after start() a V8 guest keeps its syscalls (no host descriptors); after [Symbol.dispose]() they return badf', () => {
+  const devNull = fs.openSync('/dev/null', 'w');
+  try {
+    const before = openFds();
+    const wasi = new WASI({ version: P1, args: ['a', 'b'], stdout: devNull, stderr: 'pipe' });
+    const { wasi_snapshot_preview1: wasiImport } = wasi.getImportObject();
+    const instance = new WebAssembly.Instance(new WebAssembly.Module(fixture('hello.wasm')), wasi.getImportObject());
+    assert.equal(wasi.start(instance), 0);
+    assert.equal(openFds(), before, 'start() closed the duplicates');
+    const memory = new Uint32Array(instance.exports.memory.buffer, 0, 4);
+    assert.equal(wasiImport.args_sizes_get(0, 4), 0);
+    assert.deepEqual([...memory.subarray(0, 2)], [2, 4]);
+    // fd_write(1, iovs at 0: one iovec of 3 bytes at 16, 1 iovec, nwritten at 8): discarded
+    memory.set([16, 3]);
+    assert.equal(wasiImport.fd_write(1, 0, 1, 8), 0);
+    assert.equal(wasiImport.fd_write(2, 0, 1, 8), 0);
+    assert.equal(wasi.stderr.length, 3, 'captured output is still captured');
+    wasi[Symbol.dispose]();
+    assert.equal(wasiImport.fd_write(1, 0, 1, 8), 8);
+    assert.equal(wasiImport.random_get(0, 8), 8);
+  } finally {
+    fs.closeSync(devNull);
+  }
+});
+
 test('instances that are no longer reachable are freed: a loop of 1,000 keeps descriptors bounded', async () => {
   // Each instance holds duplicated stdio descriptors; before the exports object stopped being
   // pinned by a native reference, every instance leaked (two descriptors and its memory each).
@@ -194,7 +274,6 @@ test('instances that are no longer reachable are freed: a loop of 1,000 keeps de
   setFlagsFromString('--expose-gc');
   const gc = runInNewContext('gc');
   const module = new lib.Module(fixture('hello.wasm'));
-  const openFds = () => fs.readdirSync('/proc/self/fd').length;
   const before = openFds();
   for (let i = 0; i < 1000; i++) {
     const wasi = new lib.WASI({ version: 'preview1', stdout: 'ignore' });
@@ -212,4 +291,23 @@ test('instances that are no longer reachable are freed: a loop of 1,000 keeps de
   }
   const grown = openFds() - before;
   assert.ok(grown < 100, `${grown} descriptors more than before the loop`);
+});
+
+test('running out of descriptors is UVWASI_EMFILE, not a bad descriptor', () => {
+  // A child with a low descriptor limit holds WASI objects until none can be made.
+  const script = `
+    const { WASI } = require(${JSON.stringify(libPath)});
+    const held = [];
+    try {
+      for (;;) held.push(new WASI({ version: 'preview1' }));
+    } catch (err) {
+      process.stdout.write(JSON.stringify({ code: err.code, errno: err.errno, message: err.message, made: held.length > 0 }));
+    }`;
+  const child = spawnSync('bash', ['-c', 'ulimit -n 64 && exec "$0" -e "$1"', process.execPath, script], { encoding: 'utf8' });
+  assert.equal(child.status, 0, child.stderr);
+  const report = JSON.parse(child.stdout);
+  assert.equal(report.code, 'UVWASI_EMFILE');
+  assert.equal(report.errno, 33);
+  assert.equal(report.made, true);
+  assert.match(report.message, /^UVWASI_EMFILE, uvwasi_init: cannot duplicate options\.std(in|out|err) \(fd [012]\): too many open files in the process$/);
 });

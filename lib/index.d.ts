@@ -131,6 +131,12 @@ export declare class WASI {
   readonly stdout: Buffer | undefined
   /** With `stderr: 'pipe'`: everything the guest wrote to stderr; otherwise `undefined`. */
   readonly stderr: Buffer | undefined
+  /**
+   * Closes the host descriptors this object holds now (`start()` does so when the command
+   * ends); a guest V8 runs then gets `badf` from every syscall. Instances from
+   * `instantiate()` keep their own context. Captured output stays readable.
+   */
+  [Symbol.dispose](): void
 }
 
 /** Options of `runWasm` / `runWasmSync`. */

@@ -93,18 +93,49 @@ class WASI {
   }
 
   #start(instance) {
-    if (isComponent(instance)) return this.#core.runEntry(this.#claim(instance), 'run');
+    if (isComponent(instance)) {
+      this.#claim(instance);
+      return this.#releasingAfter(() => this.#core.runEntry(instance, 'run'), instance);
+    }
     const exports = this.#checkAndBind(instance);
     const { _start, _initialize } = exports;
     validateFunction(_start, 'instance.exports._start');
     validateUndefined(_initialize, 'instance.exports._initialize');
-    if (instance instanceof Instance) return this.#core.runEntry(instance, '_start');
-    try {
-      _start();
-    } catch (err) {
-      if (err !== kExitCode) throw err;
+    if (instance instanceof Instance) {
+      return this.#releasingAfter(() => this.#core.runEntry(instance, '_start'), instance);
     }
-    return this.#exitCode;
+    return this.#releasingAfter(() => {
+      try {
+        _start();
+      } catch (err) {
+        if (err !== kExitCode) throw err;
+      }
+      return this.#exitCode;
+    });
+  }
+
+  // Runs a command's entry point, then closes this object's descriptors and those of the
+  // `Instance` that ran it (`release()`): the program has ended, and a loop making a WASI
+  // per run (as node:wasi's docs do) must not run out of descriptors while it waits for the
+  // garbage collector. The instance's memory and exports stay usable.
+  #releasingAfter(run, instance) {
+    try {
+      return run();
+    } finally {
+      // Not when the entry point was refused before it ran (the object is not started).
+      if (this.#core.started) this.#core.release(instance);
+    }
+  }
+
+  /**
+   * Extension: closes the host descriptors this object holds (its duplicates of the stdio
+   * fds, its preopens, and the context of a guest V8 runs, whose syscalls then fail with
+   * `badf`) now, instead of when the garbage collector frees it. `start()` closes them when
+   * the command ends. Instances from `instantiate()` keep their own context; captured
+   * output stays readable. Safe to call more than once.
+   */
+  [Symbol.dispose]() {
+    this.#core.dispose();
   }
 
   /**
@@ -136,6 +167,7 @@ class WASI {
       const values = valuesOf(instance);
       const dispatch = values === undefined ? undefined : makeDispatcher(values);
       return withSignal(signal, (token) => this.#core.startAsync(instance, name, token, dispatch))
+        .finally(() => this.#core.release(instance))
         .then((exitCode) => {
           const error = streamError(this.#streams);
           if (error !== undefined) throw error;

@@ -100,6 +100,21 @@ impl WasiSpec {
         })
     }
 
+    /// Drops this spec's host descriptors (contexts built from it already hold their own):
+    /// a context built later has no preopens, reads an empty stdin and discards output that
+    /// went to a host fd.
+    pub fn close_descriptors(&mut self) {
+        self.preopens.clear();
+        if let Input::Fd(_) = self.stdin {
+            self.stdin = Input::Bytes(Bytes::new());
+        }
+        for output in [&mut self.stdout, &mut self.stderr] {
+            if let Output::Fd { .. } = output {
+                *output = Output::Ignore;
+            }
+        }
+    }
+
     /// The streamed outputs, to wait on before a run's promise settles.
     pub fn streams(&self) -> Streams {
         Streams::new(

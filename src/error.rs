@@ -31,6 +31,7 @@ pub enum ErrorCode {
     UvwasiEnotdir,
     UvwasiEacces,
     UvwasiEbadf,
+    UvwasiEmfile,
     UvwasiEio,
     UvwasiEloop,
 }
@@ -56,6 +57,7 @@ impl AsRef<str> for ErrorCode {
             ErrorCode::UvwasiEnotdir => "UVWASI_ENOTDIR",
             ErrorCode::UvwasiEacces => "UVWASI_EACCES",
             ErrorCode::UvwasiEbadf => "UVWASI_EBADF",
+            ErrorCode::UvwasiEmfile => "UVWASI_EMFILE",
             ErrorCode::UvwasiEloop => "UVWASI_ELOOP",
             ErrorCode::UvwasiEio => "UVWASI_EIO",
         }
@@ -80,6 +82,7 @@ impl ErrorCode {
             ErrorCode::UvwasiEbadf => Some(8),
             ErrorCode::UvwasiEio => Some(29),
             ErrorCode::UvwasiEloop => Some(32),
+            ErrorCode::UvwasiEmfile => Some(33),
             ErrorCode::UvwasiEnoent => Some(44),
             ErrorCode::UvwasiEnotdir => Some(54),
             _ => None,

@@ -13,6 +13,7 @@ use once_cell::sync::Lazy;
 use std::cell::{RefCell, UnsafeCell};
 use std::future::Future;
 use std::pin::pin;
+use std::rc::Rc;
 use std::task::{Context, Poll, Waker};
 use wasmtime_wasi::p1::wasi_snapshot_preview1 as p1;
 use wasmtime_wasi::p1::WasiP1Ctx;
@@ -20,6 +21,8 @@ use wasmtime_wasi::runtime::{in_tokio, with_ambient_tokio_runtime};
 use wiggle::{GuestError, GuestMemory};
 
 const EINVAL: i32 = 28;
+/// `badf`: what every syscall of a released context returns.
+const EBADF: i32 = 8;
 /// How many bytes one syscall may copy between guest and host: wasmtime's default per
 /// hostcall, which its own linker glue sets before every call.
 const HOSTCALL_FUEL: usize = 128 << 20;
@@ -180,21 +183,29 @@ pub fn syscall_kinds() -> Vec<String> {
 /// `SCRATCH_SLOTS` 8-byte slots the JS side filled and type-checked (f64 for an i32 parameter,
 /// i64 for an i64 one). Three arguments and a closure, not a class method: this is the hot
 /// path of every syscall, and it skips unwrapping a `this` and converting arguments one by one.
-pub fn syscall_function(
-    env: &Env,
-    ctx: WasiP1Ctx,
-    stdio: StdioWrites,
-) -> napi::Result<Function<'_, Unknown<'_>, i32>> {
-    let state = RefCell::new((ctx, stdio));
+pub fn syscall_function<'env>(
+    env: &'env Env,
+    state: &Rc<SyscallState>,
+) -> napi::Result<Function<'env, Unknown<'env>, i32>> {
+    let state = state.clone();
     env.create_function_from_closure("syscall", move |call| {
         let index = call.get::<u32>(0)? as usize;
         let buffer = call.get::<Unknown>(1)?;
         let scratch = call.get::<Unknown>(2)?;
         // No JS runs during a syscall, so the state is never borrowed twice.
-        let (ctx, stdio) = &mut *state.borrow_mut();
-        syscall(ctx, stdio, index, &buffer, &scratch).map_err(|f| f.into_napi(call.env))
+        match &mut *state.borrow_mut() {
+            Some((ctx, stdio)) => {
+                syscall(ctx, stdio, index, &buffer, &scratch).map_err(|f| f.into_napi(call.env))
+            }
+            // Released (the command ended, or the WASI object was disposed): no descriptor
+            // is open any more.
+            None => Ok(EBADF),
+        }
     })
 }
+
+/// The context a V8 guest's syscalls act on, until it is released (`None`).
+pub type SyscallState = RefCell<Option<(WasiP1Ctx, StdioWrites)>>;
 
 /// Positions in `SYSCALL_NAMES` of the calls `StdioWrites` cares about.
 static FD_WRITE: Lazy<usize> = Lazy::new(|| position("fd_write"));

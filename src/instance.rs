@@ -155,6 +155,16 @@ impl Running {
         })
     }
 
+    /// Replaces the guest's WASI context once its command has run: the old one's descriptors
+    /// (stdio duplicates, preopened directories, files it opened) close now, not when the
+    /// garbage collector frees the instance. Its memory and exports stay usable. Does
+    /// nothing while an async start runs the guest.
+    pub fn replace_wasi(&self, wasi: wasmtime_wasi::p1::WasiP1Ctx) {
+        let _ = self.with_store(|mut store| {
+            store.as_context_mut().data_mut().wasi = wasi;
+        });
+    }
+
     /// `wasi.initialize()` of a component: components initialise when instantiated, so this
     /// only marks the `WASI` started; a command (with `wasi:cli/run`) is refused.
     pub fn initialize_component(&self) -> Result<()> {

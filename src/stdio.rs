@@ -63,7 +63,8 @@ fn dup_failure(fd: u32, stream: Stream) -> Failure {
     )
 }
 
-/// Duplicates host descriptor `fd`, failing with node:wasi's `UVWASI_EBADF` if it is not open.
+/// Duplicates host descriptor `fd`, failing with node:wasi's `UVWASI_EBADF` if it is not open,
+/// and with `UVWASI_EMFILE` when the process has no descriptor left for the duplicate.
 pub fn dup_fd(fd: u32, stream: Stream) -> Result<File> {
     let bad = || dup_failure(fd, stream);
     let raw = RawFd::try_from(fd).map_err(|_| bad())?;
@@ -72,15 +73,37 @@ pub fn dup_fd(fd: u32, stream: Stream) -> Result<File> {
     // is not open. The duplicate is ours; the caller's descriptor is never closed by us.
     let owned = unsafe { BorrowedFd::borrow_raw(raw) }
         .try_clone_to_owned()
-        .map_err(|_| bad())?;
+        .map_err(|error| dup_error(&error, fd, stream))?;
     Ok(File::from(owned))
 }
+
+/// Why duplicating `fd` failed: out of descriptors (`UVWASI_EMFILE`), else not open.
+fn dup_error(error: &std::io::Error, fd: u32, stream: Stream) -> Failure {
+    match error.raw_os_error() {
+        Some(errno) if errno == EMFILE || errno == ENFILE => Failure::new(
+            ErrorCode::UvwasiEmfile,
+            format!(
+                "UVWASI_EMFILE, uvwasi_init: cannot duplicate options.{} (fd {fd}): too many \
+                 open files in the {}",
+                stream.name(),
+                if errno == EMFILE { "process" } else { "system" }
+            ),
+        ),
+        _ => dup_failure(fd, stream),
+    }
+}
+
+/// Linux's errno for a process (`EMFILE`) or the system (`ENFILE`) out of descriptors.
+const EMFILE: i32 = 24;
+const ENFILE: i32 = 23;
 
 impl Output {
     /// `fd` (duplicated) as an output.
     pub fn fd(fd: u32, stream: Stream) -> Result<Self> {
         let file = dup_fd(fd, stream)?;
-        let for_stream = file.try_clone().map_err(|_| dup_failure(fd, stream))?;
+        let for_stream = file
+            .try_clone()
+            .map_err(|error| dup_error(&error, fd, stream))?;
         Ok(Output::Fd {
             stream: OutputFile::new(for_stream),
             file: Arc::new(file),

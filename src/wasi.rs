@@ -7,7 +7,7 @@ use crate::error::{ErrorCode, Failure};
 use crate::host_calls::{Dispatch, Dispatcher};
 use crate::host_externs;
 use crate::host_functions::Plan;
-use crate::imports::syscall_function;
+use crate::imports::{syscall_function, SyscallState};
 use crate::instance::{Guest, Instance, Running};
 use crate::js_bytes::JsBytes;
 use crate::limits::CancelToken;
@@ -19,6 +19,8 @@ use crate::stream_output::OutputChannel;
 use crate::teardown::stop_flag;
 use napi::bindgen_prelude::{Function, Object, Unknown};
 use napi::Env;
+use std::cell::RefCell;
+use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
@@ -37,6 +39,8 @@ pub struct WasiCore {
     captured: Captured,
     started: Arc<AtomicBool>,
     return_on_exit: bool,
+    /// The V8 guest's context, once bound (`bind_syscalls`), shared with its syscall function.
+    bound: Option<Rc<SyscallState>>,
 }
 
 #[napi]
@@ -57,6 +61,7 @@ impl WasiCore {
             spec,
             started: Arc::new(AtomicBool::new(false)),
             return_on_exit: true,
+            bound: None,
         })
     }
 
@@ -157,7 +162,7 @@ impl WasiCore {
         ts_return_type = "(index: number, memory: ArrayBuffer | Uint8Array, scratch: ArrayBuffer) => number"
     )]
     pub fn bind_syscalls<'env>(
-        &self,
+        &mut self,
         env: &'env Env,
     ) -> napi::Result<Function<'env, Unknown<'env>, i32>> {
         let ctx = self
@@ -165,7 +170,50 @@ impl WasiCore {
             .build(&self.captured)
             .map_err(|f| f.into_napi(env))?;
         let stdio = StdioWrites::new(&self.spec.stdout, &self.spec.stderr, &self.captured);
-        syscall_function(env, ctx, stdio)
+        let state = Rc::new(RefCell::new(Some((ctx, stdio))));
+        self.bound = Some(state.clone());
+        syscall_function(env, &state)
+    }
+
+    /// Closes this object's host descriptors now rather than when the garbage collector
+    /// frees it: its own duplicates of the stdio fds and preopens, and those of the context
+    /// of the V8 guest and of `instance` (a command it started), which get a context
+    /// without them (same arguments and environment; stdin at end of file, output to host
+    /// fds discarded, captured and streamed output as before). Other instances made by
+    /// `instantiate()` keep their own context until they are freed. Idempotent.
+    #[napi(catch_unwind)]
+    pub fn release(&mut self, env: Env, instance: Option<&Instance>) -> napi::Result<()> {
+        self.spec.close_descriptors();
+        let fresh = || {
+            self.spec
+                .build(&self.captured)
+                .map_err(|f| f.into_napi(&env))
+        };
+        if let Some(instance) = instance {
+            instance.running.replace_wasi(fresh()?);
+        }
+        if let Some(state) = &self.bound {
+            if let Ok(mut state) = state.try_borrow_mut() {
+                if state.is_some() {
+                    let stdio =
+                        StdioWrites::new(&self.spec.stdout, &self.spec.stderr, &self.captured);
+                    *state = Some((fresh()?, stdio));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// `[Symbol.dispose]()`: `release()`, and the V8 guest's syscalls then all return `badf`.
+    #[napi(catch_unwind)]
+    pub fn dispose(&mut self, env: Env) -> napi::Result<()> {
+        self.release(env, None)?;
+        if let Some(state) = self.bound.take() {
+            if let Ok(mut state) = state.try_borrow_mut() {
+                state.take();
+            }
+        }
+        Ok(())
     }
 
     /// Runs `instance`'s entry point: `_start` or `_initialize` (the JS side has already
