@@ -16,7 +16,9 @@ use crate::memory::Memory;
 use crate::module::{Compiled, CompiledModule, Module};
 use crate::store_access::{self, JobFn, JobValues, Lent, StoreRef};
 use crate::wasm_values::Signature;
-use napi::bindgen_prelude::{FromNapiValue, JavaScriptClassExt, JsObjectValue, Object, Unknown};
+use napi::bindgen_prelude::{
+    FromNapiValue, JavaScriptClassExt, JsObjectValue, Object, ObjectFinalize, Unknown,
+};
 use napi::Env;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -330,10 +332,24 @@ pub fn exit_failure(error: wasmtime::Error) -> Failure {
 
 /// A wasmtime instance made by `wasi.instantiate()`. Pass it to `wasi.start()` or
 /// `wasi.initialize()`; after `initialize()`, call its exports.
-#[napi]
+#[napi(custom_finalize)]
 pub struct Instance {
     pub(crate) running: Arc<Running>,
     module: Arc<CompiledModule>,
+    /// What this instance told V8 it holds outside the JS heap (`report_memory`).
+    reported: i64,
+}
+
+/// What an instance holds natively besides its linear memories' bytes (store, instance,
+/// WASI context, stacks), as told to V8.
+const INSTANCE_OVERHEAD: i64 = 64 << 10;
+
+/// Gives back what the instance reported: V8 no longer counts it.
+impl ObjectFinalize for Instance {
+    fn finalize(self, env: Env) -> napi::Result<()> {
+        env.adjust_external_memory(-self.reported)?;
+        Ok(())
+    }
 }
 
 #[napi]
@@ -375,6 +391,31 @@ impl Instance {
         Instance {
             running: Arc::new(running),
             module,
+            reported: 0,
+        }
+    }
+
+    /// Tells V8 what this instance holds outside the JS heap (its memories as they are now,
+    /// and a fixed overhead), so that a loop making instances and dropping them collects
+    /// them as it would V8's own, instead of piling up native memory the collector cannot
+    /// see.
+    pub fn report_memory(&mut self, env: &Env) {
+        let memories = self
+            .running
+            .with_store(|mut store| match &self.running.guest {
+                Guest::Core(instance) => instance
+                    .exports(&mut store)
+                    .filter_map(|export| export.into_memory())
+                    .collect::<Vec<_>>()
+                    .into_iter()
+                    .map(|memory| memory.data_size(&store) as i64)
+                    .sum(),
+                Guest::Component(_) => 0,
+            })
+            .unwrap_or(0);
+        let bytes = memories + INSTANCE_OVERHEAD;
+        if env.adjust_external_memory(bytes).is_ok() {
+            self.reported = bytes;
         }
     }
 

@@ -145,10 +145,11 @@ impl WasiCore {
                 }
             };
             drop(ticking);
-            let instance = Instance::new(
+            let mut instance = Instance::new(
                 Running::new(store, guest, self.started.clone(), limits.clone()),
                 module.inner.clone(),
             );
+            instance.report_memory(&env);
             host_externs::bind(&env, bindings, &instance.running);
             Ok(instance)
         };

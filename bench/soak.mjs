@@ -1,0 +1,115 @@
+// `npm run soak`: long loops and hostile input, watching what the process holds. Not part of
+// `npm test` (minutes, not seconds). Each loop runs N iterations without calling gc() and,
+// unless it says otherwise, without yielding to the event loop, sampling RSS and open
+// descriptors ten times; it fails when, after the first 20% (warm-up), RSS grew by 5% or more
+// or descriptors by more than 5. Then random and mutated bytes go to `new Module`,
+// `Module.deserialize` and `instantiate`, which must throw coded errors, never crash.
+//
+// SOAK_SCALE (default 1) scales every count: SOAK_SCALE=0.01 is a quick check.
+
+import fs from 'node:fs';
+import crypto from 'node:crypto';
+import { createRequire } from 'node:module';
+
+const require = createRequire(import.meta.url);
+const { WASI, Module, runWasm, runWasmSync } = require('../lib/index.js');
+
+const scale = Number(process.env.SOAK_SCALE ?? 1);
+const fixture = (name) => fs.readFileSync(new URL(`../__test__/fixtures/${name}`, import.meta.url));
+const HELLO = fixture('hello.wasm');
+const helloModule = new Module(HELLO);
+const helloV8 = new WebAssembly.Module(HELLO);
+const componentModule = new Module(fixture('components/hello.wasm'));
+const devNull = fs.openSync('/dev/null', 'w');
+
+const openFds = () => fs.readdirSync('/proc/self/fd').length;
+const rssMb = () => process.memoryUsage().rss / 2 ** 20;
+
+/** Runs `body(i)` `n` times (awaiting it if `async`), sampling ten times. */
+async function soak(name, n, body, { async = false } = {}) {
+  n = Math.max(10, Math.round(n * scale));
+  const samples = [];
+  const started = Date.now();
+  for (let i = 0; i < n; i++) {
+    if (async) await body(i); else body(i);
+    if ((i + 1) % Math.ceil(n / 10) === 0) samples.push({ rss: rssMb(), fds: openFds() });
+  }
+  const warm = samples[Math.min(1, samples.length - 1)];
+  const last = samples[samples.length - 1];
+  const rssGrowth = (last.rss - warm.rss) / warm.rss;
+  const fdGrowth = last.fds - warm.fds;
+  return {
+    name, n, seconds: (Date.now() - started) / 1000,
+    rss: `${warm.rss.toFixed(1)} -> ${last.rss.toFixed(1)} MB`, rssGrowth, fdGrowth,
+    ok: rssGrowth < 0.05 && fdGrowth <= 5,
+  };
+}
+
+function expectCodedError(what, fn) {
+  try {
+    fn();
+  } catch (err) {
+    if (typeof err?.code !== 'string') throw new Error(`${what}: an error without a code: ${err?.stack ?? err}`);
+    return err.code;
+  }
+  return 'no error';
+}
+
+/** Random and mutated inputs: counts of each outcome; any uncoded error fails. */
+function fuzz(n) {
+  n = Math.max(10, Math.round(n * scale));
+  const outcomes = new Map();
+  const count = (code) => outcomes.set(code, (outcomes.get(code) ?? 0) + 1);
+  const serialized = helloModule.serialize();
+  for (let i = 0; i < n; i++) {
+    const random = crypto.randomBytes(1 + (i % 512));
+    count(`new Module(random): ${expectCodedError('new Module', () => new Module(random))}`);
+    const mutated = Buffer.from(HELLO);
+    for (let k = 0; k < 1 + (i % 8); k++) mutated[crypto.randomInt(mutated.length)] = crypto.randomInt(256);
+    let module;
+    const code = expectCodedError('new Module', () => { module = new Module(mutated); });
+    count(`new Module(mutated): ${code}`);
+    if (module !== undefined) {
+      count(`run(mutated): ${expectCodedError('runWasmSync', () => runWasmSync(module, { stdout: 'ignore', limits: { timeout: 1000 } }))}`);
+    }
+    const forged = Buffer.from(serialized);
+    forged[crypto.randomInt(forged.length)] ^= 1 + crypto.randomInt(255);
+    count(`Module.deserialize(mutated): ${expectCodedError('deserialize', () => Module.deserialize(forged))}`);
+  }
+  return outcomes;
+}
+
+const results = [
+  await soak('seed loop: new WASI + new WebAssembly.Instance + start (V8)', 1_000_000, () => {
+    const wasi = new WASI({ version: 'preview1', stdout: devNull });
+    wasi.start(new WebAssembly.Instance(helloV8, wasi.getImportObject()));
+  }),
+  await soak('runWasmSync(Module), never yielding', 1_000_000, () => {
+    runWasmSync(helloModule, { stdout: 'pipe' });
+  }),
+  await soak('runWasmSync(component)', 100_000, () => {
+    runWasmSync(componentModule, { stdout: 'pipe' });
+  }),
+  await soak('runWasm(Module), awaited one by one', 200_000, () => runWasm(helloModule, { stdout: 'pipe' }), { async: true }),
+  // An Instance's store is freed by its finalizer, which Node 20 runs only when the event
+  // loop turns: this loop yields every 1,000 runs (Instance has no [Symbol.dispose] yet).
+  await soak('new WASI + instantiate + start (wasmtime), yielding every 1,000', 100_000, async (i) => {
+    const wasi = new WASI({ version: 'preview1', stdout: devNull });
+    wasi.start(wasi.instantiate(helloModule));
+    if (i % 1000 === 999) await new Promise((resolve) => setImmediate(resolve));
+  }, { async: true }),
+];
+
+console.log('soak (SOAK_SCALE=%s), Node %s; RSS after warm-up (20%%) -> end', scale, process.version);
+console.log('| loop | runs | seconds | RSS | RSS growth | fds growth | |');
+console.log('|---|---|---|---|---|---|---|');
+for (const r of results) {
+  console.log(`| ${r.name} | ${r.n} | ${r.seconds.toFixed(1)} | ${r.rss} | ${(r.rssGrowth * 100).toFixed(1)}% | ${r.fdGrowth} | ${r.ok ? 'ok' : 'GROWS'} |`);
+}
+const outcomes = fuzz(2000);
+console.log('\nhostile input (every error coded):');
+for (const [outcome, times] of [...outcomes].sort()) console.log(`  ${outcome}: ${times}`);
+if (results.some((r) => !r.ok)) {
+  console.log('\nFAIL: growth after warm-up');
+  process.exitCode = 1;
+}
