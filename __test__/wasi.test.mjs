@@ -188,12 +188,21 @@ test('a guest closing fd 1 does not close the host stdout', () => {
 
 const openFds = () => fs.readdirSync('/proc/self/fd').length;
 
+/** Runs `body(fd)` with a descriptor of /dev/null open for writing, closed afterwards. */
+function withDevNull(body) {
+  const fd = fs.openSync('/dev/null', 'w');
+  try {
+    body(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
 test('the seed loop (new WASI + new WebAssembly.Instance + start) keeps descriptors flat without gc: 10,000 runs', () => {
   // node:wasi's documented pattern. Each WASI duplicates its stdio descriptors; before start()
   // closed them, the loop ran out of descriptors after about 4,000 runs.
   const module = new WebAssembly.Module(fixture('hello.wasm'));
-  const devNull = fs.openSync('/dev/null', 'w');
-  try {
+  withDevNull((devNull) => {
     const before = openFds();
     for (let i = 0; i < 10000; i++) {
       const wasi = new WASI({ version: P1, stdout: devNull });
@@ -201,15 +210,12 @@ test('the seed loop (new WASI + new WebAssembly.Instance + start) keeps descript
     }
     const grown = openFds() - before;
     assert.ok(grown <= 5, `${grown} descriptors more than before the loop`);
-  } finally {
-    fs.closeSync(devNull);
-  }
+  });
 });
 
 test('instantiate + start keeps descriptors flat without gc: 10,000 runs; memory and exports stay usable', () => {
   const module = new Module(fixture('hello.wasm'));
-  const devNull = fs.openSync('/dev/null', 'w');
-  try {
+  withDevNull((devNull) => {
     const before = openFds();
     let instance;
     for (let i = 0; i < 10000; i++) {
@@ -220,14 +226,11 @@ test('instantiate + start keeps descriptors flat without gc: 10,000 runs; memory
     const grown = openFds() - before;
     assert.ok(grown <= 5, `${grown} descriptors more than before the loop`);
     assert.ok(instance.exports.memory.buffer.byteLength > 0);
-  } finally {
-    fs.closeSync(devNull);
-  }
+  });
 });
 
 test('[Symbol.dispose]() closes the descriptors a WASI holds, once; captured output stays readable', () => {
-  const devNull = fs.openSync('/dev/null', 'w');
-  try {
+  withDevNull((devNull) => {
     const before = openFds();
     const wasi = new WASI({ version: P1, stdin: devNull, stdout: devNull, stderr: 'pipe' });
     assert.ok(openFds() > before, 'the WASI holds duplicates');
@@ -236,14 +239,11 @@ test('[Symbol.dispose]() closes the descriptors a WASI holds, once; captured out
     wasi[Symbol.dispose]();
     assert.equal(openFds(), before);
     assert.deepEqual(wasi.stderr, Buffer.alloc(0));
-  } finally {
-    fs.closeSync(devNull);
-  }
+  });
 });
 
 test('after start() a V8 guest keeps its syscalls (no host descriptors); after [Symbol.dispose]() they return badf', () => {
-  const devNull = fs.openSync('/dev/null', 'w');
-  try {
+  withDevNull((devNull) => {
     const before = openFds();
     const wasi = new WASI({ version: P1, args: ['a', 'b'], stdout: devNull, stderr: 'pipe' });
     const { wasi_snapshot_preview1: wasiImport } = wasi.getImportObject();
@@ -261,9 +261,7 @@ test('after start() a V8 guest keeps its syscalls (no host descriptors); after [
     wasi[Symbol.dispose]();
     assert.equal(wasiImport.fd_write(1, 0, 1, 8), 8);
     assert.equal(wasiImport.random_get(0, 8), 8);
-  } finally {
-    fs.closeSync(devNull);
-  }
+  });
 });
 
 test('instances that are no longer reachable are freed: a loop of 1,000 keeps descriptors bounded', async () => {

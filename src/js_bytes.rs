@@ -3,7 +3,7 @@
 //! when the event loop turns: a loop of runs that never yields piled up every run's output.
 //! A copy is freed here at once, and V8's garbage collector sees its size.
 
-use napi::bindgen_prelude::{ToNapiValue, TypeName, ValueType};
+use napi::bindgen_prelude::ToNapiValue;
 use napi::sys;
 
 /// Bytes that become a `Buffer` of their own (see the file comment).
@@ -12,16 +12,6 @@ pub struct JsBytes(pub Vec<u8>);
 impl From<Vec<u8>> for JsBytes {
     fn from(bytes: Vec<u8>) -> Self {
         JsBytes(bytes)
-    }
-}
-
-impl TypeName for JsBytes {
-    fn type_name() -> &'static str {
-        "Buffer"
-    }
-
-    fn value_type() -> ValueType {
-        ValueType::Object
     }
 }
 
