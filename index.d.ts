@@ -142,7 +142,10 @@ export declare class OutputChannel {
   constructor(wake: () => void)
   /** The chunks written since the last call, oldest first. */
   take(): Array<Buffer>
-  /** JS is done with `bytes` bytes (delivered, or dropped): a waiting guest may go on. */
+  /**
+   * JS is done with one chunk of `bytes` bytes (delivered, or dropped): a waiting guest
+   * may go on.
+   */
   ack(bytes: number): void
 }
 
@@ -353,4 +356,9 @@ export interface WasiConfig {
   stderr: number | 'pipe' | 'ignore' | 'stream'
   /** Limits for guests wasmtime runs. */
   limits?: RunLimits
+  /**
+   * Bytes each captured (`'pipe'`) stream keeps before the guest is stopped; `Infinity`
+   * for no cap. Checked by the JS layer (a number >= 0).
+   */
+  maxBuffer: number
 }

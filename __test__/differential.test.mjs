@@ -69,6 +69,7 @@ function childResult(impl, wasmName, options) {
 function runClass(wasmName, { args, env = {}, preopens = {}, stdin = '' }) {
   const wasi = new WASI({
     version: 'preview1', args, env, preopens, stdin: Buffer.from(stdin), stdout: 'pipe', stderr: 'pipe',
+    maxBuffer: Infinity, // compare every byte, as the child-process ways do
   });
   const exitCode = wasi.start(wasi.instantiate(fixture(wasmName)));
   return { exitCode, stdout: wasi.stdout, stderr: wasi.stderr };
@@ -77,6 +78,7 @@ function runClass(wasmName, { args, env = {}, preopens = {}, stdin = '' }) {
 async function runV8(wasmName, { args, env = {}, preopens = {}, stdin = '' }) {
   const wasi = new WASI({
     version: 'preview1', args, env, preopens, stdin: Buffer.from(stdin), stdout: 'pipe', stderr: 'pipe',
+    maxBuffer: Infinity, // compare every byte, as the child-process ways do
   });
   const { instance } = await WebAssembly.instantiate(fixture(wasmName), wasi.getImportObject());
   const exitCode = wasi.start(instance);
@@ -84,7 +86,7 @@ async function runV8(wasmName, { args, env = {}, preopens = {}, stdin = '' }) {
 }
 
 function runOptions({ args, env = {}, preopens = {}, stdin = '' }) {
-  return { args, env, preopens, stdin: Buffer.from(stdin) };
+  return { args, env, preopens, stdin: Buffer.from(stdin), maxBuffer: Infinity };
 }
 
 const WAYS = {

@@ -104,7 +104,7 @@ for (const [name, run] of runners) {
     const stdin = Buffer.alloc(3 * 1024 * 1024);
     for (let i = 0; i < stdin.length; i++) stdin[i] = (i * 7) % 256;
     const report = echoReport({ args: ['echo'], stdin });
-    const result = await run(ECHO, { args: ['echo'], stdin, stderr: 'ignore' });
+    const result = await run(ECHO, { args: ['echo'], stdin, stderr: 'ignore', maxBuffer: Infinity });
     assertResult(result, { stdout: report });
   });
 
@@ -205,7 +205,7 @@ const sha256 = (b) => crypto.createHash('sha256').update(b).digest('hex');
 test('runWasmSync: 64 MiB of output arrives byte-exact', () => {
   const size = 64 * 1024 * 1024;
   const expected = sha256(largePattern(size));
-  const result = runWasmSync(LARGE, { args: ['large'] });
+  const result = runWasmSync(LARGE, { args: ['large'], maxBuffer: Infinity });
   assert.equal(result.exitCode, 0);
   assert.equal(result.stdout.length, size);
   assert.equal(sha256(result.stdout), expected);
@@ -215,14 +215,14 @@ test('runWasmSync: 64 MiB of output arrives byte-exact', () => {
 test('runWasm: 64 MiB of output arrives byte-exact', async () => {
   const size = 64 * 1024 * 1024;
   const expected = sha256(largePattern(size));
-  const result = await runWasm(LARGE, { args: ['large', '64'] });
+  const result = await runWasm(LARGE, { args: ['large', '64'], maxBuffer: Infinity });
   assert.equal(result.exitCode, 0);
   assert.equal(result.stdout.length, size);
   assert.equal(sha256(result.stdout), expected);
 });
 
 test('runWasmSync: a smaller size argument gives exactly that many bytes', () => {
-  const result = runWasmSync(LARGE, { args: ['large', '3'] });
+  const result = runWasmSync(LARGE, { args: ['large', '3'], maxBuffer: 3 * 1024 * 1024 });
   assert.equal(result.exitCode, 0);
   assert.deepEqual(result.stdout, largePattern(3 * 1024 * 1024));
   assert.deepEqual(runWasmSync(LARGE, { args: ['large', '0'] }).stdout, EMPTY);
@@ -330,11 +330,11 @@ test('runWasm: 8 concurrent mixed runs (large, exit codes, hello, trap) all corr
   const size = 4 * 1024 * 1024;
   const large = largePattern(size);
   const settled = await Promise.allSettled([
-    runWasm(LARGE, { args: ['large', '4'] }),
+    runWasm(LARGE, { args: ['large', '4'], maxBuffer: Infinity }),
     runWasm(EXITCODE, { args: ['exitcode', '3', 'proc_exit'] }),
     runWasm(HELLO),
     runWasm(TRAP),
-    runWasm(LARGE, { args: ['large', '4'] }),
+    runWasm(LARGE, { args: ['large', '4'], maxBuffer: Infinity }),
     runWasm(EXITCODE, { args: ['exitcode', '200'] }),
     runWasm(COUNTER),
     runWasm(HELLO, { stdout: 'ignore' }),

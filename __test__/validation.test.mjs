@@ -362,7 +362,7 @@ test('constructor accepts: node:wasi accepts them too', () => {
 test('constructor accepts: normalized output', () => {
   for (const row of WASI_CONSTRUCTOR_ACCEPTS) {
     const out = validateWasiOptions(row.options);
-    assert.deepEqual(Object.keys(out), ['version', 'args', 'env', 'preopens', 'stdin', 'stdout', 'stderr', 'limits', 'returnOnExit'], row.title);
+    assert.deepEqual(Object.keys(out), ['version', 'args', 'env', 'preopens', 'stdin', 'stdout', 'stderr', 'limits', 'maxBuffer', 'returnOnExit'], row.title);
     assert.deepEqual(pick(out, Object.keys(row.expected)), row.expected, row.title);
   }
 });
@@ -399,9 +399,11 @@ test('constructor: property reads happen in Node\'s order and number', () => {
   const ours = record();
   validateWasiOptions(ours.proxy);
   // Node reads returnOnExit a second time only when it is defined (after native setup).
-  // Our one extra read is the `limits` extension, once, after node:wasi's own options.
-  assert.deepEqual(ours.log.filter((key) => key !== 'limits'), node.log);
-  assert.equal(ours.log.filter((key) => key === 'limits').length, 1);
+  // Our extra reads are the `limits` and `maxBuffer` extensions, once each, after node:wasi's
+  // own options.
+  const extensions = ['limits', 'maxBuffer'];
+  assert.deepEqual(ours.log.filter((key) => !extensions.includes(key)), node.log);
+  for (const key of extensions) assert.equal(ours.log.filter((k) => k === key).length, 1, key);
 });
 
 test('constructor: errors from user values propagate unchanged, as in Node', () => {
@@ -478,7 +480,7 @@ test('runWasm options: errors', () => {
 test('runWasm options: normalized output', () => {
   for (const row of RUN_OPTIONS_ACCEPTS) {
     const out = validateRunOptions(...callArgs(row));
-    assert.deepEqual(Object.keys(out), ['args', 'env', 'preopens', 'stdin', 'stdout', 'stderr', 'limits'], row.title);
+    assert.deepEqual(Object.keys(out), ['args', 'env', 'preopens', 'stdin', 'stdout', 'stderr', 'limits', 'maxBuffer'], row.title);
     assert.deepEqual(pick(out, Object.keys(row.expected)), row.expected, row.title);
   }
 });

@@ -75,6 +75,13 @@ export interface WASIOptions {
   stderr?: number | 'pipe' | 'ignore' | OutputTarget
   /** Extension: limits on guests this object runs in wasmtime (`instantiate()`); see `Limits`. */
   limits?: Limits
+  /**
+   * Extension (`child_process`'s option of the same name and default): bytes each captured
+   * (`'pipe'`) stream keeps, 1 MiB (1048576) by default; `Infinity` for no cap. A guest that
+   * writes more is stopped with a `RangeError` `ERR_WASI_STDIO_MAXBUFFER`, keeping exactly the
+   * first `maxBuffer` bytes (in `wasi.stdout`/`wasi.stderr`).
+   */
+  maxBuffer?: number
 }
 
 /** What `start()`/`initialize()` accept from V8: any object shaped like a WASI instance. */
@@ -155,6 +162,13 @@ export interface RunOptions {
   stderr?: 'pipe' | 'inherit' | 'ignore' | number | OutputTarget
   /** What the guest may use; see `Limits`. */
   limits?: Limits
+  /**
+   * As `child_process`'s option of the same name and default: bytes each captured
+   * (`'pipe'`) stream keeps, 1 MiB (1048576) by default; `Infinity` for no cap. A guest that
+   * writes more is stopped with a `RangeError` `ERR_WASI_STDIO_MAXBUFFER`, keeping exactly the
+   * first `maxBuffer` bytes (on the error's `stdout`/`stderr`).
+   */
+  maxBuffer?: number
   /**
    * JS functions the guest imports (see `ImportObject`). They run on the calling thread, also
    * for `runWasm`, whose guest waits for them (and for a returned Promise to settle).

@@ -168,6 +168,23 @@ function toBytes(value) {
   return undefined;
 }
 
+// --- maxBuffer ----------------------------------------------------------------
+
+/**
+ * Bytes a captured ('pipe') stdout or stderr keeps before the guest is stopped with
+ * ERR_WASI_STDIO_MAXBUFFER: 1 MiB, child_process's default for the same option.
+ */
+const kDefaultMaxBuffer = 1024 * 1024;
+
+/** Node's `validateMaxBuffer` (child_process): undefined or null is the default. */
+function validateMaxBuffer(value) {
+  if (value === undefined || value === null) return kDefaultMaxBuffer;
+  if (!(typeof value === 'number' && value >= 0)) {
+    throw ERR_OUT_OF_RANGE('options.maxBuffer', 'a positive number', value);
+  }
+  return value;
+}
+
 // --- new WASI(options) -------------------------------------------------------
 
 /**
@@ -176,7 +193,7 @@ function toBytes(value) {
  * @returns {{ version: 'preview1'|'unstable'|'preview2', args: string[], env: string[],
  *   preopens: Array<[string, string]>, stdin: number|Uint8Array,
  *   stdout: number|'pipe'|'ignore', stderr: number|'pipe'|'ignore',
- *   returnOnExit: unknown }}
+ *   maxBuffer: number, returnOnExit: unknown }}
  */
 function validateWasiOptions(options) {
   // Node: `constructor(options = kEmptyObject)`, so `new WASI()` reaches the
@@ -225,8 +242,9 @@ function validateWasiOptions(options) {
   if (!isExtension(stdout)) validateInt32(stdout, 'options.stdout', 0);
   if (!isExtension(stderr)) validateInt32(stderr, 'options.stderr', 0);
 
-  // Extension, checked after all of node:wasi's own checks.
+  // Extensions, checked after all of node:wasi's own checks.
   const limits = validateLimits(options.limits, 'options.limits');
+  const maxBuffer = validateMaxBuffer(options.maxBuffer);
 
   return {
     version,
@@ -237,6 +255,7 @@ function validateWasiOptions(options) {
     stdout,
     stderr,
     limits,
+    maxBuffer,
     // Raw: Node validates it only after native setup (step 9).
     returnOnExit: options.returnOnExit,
   };
@@ -275,7 +294,7 @@ function validateRunStdio(value, name, inheritFd) {
  * ignored. stdout/stderr default to 'pipe'; 'inherit' becomes fd 1 / fd 2.
  * @returns {{ args: string[], env: string[], preopens: Array<[string, string]>,
  *   stdin: undefined|number|Uint8Array, stdout: 'pipe'|'ignore'|number,
- *   stderr: 'pipe'|'ignore'|number }}
+ *   stderr: 'pipe'|'ignore'|number, maxBuffer: number }}
  */
 function validateRunOptions(options, onPool = false) {
   if (options === undefined) options = {};
@@ -315,8 +334,9 @@ function validateRunOptions(options, onPool = false) {
   const stdout = validateRunStdio(options.stdout, 'options.stdout', 1);
   const stderr = validateRunStdio(options.stderr, 'options.stderr', 2);
   const limits = validateLimits(options.limits, 'options.limits', onPool);
+  const maxBuffer = validateMaxBuffer(options.maxBuffer);
 
-  return { args, env, preopens, stdin, stdout, stderr, limits };
+  return { args, env, preopens, stdin, stdout, stderr, limits, maxBuffer };
 }
 
 // --- start() / initialize() --------------------------------------------------
@@ -362,4 +382,5 @@ module.exports = {
   validateUndefined: hideStackFrames(validateUndefined),
   validateInt32: hideStackFrames(validateInt32),
   validateMemory: hideStackFrames(validateMemory),
+  kDefaultMaxBuffer,
 };

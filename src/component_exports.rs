@@ -532,7 +532,7 @@ mod component_call_floor {
         let key = crate::engine::EngineKey::default();
         let linker = &crate::engine::engine_for(key).unwrap().component_linker;
         let wasi = wasmtime_wasi::WasiCtxBuilder::new().build_p1();
-        let host = crate::engine::Host::new(wasi, Default::default(), false);
+        let host = crate::engine::Host::new(wasi, Default::default(), Default::default(), false);
         let mut store = wasmtime::Store::new(engine, host);
         store.set_epoch_deadline(u64::MAX);
         let instance = linker.instantiate(&mut store, &component).unwrap();

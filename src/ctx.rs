@@ -4,13 +4,13 @@
 
 use crate::engine::Host;
 use crate::error::{ErrorCode, Failure, Result};
-use crate::limits::{Limits, RunLimits};
+use crate::limits::{Limits, RunLimits, StopCell};
 use crate::stdio::{attach, dup_fd, Captured, Input, Output, Stream};
 use crate::stream_output::{OutputChannel, Streams};
 use bytes::Bytes;
 use napi::bindgen_prelude::{Either, Uint8Array};
 use std::path::PathBuf;
-use wasmtime_wasi::cli::InputFile;
+use std::sync::Arc;
 use wasmtime_wasi::p1::WasiP1Ctx;
 use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
 
@@ -34,6 +34,9 @@ pub struct WasiConfig {
     pub stderr: Either<u32, String>,
     /// Limits for guests wasmtime runs.
     pub limits: Option<RunLimits>,
+    /// Bytes each captured (`'pipe'`) stream keeps before the guest is stopped; `Infinity`
+    /// for no cap. Checked by the JS layer (a number >= 0).
+    pub max_buffer: f64,
 }
 
 /// One preopened directory.
@@ -53,6 +56,8 @@ pub struct WasiSpec {
     pub stdout: Output,
     pub stderr: Output,
     pub limits: Limits,
+    /// Bytes each captured stream keeps (`usize::MAX`: no cap).
+    pub max_buffer: usize,
 }
 
 impl WasiSpec {
@@ -86,7 +91,7 @@ impl WasiSpec {
             })
             .collect::<Result<Vec<_>>>()?;
         let stdin = match config.stdin {
-            Either::A(fd) => Input::Fd(InputFile::new(dup_fd(fd, Stream::Stdin)?)),
+            Either::A(fd) => Input::Fd(Arc::new(dup_fd(fd, Stream::Stdin)?)),
             Either::B(bytes) => Input::Bytes(Bytes::copy_from_slice(&bytes)),
         };
         Ok(WasiSpec {
@@ -97,6 +102,8 @@ impl WasiSpec {
             stdout: output(config.stdout, Stream::Stdout, channels.0)?,
             stderr: output(config.stderr, Stream::Stderr, channels.1)?,
             limits: Limits::new(config.limits),
+            // Saturating: Infinity and anything past usize::MAX mean no cap; 1.5 keeps 1.
+            max_buffer: config.max_buffer as usize,
         })
     }
 
@@ -129,20 +136,23 @@ impl WasiSpec {
 
     /// Fresh capture buffers for this spec's piped outputs.
     pub fn new_captured(&self) -> Captured {
-        Captured::new(&self.stdout, &self.stderr)
+        Captured::new(&self.stdout, &self.stderr, self.max_buffer)
     }
 
     /// A fresh store state for a guest wasmtime runs: its context, exit rule and limits.
     pub fn host(&self, captured: &Captured, exit_process_on_proc_exit: bool) -> Result<Host> {
+        let stop = StopCell::default();
         Ok(Host::new(
-            self.build(captured)?,
+            self.build(captured, &stop)?,
+            stop,
             self.limits.store_limits(),
             exit_process_on_proc_exit,
         ))
     }
 
-    /// A fresh context: nothing guest-visible is shared with any other context.
-    pub fn build(&self, captured: &Captured) -> Result<WasiP1Ctx> {
+    /// A fresh context: nothing guest-visible is shared with any other context. Its stdio
+    /// streams stop waiting when `stop` (its store's) says so.
+    pub fn build(&self, captured: &Captured, stop: &StopCell) -> Result<WasiP1Ctx> {
         let mut builder = WasiCtxBuilder::new();
         builder
             .allow_blocking_current_thread(true)
@@ -150,10 +160,9 @@ impl WasiSpec {
             .envs(&self.env);
         attach(
             &mut builder,
-            &self.stdin,
-            &self.stdout,
-            &self.stderr,
+            (&self.stdin, &self.stdout, &self.stderr),
             captured,
+            stop,
         );
         for preopen in &self.preopens {
             builder

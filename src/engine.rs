@@ -7,7 +7,7 @@ use crate::component_imports::ComponentImports;
 use crate::error::{ErrorCode, Failure, Result};
 use crate::host_calls::Dispatcher;
 use crate::host_functions::HostImports;
-use crate::limits::StopWhen;
+use crate::limits::{StopCell, StopWhen};
 use crate::memory_buffer::TrackedBuffers;
 use crate::store_access::Lent;
 use once_cell::sync::Lazy;
@@ -36,12 +36,19 @@ pub struct Host {
     pub lent: Option<Arc<Lent>>,
     /// What stops the current entry into the guest (a guest waiting on JS checks it).
     pub stop: StopWhen,
+    /// The same, shared with the context's stdio streams.
+    pub stop_cell: StopCell,
     /// `memory.buffer` objects handed to JS, detached when their memory grows.
     pub buffers: TrackedBuffers,
 }
 
 impl Host {
-    pub fn new(wasi: WasiP1Ctx, store_limits: StoreLimits, exit_process: bool) -> Self {
+    pub fn new(
+        wasi: WasiP1Ctx,
+        stop_cell: StopCell,
+        store_limits: StoreLimits,
+        exit_process: bool,
+    ) -> Self {
         static NEXT_ID: AtomicU64 = AtomicU64::new(1);
         Host {
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
@@ -53,8 +60,15 @@ impl Host {
             dispatcher: None,
             lent: None,
             stop: StopWhen::default(),
+            stop_cell,
             buffers: TrackedBuffers::default(),
         }
+    }
+
+    /// Arms (or disarms) what stops the guest, for wasm and for its stdio streams.
+    pub fn set_stop(&mut self, stop: StopWhen) {
+        self.stop_cell.set(stop.clone());
+        self.stop = stop;
     }
 }
 
@@ -202,6 +216,14 @@ fn wasi_linker(engine: &Engine) -> Linker<Host> {
             .func_wrap(namespace, "proc_exit", proc_exit)
             .expect("proc_exit links");
     }
+    // A guest asleep in poll_oneoff can be stopped by its timeout or abort.
+    linker
+        .func_wrap(
+            "wasi_snapshot_preview1",
+            "poll_oneoff",
+            crate::poll_oneoff::poll_oneoff,
+        )
+        .expect("poll_oneoff links");
     linker
 }
 

@@ -2,6 +2,7 @@
 //! can cross threads), `classify` (the one place a `wasmtime::Error` is judged), and the
 //! conversion of a `Failure` into a real JS error object of the right class.
 
+use crate::capture::MaxBufferExceeded;
 use crate::js_bytes::JsBytes;
 use crate::limits::Stopped;
 use napi::bindgen_prelude::{FromNapiValue, Function, JsObjectValue, Object, Unknown};
@@ -26,6 +27,7 @@ pub enum ErrorCode {
     WasiExited,
     WasiTimeout,
     WasiBusy,
+    WasiStdioMaxBuffer,
     Aborted,
     UvwasiEnoent,
     UvwasiEnotdir,
@@ -51,6 +53,7 @@ impl AsRef<str> for ErrorCode {
             ErrorCode::WasiExited => "ERR_WASI_EXITED",
             ErrorCode::WasiTimeout => "ERR_WASI_TIMEOUT",
             ErrorCode::WasiBusy => "ERR_WASI_BUSY",
+            ErrorCode::WasiStdioMaxBuffer => "ERR_WASI_STDIO_MAXBUFFER",
             // The JS layer turns it into Node's `AbortError`.
             ErrorCode::Aborted => "ABORT_ERR",
             ErrorCode::UvwasiEnoent => "UVWASI_ENOENT",
@@ -69,7 +72,8 @@ impl ErrorCode {
     fn class(self) -> &'static str {
         match self {
             ErrorCode::InvalidArgType | ErrorCode::InvalidArgValue => "TypeError",
-            ErrorCode::OutOfRange => "RangeError",
+            // As Node's ERR_CHILD_PROCESS_STDIO_MAXBUFFER.
+            ErrorCode::OutOfRange | ErrorCode::WasiStdioMaxBuffer => "RangeError",
             ErrorCode::WasmTrap => "RuntimeError",
             _ => "Error",
         }
@@ -301,6 +305,12 @@ impl Drop for Thrown {
     }
 }
 
+impl From<&MaxBufferExceeded> for Failure {
+    fn from(exceeded: &MaxBufferExceeded) -> Self {
+        Failure::new(ErrorCode::WasiStdioMaxBuffer, exceeded.to_string())
+    }
+}
+
 /// The wasmtime error that unwinds a guest when its JS host function threw.
 #[derive(Debug)]
 pub struct HostThrow(pub Arc<Thrown>);
@@ -329,6 +339,9 @@ pub fn classify(error: wasmtime::Error) -> Result<i32> {
             Stopped::Aborted => ErrorCode::Aborted,
         };
         return Err(Failure::new(code, stopped.to_string()));
+    }
+    if let Some(exceeded) = error.downcast_ref::<MaxBufferExceeded>() {
+        return Err(exceeded.into());
     }
     let trap_code = match error.downcast_ref::<Trap>() {
         Some(trap) => trap_code_name(*trap),

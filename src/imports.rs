@@ -241,8 +241,8 @@ fn syscall(
     };
     if index == *FD_WRITE {
         if let GuestMemory::Unshared(bytes) = &mut memory {
-            if let Some(errno) = stdio.fd_write(bytes, args, HOSTCALL_FUEL) {
-                return Ok(errno);
+            if let Some(written) = stdio.fd_write(bytes, args, HOSTCALL_FUEL) {
+                return written.map_err(|exceeded| Failure::from(&exceeded));
             }
         }
     } else if index == *FD_CLOSE || index == *FD_RENUMBER {

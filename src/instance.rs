@@ -160,11 +160,21 @@ impl Running {
     /// Replaces the guest's WASI context once its command has run: the old one's descriptors
     /// (stdio duplicates, preopened directories, files it opened) close now, not when the
     /// garbage collector frees the instance. Its memory and exports stay usable. Does
-    /// nothing while an async start runs the guest.
-    pub fn replace_wasi(&self, wasi: wasmtime_wasi::p1::WasiP1Ctx) {
-        let _ = self.with_store(|mut store| {
-            store.as_context_mut().data_mut().wasi = wasi;
-        });
+    /// nothing while an async start runs the guest. `build` makes the new context for the
+    /// store's stop rule.
+    pub fn replace_wasi(
+        &self,
+        build: impl FnOnce(&crate::limits::StopCell) -> Result<wasmtime_wasi::p1::WasiP1Ctx>,
+    ) -> Result<()> {
+        match self.with_store(|mut store| {
+            let mut context = store.as_context_mut();
+            let host = context.data_mut();
+            host.wasi = build(&host.stop_cell)?;
+            Ok(())
+        }) {
+            Ok(built) => built,
+            Err(_) => Ok(()),
+        }
     }
 
     /// `wasi.initialize()` of a component: components initialise when instantiated, so this

@@ -7,6 +7,7 @@
 #[macro_use]
 extern crate napi_derive;
 
+mod capture;
 mod command;
 mod component_exports;
 mod component_imports;
@@ -29,9 +30,11 @@ mod memory;
 mod memory_buffer;
 mod module;
 mod native_function;
+mod poll_oneoff;
 mod pool;
 mod run;
 mod source;
+mod stdin_file;
 mod stdio;
 mod stdio_writes;
 mod store_access;

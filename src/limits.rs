@@ -179,7 +179,7 @@ impl Limits {
             // never armed is left as it is, which keeps calls without limits cheap.
             if store.data().stop.armed() {
                 store.set_epoch_deadline(NEVER);
-                store.data_mut().stop = StopWhen::default();
+                store.data_mut().set_stop(StopWhen::default());
             }
             return Ticking(None);
         }
@@ -189,7 +189,7 @@ impl Limits {
                 .map(|timeout| (Instant::now() + timeout, timeout)),
             cancel,
         };
-        store.data_mut().stop = stop.clone();
+        store.data_mut().set_stop(stop.clone());
         store.set_epoch_deadline(1);
         store.epoch_deadline_callback(move |_| match stop.check() {
             Ok(()) => Ok(UpdateDeadline::Continue(1)),
@@ -209,7 +209,7 @@ pub struct StopWhen {
 
 impl StopWhen {
     /// Whether anything can stop the entry (else the store's deadline is `NEVER`).
-    fn armed(&self) -> bool {
+    pub fn armed(&self) -> bool {
         self.deadline.is_some() || self.cancel.is_some()
     }
 
@@ -228,6 +228,37 @@ impl StopWhen {
             }
             _ => Ok(()),
         }
+    }
+}
+
+/// The current entry's `StopWhen`, shared by a store and the stdio streams of its WASI
+/// context, which wait outside wasm too (stdin reads, a slow streamed output).
+#[derive(Clone, Default)]
+pub struct StopCell(Arc<Mutex<StopWhen>>);
+
+impl StopCell {
+    pub fn set(&self, stop: StopWhen) {
+        *self.0.lock().unwrap() = stop;
+    }
+
+    pub fn get(&self) -> StopWhen {
+        self.0.lock().unwrap().clone()
+    }
+}
+
+/// Sleeps up to `duration` in slices of `STOP_CHECK_INTERVAL`, returning early (with why) if
+/// `stop` says the guest must stop.
+pub fn sleep_unless_stopped(duration: Duration, stop: &StopWhen) -> std::result::Result<(), Stopped> {
+    let end = Instant::now().checked_add(duration);
+    loop {
+        stop.check()?;
+        let now = Instant::now();
+        let left = match end {
+            Some(end) if now >= end => return Ok(()),
+            Some(end) => end - now,
+            None => STOP_CHECK_INTERVAL,
+        };
+        std::thread::sleep(left.min(STOP_CHECK_INTERVAL));
     }
 }
 

@@ -232,7 +232,7 @@ pub fn run_async<'env>(
     let (deferred, promise) = env.create_deferred()?;
     crate::pool::spawn(move || {
         let outcome = run_impl(&module, &spec, cancel, run_imports, None);
-        spec.streams().wait_delivered();
+        spec.streams().settle(&outcome);
         deferred.resolve(move |env: Env| {
             // The host objects' last holder: their references are released on this thread.
             drop(objects);

@@ -1,22 +1,25 @@
 //! Where a guest's stdin comes from and where its stdout/stderr go: a host file descriptor
 //! (duplicated, so the guest can never close the host's own), bytes fed in, a capture pipe
-//! with no size cap, or nothing.
+//! holding at most `maxBuffer` bytes (`capture.rs`), or nothing.
 
+use crate::capture::CapturePipe;
 use crate::error::{ErrorCode, Failure, Result};
 use crate::stream_output::{Channel, ChannelOutput};
 use bytes::Bytes;
 use std::fs::File;
 use std::os::fd::{BorrowedFd, RawFd};
 use std::sync::Arc;
-use wasmtime_wasi::cli::{InputFile, OutputFile};
-use wasmtime_wasi::p2::pipe::{MemoryInputPipe, MemoryOutputPipe, SinkOutputStream};
+use crate::limits::StopCell;
+use crate::stdin_file::StdinFile;
+use wasmtime_wasi::cli::OutputFile;
+use wasmtime_wasi::p2::pipe::{MemoryInputPipe, SinkOutputStream};
 use wasmtime_wasi::WasiCtxBuilder;
 
 /// The guest's stdin.
 #[derive(Clone)]
 pub enum Input {
-    /// A duplicate of a host descriptor: reads block, as with node:wasi.
-    Fd(InputFile),
+    /// A duplicate of a host descriptor: reads block, as with node:wasi (`stdin_file.rs`).
+    Fd(Arc<File>),
     /// These bytes, then end of file.
     Bytes(Bytes),
 }
@@ -27,7 +30,7 @@ pub enum Output {
     /// A duplicate of a host descriptor: wasmtime-wasi's stream over it, and the file itself
     /// (a second duplicate of the same open file) for the V8 path's direct writes.
     Fd { stream: OutputFile, file: Arc<File> },
-    /// Captured in memory, every byte, readable after the run.
+    /// Captured in memory, up to `maxBuffer` bytes, readable after the run.
     Pipe,
     /// Discarded.
     Ignore,
@@ -36,7 +39,7 @@ pub enum Output {
 }
 
 /// Which stream an output is, for messages.
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, Debug)]
 pub enum Stream {
     Stdin,
     Stdout,
@@ -44,7 +47,7 @@ pub enum Stream {
 }
 
 impl Stream {
-    fn name(self) -> &'static str {
+    pub fn name(self) -> &'static str {
         match self {
             Stream::Stdin => "stdin",
             Stream::Stdout => "stdout",
@@ -114,52 +117,55 @@ impl Output {
 /// The capture buffers of one execution (present for the outputs that are `Pipe`).
 #[derive(Clone, Default)]
 pub struct Captured {
-    pub stdout: Option<MemoryOutputPipe>,
-    pub stderr: Option<MemoryOutputPipe>,
+    pub stdout: Option<CapturePipe>,
+    pub stderr: Option<CapturePipe>,
 }
 
 impl Captured {
-    pub fn new(stdout: &Output, stderr: &Output) -> Self {
-        let pipe = |output: &Output| match output {
-            Output::Pipe => Some(MemoryOutputPipe::new(usize::MAX)),
+    /// Buffers for the piped ones of `stdout` and `stderr`, each keeping `max_buffer` bytes.
+    pub fn new(stdout: &Output, stderr: &Output, max_buffer: usize) -> Self {
+        let pipe = |output: &Output, stream| match output {
+            Output::Pipe => Some(CapturePipe::new(stream, max_buffer)),
             _ => None,
         };
         Captured {
-            stdout: pipe(stdout),
-            stderr: pipe(stderr),
+            stdout: pipe(stdout, Stream::Stdout),
+            stderr: pipe(stderr, Stream::Stderr),
         }
     }
 }
 
 /// Everything a pipe captured so far, as an owned vector (one copy).
-pub fn captured_bytes(pipe: &Option<MemoryOutputPipe>) -> Vec<u8> {
-    pipe.as_ref()
-        .map(|pipe| Vec::from(pipe.contents()))
-        .unwrap_or_default()
+pub fn captured_bytes(pipe: &Option<CapturePipe>) -> Vec<u8> {
+    pipe.as_ref().map(CapturePipe::contents).unwrap_or_default()
 }
 
-/// Wires the three streams into a context builder.
+/// Wires the three streams into a context builder; those that can wait outside wasm (a
+/// stdin descriptor, a streamed output) check `stop` while they wait.
 pub fn attach(
     builder: &mut WasiCtxBuilder,
-    stdin: &Input,
-    stdout: &Output,
-    stderr: &Output,
+    (stdin, stdout, stderr): (&Input, &Output, &Output),
     captured: &Captured,
+    stop: &StopCell,
 ) {
     match stdin {
-        Input::Fd(file) => builder.stdin(file.clone()),
+        Input::Fd(file) => builder.stdin(StdinFile::new(file.clone(), stop.clone())),
         Input::Bytes(bytes) => builder.stdin(MemoryInputPipe::new(bytes.clone())),
     };
     match (stdout, &captured.stdout) {
         (Output::Fd { stream, .. }, _) => builder.stdout(stream.clone()),
         (Output::Pipe, Some(pipe)) => builder.stdout(pipe.clone()),
-        (Output::Stream(channel), _) => builder.stdout(ChannelOutput(channel.clone())),
+        (Output::Stream(channel), _) => {
+            builder.stdout(ChannelOutput::new(channel.clone(), stop.clone()))
+        }
         _ => builder.stdout(SinkOutputStream),
     };
     match (stderr, &captured.stderr) {
         (Output::Fd { stream, .. }, _) => builder.stderr(stream.clone()),
         (Output::Pipe, Some(pipe)) => builder.stderr(pipe.clone()),
-        (Output::Stream(channel), _) => builder.stderr(ChannelOutput(channel.clone())),
+        (Output::Stream(channel), _) => {
+            builder.stderr(ChannelOutput::new(channel.clone(), stop.clone()))
+        }
         _ => builder.stderr(SinkOutputStream),
     };
 }

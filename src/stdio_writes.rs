@@ -5,14 +5,13 @@
 //! shared memory, a pointer wasmtime-wasi would reject, a guest that closed or renumbered
 //! fd 1 or 2) is left to wasmtime-wasi.
 
+use crate::capture::{CapturePipe, MaxBufferExceeded};
 use crate::stdio::{Captured, Output};
 use crate::stream_output::Channel;
 use bytes::Bytes;
 use std::fs::File;
 use std::io::Write;
 use std::sync::Arc;
-use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
-use wasmtime_wasi::p2::OutputStream;
 
 /// wasmtime-wasi's preview1 writes a stream in chunks of at most this many bytes.
 const CHUNK: usize = 4096;
@@ -20,13 +19,13 @@ const CHUNK: usize = 4096;
 /// Where guest fd 1 or 2 writes.
 enum Sink {
     File(Arc<File>),
-    Pipe(MemoryOutputPipe),
+    Pipe(CapturePipe),
     Stream(Arc<Channel>),
     Ignore,
 }
 
 impl Sink {
-    fn new(output: &Output, captured: &Option<MemoryOutputPipe>) -> Option<Self> {
+    fn new(output: &Output, captured: &Option<CapturePipe>) -> Option<Self> {
         match (output, captured) {
             (Output::Fd { file, .. }, _) => Some(Sink::File(file.clone())),
             (Output::Pipe, Some(pipe)) => Some(Sink::Pipe(pipe.clone())),
@@ -37,19 +36,29 @@ impl Sink {
     }
 
     /// Writes `data` as wasmtime-wasi's stdio stream would; the errno of a failed write.
-    fn write(&mut self, data: &[u8]) -> Result<(), i32> {
+    fn write(&mut self, data: &[u8]) -> Result<(), WriteError> {
         for chunk in data.chunks(CHUNK) {
             match self {
-                Sink::File(file) => (&**file).write_all(chunk).map_err(|e| errno(&e))?,
-                Sink::Pipe(pipe) => pipe
-                    .write(Bytes::copy_from_slice(chunk))
-                    .map_err(|_| ERRNO_IO)?,
-                Sink::Stream(channel) => channel.push(Bytes::copy_from_slice(chunk)),
+                Sink::File(file) => (&**file)
+                    .write_all(chunk)
+                    .map_err(|e| WriteError::Errno(errno(&e)))?,
+                Sink::Pipe(pipe) => pipe.push(chunk).map_err(WriteError::MaxBuffer)?,
+                // The V8 path: on the JS thread, which never waits, so nothing to stop.
+                Sink::Stream(channel) => {
+                    let _ = channel.push(Bytes::copy_from_slice(chunk), None);
+                }
                 Sink::Ignore => {}
             }
         }
         Ok(())
     }
+}
+
+/// How a direct write failed: an errno for the guest, or a captured stream past its cap
+/// (which stops the guest).
+pub enum WriteError {
+    Errno(i32),
+    MaxBuffer(MaxBufferExceeded),
 }
 
 const ERRNO_IO: i32 = 29;
@@ -110,10 +119,16 @@ impl StdioWrites {
         }
     }
 
-    /// `fd_write(fd, iovs, iovs_len, nwritten)` over `memory`: `Some(errno)` if it was served
-    /// here, `None` to leave it to wasmtime-wasi (which then gives the exact same outcome,
-    /// including its error for a bad pointer).
-    pub fn fd_write(&mut self, memory: &mut [u8], args: &[i64], max_bytes: usize) -> Option<i32> {
+    /// `fd_write(fd, iovs, iovs_len, nwritten)` over `memory`: `Some(Ok(errno))` if it was
+    /// served here (`Some(Err(_))` if that stops the guest), `None` to leave it to
+    /// wasmtime-wasi (which then gives the exact same outcome, including its error for a bad
+    /// pointer).
+    pub fn fd_write(
+        &mut self,
+        memory: &mut [u8],
+        args: &[i64],
+        max_bytes: usize,
+    ) -> Option<Result<i32, MaxBufferExceeded>> {
         let &[fd, iovs, iovs_len, nwritten] = args else {
             return None;
         };
@@ -149,9 +164,10 @@ impl StdioWrites {
         Some(match sink.write(data) {
             Ok(()) => {
                 memory[nwritten..nwritten + 4].copy_from_slice(&(written as u32).to_le_bytes());
-                0
+                Ok(0)
             }
-            Err(errno) => errno,
+            Err(WriteError::Errno(errno)) => Ok(errno),
+            Err(WriteError::MaxBuffer(exceeded)) => Err(exceeded),
         })
     }
 }

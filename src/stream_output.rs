@@ -1,10 +1,14 @@
 //! Streamed stdout/stderr (`stdout: (chunk) => {}` or a Writable): the guest's writes queue
 //! here as chunks, in order, and JS is woken to take them. A guest on a pool thread waits
-//! while more than `HIGH_WATER` bytes are handed to JS and not yet acknowledged (a slow
-//! Writable acknowledges when it has flushed), so memory stays bounded; a guest on the JS
-//! thread cannot wait for JS, so its chunks are delivered when the call returns.
+//! while more than `HIGH_WATER` bytes or `MAX_CHUNKS` chunks are handed to JS and not yet
+//! acknowledged (a slow Writable acknowledges when it has flushed), so memory stays bounded;
+//! the wait ends when the guest's timeout or abort stops it, and what was not yet taken is
+//! then dropped. A guest on the JS thread cannot wait for JS, so its chunks are delivered
+//! when the call returns.
 
+use crate::error::ErrorCode;
 use crate::js_bytes::JsBytes;
+use crate::limits::{StopCell, Stopped, STOP_CHECK_INTERVAL};
 use bytes::Bytes;
 use napi::bindgen_prelude::Function;
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
@@ -15,10 +19,13 @@ use std::task::{Context, Poll};
 use std::thread::ThreadId;
 use tokio::io::AsyncWrite;
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
-use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
+use wasmtime_wasi::p2::{OutputStream, Pollable, StreamError, StreamResult};
 
 /// How many bytes may be handed to JS and not yet acknowledged before the guest waits.
 const HIGH_WATER: usize = 1 << 20;
+/// How many chunks may be handed to JS and not yet acknowledged before the guest waits (a
+/// guest writing a byte at a time would otherwise queue a million of them).
+const MAX_CHUNKS: usize = 1024;
 
 /// Wakes JS (on its thread) to take the pending chunks; weak, so an idle channel never
 /// keeps the process alive.
@@ -28,6 +35,8 @@ struct Queue {
     pending: VecDeque<Bytes>,
     /// Bytes queued or handed to JS and not yet acknowledged.
     outstanding: usize,
+    /// Chunks queued or handed to JS and not yet acknowledged (JS acknowledges one per call).
+    outstanding_chunks: usize,
     /// JS is gone (its `OutputChannel` was finalized, e.g. a worker was terminated): nothing
     /// will be taken or acknowledged any more, so writes are dropped and nobody waits.
     closed: bool,
@@ -41,24 +50,62 @@ pub struct Channel {
     js_thread: ThreadId,
 }
 
+impl Queue {
+    fn full(&self) -> bool {
+        !self.closed && (self.outstanding > HIGH_WATER || self.outstanding_chunks > MAX_CHUNKS)
+    }
+
+    /// Drops the chunks JS has not taken yet.
+    fn drop_pending(&mut self) {
+        for chunk in self.pending.drain(..) {
+            self.outstanding -= chunk.len();
+            self.outstanding_chunks -= 1;
+        }
+    }
+}
+
 impl Channel {
-    pub fn push(&self, bytes: Bytes) {
+    /// Queues `bytes` for JS. On a pool thread, then waits while too much is outstanding,
+    /// unless `stop` (the writing guest's) says the guest must stop: then what JS has not
+    /// taken is dropped and the guest is stopped.
+    pub fn push(&self, bytes: Bytes, stop: Option<&StopCell>) -> Result<(), Stopped> {
         let len = bytes.len();
         let mut queue = self.queue.lock().unwrap();
         if queue.closed {
-            return;
+            return Ok(());
         }
         let was_empty = queue.pending.is_empty();
         queue.pending.push_back(bytes);
         queue.outstanding += len;
+        queue.outstanding_chunks += 1;
         if was_empty {
             self.wake.call((), ThreadsafeFunctionCallMode::NonBlocking);
         }
-        if std::thread::current().id() != self.js_thread {
-            while queue.outstanding > HIGH_WATER && !queue.closed {
+        if std::thread::current().id() == self.js_thread || !queue.full() {
+            return Ok(());
+        }
+        let stop = stop.map(StopCell::get).filter(|stop| stop.armed());
+        while queue.full() {
+            let Some(stop) = &stop else {
                 queue = self.acknowledged.wait(queue).unwrap();
+                continue;
+            };
+            queue = self
+                .acknowledged
+                .wait_timeout(queue, STOP_CHECK_INTERVAL)
+                .unwrap()
+                .0;
+            if let Err(stopped) = stop.check() {
+                queue.drop_pending();
+                return Err(stopped);
             }
         }
+        Ok(())
+    }
+
+    /// A stopped guest's output is not waited for: what JS has not taken is dropped.
+    pub fn discard(&self) {
+        self.queue.lock().unwrap().drop_pending();
     }
 
     /// Waits until JS has acknowledged every chunk (a pool thread, before a run settles).
@@ -85,6 +132,19 @@ impl Streams {
             channel.wait_delivered();
         }
     }
+
+    /// Once a run is stopped (timeout, abort): drops what JS has not taken, waiting for
+    /// nothing. Otherwise waits as `wait_delivered`.
+    pub fn settle<T>(&self, outcome: &crate::error::Result<T>) {
+        let stopped = matches!(outcome, Err(failure)
+            if matches!(failure.code, ErrorCode::WasiTimeout | ErrorCode::Aborted));
+        if !stopped {
+            return self.wait_delivered();
+        }
+        for channel in &self.0 {
+            channel.discard();
+        }
+    }
 }
 
 /// Internal: the JS side of one streamed output (`lib/stream.js`).
@@ -108,6 +168,7 @@ impl OutputChannel {
                 queue: Mutex::new(Queue {
                     pending: VecDeque::new(),
                     outstanding: 0,
+                    outstanding_chunks: 0,
                     closed: false,
                 }),
                 acknowledged: Condvar::new(),
@@ -128,11 +189,13 @@ impl OutputChannel {
             .collect()
     }
 
-    /// JS is done with `bytes` bytes (delivered, or dropped): a waiting guest may go on.
+    /// JS is done with one chunk of `bytes` bytes (delivered, or dropped): a waiting guest
+    /// may go on.
     #[napi(catch_unwind)]
     pub fn ack(&self, bytes: f64) {
         let mut queue = self.channel.queue.lock().unwrap();
         queue.outstanding = queue.outstanding.saturating_sub(bytes as usize);
+        queue.outstanding_chunks = queue.outstanding_chunks.saturating_sub(1);
         self.channel.acknowledged.notify_all();
     }
 }
@@ -149,7 +212,16 @@ impl Drop for OutputChannel {
 
 /// The guest-facing stream: wasmtime-wasi writes stdout or stderr here.
 #[derive(Clone)]
-pub struct ChannelOutput(pub Arc<Channel>);
+pub struct ChannelOutput {
+    channel: Arc<Channel>,
+    stop: StopCell,
+}
+
+impl ChannelOutput {
+    pub fn new(channel: Arc<Channel>, stop: StopCell) -> Self {
+        ChannelOutput { channel, stop }
+    }
+}
 
 impl IsTerminal for ChannelOutput {
     fn is_terminal(&self) -> bool {
@@ -175,7 +247,9 @@ impl Pollable for ChannelOutput {
 impl OutputStream for ChannelOutput {
     fn write(&mut self, bytes: Bytes) -> StreamResult<()> {
         if !bytes.is_empty() {
-            self.0.push(bytes);
+            self.channel
+                .push(bytes, Some(&self.stop))
+                .map_err(|stopped| StreamError::Trap(stopped.into()))?;
         }
         Ok(())
     }
@@ -196,7 +270,9 @@ impl AsyncWrite for ChannelOutput {
         buf: &[u8],
     ) -> Poll<std::io::Result<usize>> {
         if !buf.is_empty() {
-            self.0.push(Bytes::copy_from_slice(buf));
+            if let Err(stopped) = self.channel.push(Bytes::copy_from_slice(buf), Some(&self.stop)) {
+                return Poll::Ready(Err(std::io::Error::other(stopped)));
+            }
         }
         Poll::Ready(Ok(buf.len()))
     }

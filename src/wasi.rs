@@ -10,7 +10,7 @@ use crate::host_functions::Plan;
 use crate::imports::{syscall_function, SyscallState};
 use crate::instance::{Guest, Instance, Running};
 use crate::js_bytes::JsBytes;
-use crate::limits::CancelToken;
+use crate::limits::{CancelToken, StopCell};
 use crate::module::{Module, Prepared};
 use crate::run::instantiate_failure;
 use crate::stdio::{captured_bytes, Captured};
@@ -166,9 +166,10 @@ impl WasiCore {
         &mut self,
         env: &'env Env,
     ) -> napi::Result<Function<'env, Unknown<'env>, i32>> {
+        // V8 runs this guest: nothing can stop it from outside (no limits apply).
         let ctx = self
             .spec
-            .build(&self.captured)
+            .build(&self.captured, &StopCell::default())
             .map_err(|f| f.into_napi(env))?;
         let stdio = StdioWrites::new(&self.spec.stdout, &self.spec.stderr, &self.captured);
         let state = Rc::new(RefCell::new(Some((ctx, stdio))));
@@ -185,14 +186,17 @@ impl WasiCore {
     #[napi(catch_unwind)]
     pub fn release(&mut self, env: Env, instance: Option<&Instance>) -> napi::Result<()> {
         self.spec.close_descriptors();
+        if let Some(instance) = instance {
+            instance
+                .running
+                .replace_wasi(|stop| self.spec.build(&self.captured, stop))
+                .map_err(|f| f.into_napi(&env))?;
+        }
         let fresh = || {
             self.spec
-                .build(&self.captured)
+                .build(&self.captured, &StopCell::default())
                 .map_err(|f| f.into_napi(&env))
         };
-        if let Some(instance) = instance {
-            instance.running.replace_wasi(fresh()?);
-        }
         if let Some(state) = &self.bound {
             if let Ok(mut state) = state.try_borrow_mut() {
                 if state.is_some() {
@@ -255,7 +259,7 @@ impl WasiCore {
         let (deferred, promise) = env.create_deferred()?;
         crate::pool::spawn(move || {
             let (outcome, running) = work();
-            streams.wait_delivered();
+            streams.settle(&outcome);
             deferred.resolve(move |env: Env| {
                 // The guest's last holder may be this job: release it here, on its JS thread.
                 drop(running);

@@ -1,0 +1,128 @@
+//! preview1 `poll_oneoff` on the wasmtime path: wasmtime-wasi's own, except while the guest can
+//! be stopped (`limits.timeout`, a `signal`). Epoch interruption only reaches a guest running
+//! wasm, so a guest asleep in `poll_oneoff` (for a year, say) would outlive its timeout; here
+//! its wait is cut short when the guest must stop: a plain sleep (one relative clock, which
+//! wasmtime-wasi serves with a thread sleep) sleeps in slices, and any other poll races a stop
+//! check.
+
+use crate::engine::Host;
+use crate::limits::{sleep_unless_stopped, StopWhen, STOP_CHECK_INTERVAL};
+use std::future::Future;
+use std::pin::pin;
+use std::task::Poll;
+use std::time::Duration;
+use wasmtime::{AsContextMut, Caller, Extern};
+use wasmtime_wasi::p1::{types, wasi_snapshot_preview1 as p1};
+use wasmtime_wasi::runtime::in_tokio;
+use wiggle::{GuestMemory, GuestPtr};
+
+/// `poll_oneoff(subscriptions, events, count, nevents) -> errno`, linked over wasmtime-wasi's.
+pub fn poll_oneoff(
+    mut caller: Caller<'_, Host>,
+    subscriptions: i32,
+    events: i32,
+    count: i32,
+    nevents: i32,
+) -> wasmtime::Result<i32> {
+    let stop = caller.data().stop.clone();
+    // As wiggle's own glue: the guest memory, and the per-call copy budget.
+    let fuel = caller.as_context_mut().hostcall_fuel();
+    let export = caller.get_export("memory");
+    let (mut memory, host) = match &export {
+        Some(Extern::Memory(memory)) => {
+            let (bytes, host) = memory.data_and_store_mut(&mut caller);
+            (GuestMemory::Unshared(bytes), host)
+        }
+        Some(Extern::SharedMemory(memory)) => (GuestMemory::Shared(memory.data()), caller.data_mut()),
+        _ => wasmtime::bail!("missing required memory export"),
+    };
+    let ctx = &mut host.wasi;
+    p1::WasiSnapshotPreview1::set_hostcall_fuel(ctx, fuel);
+    if stop.armed() {
+        if let Some((duration, userdata)) = plain_sleep(&memory, subscriptions, count) {
+            if valid_results(&memory, events, nevents) {
+                sleep_unless_stopped(duration, &stop)?;
+                return write_clock_event(&mut memory, events, nevents, userdata);
+            }
+        }
+    }
+    let poll = p1::poll_oneoff(ctx, &mut memory, subscriptions, events, count, nevents);
+    if !stop.armed() {
+        return in_tokio(poll);
+    }
+    in_tokio(unless_stopped(poll, &stop))
+}
+
+/// The timeout and userdata of a poll wasmtime-wasi would serve with a thread sleep: one
+/// subscription, a clock, relative.
+fn plain_sleep(memory: &GuestMemory<'_>, subscriptions: i32, count: i32) -> Option<(Duration, u64)> {
+    if count != 1 {
+        return None;
+    }
+    let subscription = memory
+        .read(GuestPtr::<types::Subscription>::new(subscriptions as u32))
+        .ok()?;
+    match subscription.u {
+        types::SubscriptionU::Clock(clock)
+            if !clock
+                .flags
+                .contains(types::Subclockflags::SUBSCRIPTION_CLOCK_ABSTIME) =>
+        {
+            Some((Duration::from_nanos(clock.timeout), subscription.userdata))
+        }
+        _ => None,
+    }
+}
+
+/// Whether the event and the count can be written (else wasmtime-wasi answers, as it would).
+fn valid_results(memory: &GuestMemory<'_>, events: i32, nevents: i32) -> bool {
+    let fits = |at: i32, size: u32, align: u32| {
+        let at = at as u32;
+        at % align == 0 && memory.as_cow(GuestPtr::<[u8]>::new((at, size))).is_ok()
+    };
+    fits(events, 32, 8) && fits(nevents, 4, 4)
+}
+
+/// What wasmtime-wasi writes after a plain sleep: one clock event, and a count of 1.
+fn write_clock_event(
+    memory: &mut GuestMemory<'_>,
+    events: i32,
+    nevents: i32,
+    userdata: u64,
+) -> wasmtime::Result<i32> {
+    let event = types::Event {
+        userdata,
+        error: types::Errno::Success,
+        type_: types::Eventtype::Clock,
+        fd_readwrite: types::EventFdReadwrite {
+            flags: types::Eventrwflags::empty(),
+            nbytes: 1,
+        },
+    };
+    memory.write(GuestPtr::<types::Event>::new(events as u32), event)?;
+    memory.write(GuestPtr::<u32>::new(nevents as u32), 1)?;
+    Ok(0)
+}
+
+/// `future`, unless `stop` says the guest must stop first (checked every tick).
+async fn unless_stopped<F, T>(future: F, stop: &StopWhen) -> wasmtime::Result<T>
+where
+    F: Future<Output = wiggle::error::Result<T>>,
+{
+    let mut future = pin!(future);
+    let mut tick = pin!(tokio::time::sleep(STOP_CHECK_INTERVAL));
+    std::future::poll_fn(|cx| {
+        if let Poll::Ready(output) = future.as_mut().poll(cx) {
+            return Poll::Ready(output.map_err(Into::into));
+        }
+        while tick.as_mut().poll(cx).is_ready() {
+            if let Err(stopped) = stop.check() {
+                return Poll::Ready(Err(wasmtime::Error::from(stopped)));
+            }
+            tick.set(tokio::time::sleep(STOP_CHECK_INTERVAL));
+        }
+        Poll::Pending
+    })
+    .await
+}
+
