@@ -282,3 +282,21 @@ test('every supported WIT type round-trips through an import served by JS, both 
   assert.throws(() => wrong.exports['test:values/through'].point({ x: 1, label: 'a' }),
     (err) => err instanceof TypeError && /test:values\/host#point: result\.x must be a number/.test(err.message));
 });
+
+test('an argument whose getter or Proxy trap calls the same instance does not deadlock', () => {
+  const api = instantiate().exports['test:values/identity'];
+  // The store is taken only after every argument is converted, so these calls get it first.
+  const point = { get x() { return api.u32(7); }, get label() { return api.string('via getter'); } };
+  assert.deepEqual(api.point(point), { x: 7, label: 'via getter' });
+  const proxied = new Proxy({}, {
+    get(_target, key) {
+      if (key === 'x') return api.u32(9);
+      if (key === 'label') return api.point({ x: 1, label: 'inner' }).label;
+      return undefined;
+    },
+  });
+  assert.deepEqual(api.point(proxied), { x: 9, label: 'inner' });
+  const list = [1, 2];
+  Object.defineProperty(list, 0, { get: () => api.u32(41) });
+  assert.deepEqual(api.words(list), [41, 2]);
+});

@@ -174,6 +174,21 @@ test('returnOnExit: false ends the process with code & 0xff and no exit event', 
   }
 });
 
+test('returnOnExit: false with startAsync: the JS thread ends the process, with the code', () => {
+  for (const [n, status] of [[3, 3], [300, 44]]) {
+    const result = child(`
+      const { WASI } = require(${JSON.stringify(libPath)});
+      process.on('exit', () => console.log('exit event'));
+      const wasi = new WASI({ version: 'preview1', args: ['x', '${n}', 'proc_exit'], returnOnExit: false });
+      const instance = wasi.instantiate(require('fs').readFileSync(${JSON.stringify(path.resolve('__test__/fixtures/exitcode.wasm'))}));
+      wasi.startAsync(instance).then(() => console.log('resolved'), () => console.log('rejected'));
+      setInterval(() => {}, 1000);`);
+    assert.equal(result.status, status, `${n}: ${result.stderr}`);
+    assert.equal(result.signal, null);
+    assert.equal(result.stdout, `exiting with ${n}\n`);
+  }
+});
+
 test('a guest closing fd 1 does not close the host stdout', () => {
   const result = child(`
     const { WASI } = require(${JSON.stringify(libPath)});

@@ -9,7 +9,7 @@ const {
 } = require('../index.js');
 const { ERR_INVALID_ARG_VALUE } = require('./errors');
 const { validateAbortSignal, throwIfAborted, withSignal } = require('./abort');
-const { attachStreams, deliverNow, streamError } = require('./stream');
+const { attachStreams, deliverNow, discard, isStop, streamError } = require('./stream');
 const { validateRunOptions } = require('./validate');
 const { importValues, makeDispatcher } = require('./host');
 
@@ -66,7 +66,10 @@ async function runWasm(wasm, options) {
   const streams = attachStreams(config);
   const result = await withSignal(signal, (token) =>
     runAsync(module, config, token, streams.stdout?.channel, streams.stderr?.channel, values,
-             dispatch));
+             dispatch)).catch((err) => {
+    if (isStop(err)) discard(streams);
+    throw err;
+  });
   const error = streamError(streams);
   if (error !== undefined) throw error;
   return result;

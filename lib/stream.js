@@ -4,7 +4,10 @@
 // what the guest writes, chunk by chunk, in order. The native OutputChannel queues chunks and
 // wakes us to take them; each chunk is acknowledged once the target is done with it (a
 // function: when it returns; a Writable: in its write callback), which is what lets a guest
-// on a pool thread wait for a slow Writable instead of filling memory.
+// on a pool thread wait for a slow Writable instead of filling memory. A Writable gets chunks
+// only while it wants more (`write()` returned true, or it drained): the rest wait here, and
+// are dropped (`discard`) when the run is stopped, so nothing more reaches the Writable after
+// a timeout or an abort than it had already accepted.
 
 const { OutputChannel } = require('../index.js');
 
@@ -19,6 +22,10 @@ class StreamedOutput {
   #channel;
   /** The first error the target threw; later chunks are dropped (and acknowledged). */
   error = undefined;
+  /** Chunks taken from the channel, waiting for the Writable to drain. */
+  #held = [];
+  /** The Writable said it is full: wait for 'drain' (or 'close') before writing more. */
+  #waiting = false;
 
   constructor(target) {
     this.#target = target;
@@ -29,26 +36,67 @@ class StreamedOutput {
     return this.#channel;
   }
 
-  /** Hands every chunk waiting in the channel to the target, oldest first. */
+  /** Hands the chunks waiting in the channel to the target, oldest first. */
   deliver() {
-    for (const chunk of this.#channel.take()) {
-      const size = chunk.length;
-      if (this.error !== undefined) {
-        this.#channel.ack(size);
-        continue;
-      }
-      try {
-        if (typeof this.#target === 'function') {
-          this.#target(chunk);
-          this.#channel.ack(size);
-        } else {
-          this.#target.write(chunk, () => this.#channel.ack(size));
-        }
-      } catch (err) {
-        this.error = err;
-        this.#channel.ack(size);
-      }
+    const chunks = this.#channel.take();
+    if (this.#held.length > 0 || this.#waiting) {
+      for (const chunk of chunks) this.#held.push(chunk);
+      this.#writeHeld();
+      return;
     }
+    for (let i = 0; i < chunks.length; i++) {
+      if (this.#waiting) {
+        for (; i < chunks.length; i++) this.#held.push(chunks[i]);
+        return;
+      }
+      this.#hand(chunks[i]);
+    }
+  }
+
+  /** Drops the chunks not yet handed to the target (the run was stopped). */
+  discard() {
+    for (const chunk of this.#channel.take()) this.#channel.ack(chunk.length);
+    for (const chunk of this.#held) this.#channel.ack(chunk.length);
+    this.#held = [];
+  }
+
+  #writeHeld() {
+    let i = 0;
+    while (i < this.#held.length && !this.#waiting) this.#hand(this.#held[i++]);
+    this.#held.splice(0, i);
+  }
+
+  #hand(chunk) {
+    const size = chunk.length;
+    if (this.error !== undefined) {
+      this.#channel.ack(size);
+      return;
+    }
+    const target = this.#target;
+    try {
+      if (typeof target === 'function') {
+        target(chunk);
+        this.#channel.ack(size);
+      } else if (target.write(chunk, () => this.#channel.ack(size)) === false &&
+                 typeof target.once === 'function' && !target.destroyed) {
+        this.#waitForDrain(target);
+      }
+    } catch (err) {
+      this.error = err;
+      this.#channel.ack(size);
+    }
+  }
+
+  #waitForDrain(target) {
+    this.#waiting = true;
+    const resume = () => {
+      target.removeListener('drain', resume);
+      target.removeListener('close', resume);
+      this.#waiting = false;
+      this.#writeHeld();
+    };
+    target.once('drain', resume);
+    target.once('close', resume);
   }
 }
 
@@ -73,9 +121,20 @@ function deliverNow(streams) {
   streams.stderr?.deliver();
 }
 
+/** Drops what a stopped run wrote and no target has been handed yet. */
+function discard(streams) {
+  streams.stdout?.discard();
+  streams.stderr?.discard();
+}
+
+/** Whether `error` means the guest was stopped from outside (timeout, abort). */
+function isStop(error) {
+  return error?.code === 'ERR_WASI_TIMEOUT' || error?.code === 'ABORT_ERR';
+}
+
 /** The first error a target threw, if any. */
 function streamError(streams) {
   return streams.stdout?.error ?? streams.stderr?.error;
 }
 
-module.exports = { isStreamTarget, attachStreams, deliverNow, streamError };
+module.exports = { isStreamTarget, attachStreams, deliverNow, discard, isStop, streamError };

@@ -20,7 +20,7 @@ const {
   codedError, ERR_INVALID_ARG_TYPE, ERR_INVALID_ARG_VALUE, ERR_WASI_ALREADY_STARTED,
 } = require('./errors');
 const { validateAbortSignal, throwIfAborted, withSignal } = require('./abort');
-const { attachStreams, deliverNow, streamError } = require('./stream');
+const { attachStreams, deliverNow, discard, isStop, streamError } = require('./stream');
 const { createWasiImport, exitProcess } = require('./imports');
 
 // What node:wasi's proc_exit throws to unwind the guest with returnOnExit; start() catches it.
@@ -167,6 +167,10 @@ class WASI {
       const values = valuesOf(instance);
       const dispatch = values === undefined ? undefined : makeDispatcher(values);
       return withSignal(signal, (token) => this.#core.startAsync(instance, name, token, dispatch))
+        .catch((err) => {
+          if (isStop(err)) discard(this.#streams);
+          throw err;
+        })
         .finally(() => this.#core.release(instance))
         .then((exitCode) => {
           const error = streamError(this.#streams);

@@ -24,8 +24,11 @@ pub struct Host {
     pub wasi: WasiP1Ctx,
     /// The memory cap of `limits.maxMemory` (and wasmtime's defaults otherwise).
     pub store_limits: StoreLimits,
-    /// `returnOnExit: false`: `proc_exit` ends the whole process at once, as node:wasi does.
+    /// `returnOnExit: false`: `proc_exit` ends the whole process at once, as node:wasi does
+    /// (from this JS thread: a guest on a pool thread unwinds with `ExitProcess` instead).
     pub exit_process_on_proc_exit: bool,
+    /// The JS thread the store was made on.
+    pub js_thread: std::thread::ThreadId,
     /// The JS functions the guest imports, when the user supplied any.
     pub imports: Option<Arc<HostImports>>,
     /// The same for a component.
@@ -55,6 +58,7 @@ impl Host {
             wasi,
             store_limits,
             exit_process_on_proc_exit: exit_process,
+            js_thread: std::thread::current().id(),
             imports: None,
             component_imports: None,
             dispatcher: None,
@@ -238,11 +242,30 @@ fn wasi_component_linker(engine: &Engine) -> component::Linker<Host> {
 }
 
 fn proc_exit(caller: Caller<'_, Host>, code: i32) -> wasmtime::Result<()> {
-    if caller.data().exit_process_on_proc_exit {
+    let host = caller.data();
+    if host.exit_process_on_proc_exit {
+        // Ending the process on a pool thread would run its exit handlers while V8 runs on
+        // the JS thread: unwind the guest, and let the JS thread end it (`wasi.startAsync`).
+        if std::thread::current().id() != host.js_thread {
+            return Err(ExitProcess(code).into());
+        }
         exit_process(code);
     }
     Err(I32Exit(code).into())
 }
+
+/// A guest on a pool thread called `proc_exit` with `returnOnExit: false`: the JS thread
+/// ends the process with this code when the run settles.
+#[derive(Debug)]
+pub struct ExitProcess(pub i32);
+
+impl std::fmt::Display for ExitProcess {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "proc_exit({}) with returnOnExit: false", self.0)
+    }
+}
+
+impl std::error::Error for ExitProcess {}
 
 /// node:wasi's `proc_exit` with `returnOnExit: false`: the whole process ends at once with
 /// status `code & 0xff`, without Node's `'exit'` event.

@@ -3,6 +3,7 @@
 //! conversion of a `Failure` into a real JS error object of the right class.
 
 use crate::capture::MaxBufferExceeded;
+use crate::engine::ExitProcess;
 use crate::js_bytes::JsBytes;
 use crate::limits::Stopped;
 use napi::bindgen_prelude::{FromNapiValue, Function, JsObjectValue, Object, Unknown};
@@ -28,6 +29,8 @@ pub enum ErrorCode {
     WasiTimeout,
     WasiBusy,
     WasiStdioMaxBuffer,
+    /// Never reaches JS: the JS thread ends the process (`ExitProcess`).
+    ExitProcess,
     Aborted,
     UvwasiEnoent,
     UvwasiEnotdir,
@@ -54,6 +57,7 @@ impl AsRef<str> for ErrorCode {
             ErrorCode::WasiTimeout => "ERR_WASI_TIMEOUT",
             ErrorCode::WasiBusy => "ERR_WASI_BUSY",
             ErrorCode::WasiStdioMaxBuffer => "ERR_WASI_STDIO_MAXBUFFER",
+            ErrorCode::ExitProcess => "ERR_WASI_EXITED",
             // The JS layer turns it into Node's `AbortError`.
             ErrorCode::Aborted => "ABORT_ERR",
             ErrorCode::UvwasiEnoent => "UVWASI_ENOENT",
@@ -339,6 +343,11 @@ pub fn classify(error: wasmtime::Error) -> Result<i32> {
             Stopped::Aborted => ErrorCode::Aborted,
         };
         return Err(Failure::new(code, stopped.to_string()));
+    }
+    if let Some(ExitProcess(code)) = error.downcast_ref::<ExitProcess>() {
+        let mut failure = Failure::new(ErrorCode::ExitProcess, error.to_string());
+        failure.exit_code = Some(*code);
+        return Err(failure);
     }
     if let Some(exceeded) = error.downcast_ref::<MaxBufferExceeded>() {
         return Err(exceeded.into());

@@ -248,7 +248,10 @@ impl StopCell {
 
 /// Sleeps up to `duration` in slices of `STOP_CHECK_INTERVAL`, returning early (with why) if
 /// `stop` says the guest must stop.
-pub fn sleep_unless_stopped(duration: Duration, stop: &StopWhen) -> std::result::Result<(), Stopped> {
+pub fn sleep_unless_stopped(
+    duration: Duration,
+    stop: &StopWhen,
+) -> std::result::Result<(), Stopped> {
     let end = Instant::now().checked_add(duration);
     loop {
         stop.check()?;

@@ -49,7 +49,8 @@ impl StdinFile {
             // Readable, hung up or failed (the read reports which), or `poll` itself failed
             // for a reason other than a signal: let the read go ahead.
             if ready > 0
-                || (ready < 0 && std::io::Error::last_os_error().raw_os_error() != Some(libc::EINTR))
+                || (ready < 0
+                    && std::io::Error::last_os_error().raw_os_error() != Some(libc::EINTR))
             {
                 return Ok(());
             }

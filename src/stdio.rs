@@ -4,13 +4,13 @@
 
 use crate::capture::CapturePipe;
 use crate::error::{ErrorCode, Failure, Result};
+use crate::limits::StopCell;
+use crate::stdin_file::StdinFile;
 use crate::stream_output::{Channel, ChannelOutput};
 use bytes::Bytes;
 use std::fs::File;
 use std::os::fd::{BorrowedFd, RawFd};
 use std::sync::Arc;
-use crate::limits::StopCell;
-use crate::stdin_file::StdinFile;
 use wasmtime_wasi::cli::OutputFile;
 use wasmtime_wasi::p2::pipe::{MemoryInputPipe, SinkOutputStream};
 use wasmtime_wasi::WasiCtxBuilder;

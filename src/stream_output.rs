@@ -270,7 +270,10 @@ impl AsyncWrite for ChannelOutput {
         buf: &[u8],
     ) -> Poll<std::io::Result<usize>> {
         if !buf.is_empty() {
-            if let Err(stopped) = self.channel.push(Bytes::copy_from_slice(buf), Some(&self.stop)) {
+            if let Err(stopped) = self
+                .channel
+                .push(Bytes::copy_from_slice(buf), Some(&self.stop))
+            {
                 return Poll::Ready(Err(std::io::Error::other(stopped)));
             }
         }

@@ -263,6 +263,11 @@ impl WasiCore {
             deferred.resolve(move |env: Env| {
                 // The guest's last holder may be this job: release it here, on its JS thread.
                 drop(running);
+                if let Err(failure) = &outcome {
+                    if failure.code == ErrorCode::ExitProcess {
+                        crate::engine::exit_process(failure.exit_code.unwrap_or(1));
+                    }
+                }
                 outcome.map_err(|f| f.into_rejection(&env))
             });
         });
