@@ -3,12 +3,19 @@
 // unless it says otherwise, without yielding to the event loop, sampling RSS and open
 // descriptors ten times; it fails when, after the first 20% (warm-up), RSS grew by 5% or more
 // or descriptors by more than 5. Then random and mutated bytes go to `new Module`,
-// `Module.deserialize` and `instantiate`, which must throw coded errors, never crash.
+// `Module.deserialize` and `instantiate`, which must throw coded errors, never crash. Last,
+// hostile guests (flooding output, asleep in poll_oneoff for a year, reading a stdin that never
+// delivers, flooding a slow Writable) must be stopped with the expected code within 2x their
+// deadline, every time, with RSS bounded.
 //
 // SOAK_SCALE (default 1) scales every count: SOAK_SCALE=0.01 is a quick check.
 
 import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import crypto from 'node:crypto';
+import { execFileSync } from 'node:child_process';
+import { Writable } from 'node:stream';
 import { createRequire } from 'node:module';
 
 const require = createRequire(import.meta.url);
@@ -79,6 +86,50 @@ function fuzz(n) {
   return outcomes;
 }
 
+/** A module whose `_start` is `body` (WAT), with fd_write, fd_read and poll_oneoff imported. */
+function guest(body) {
+  return new Module(`(module
+    (import "wasi_snapshot_preview1" "fd_write" (func $write (param i32 i32 i32 i32) (result i32)))
+    (import "wasi_snapshot_preview1" "fd_read" (func $read (param i32 i32 i32 i32) (result i32)))
+    (import "wasi_snapshot_preview1" "poll_oneoff" (func $poll (param i32 i32 i32 i32) (result i32)))
+    (memory (export "memory") 1)
+    (data (i32.const 100) "${'y'.repeat(4095)}\\n")
+    (func (export "_start") ${body}))`);
+}
+const FLOOD = guest(`(i32.store (i32.const 0) (i32.const 100)) (i32.store (i32.const 4) (i32.const 4096))
+  (loop $l (drop (call $write (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8))) (br $l))`);
+const SMALL_FLOOD = guest(`(i32.store (i32.const 0) (i32.const 100)) (i32.store (i32.const 4) (i32.const 8))
+  (loop $l (drop (call $write (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8))) (br $l))`);
+const SLEEP_A_YEAR = guest(`(i32.store8 (i32.const 8) (i32.const 0))
+  (i64.store (i32.const 24) (i64.const 31536000000000000))
+  (drop (call $poll (i32.const 0) (i32.const 8192) (i32.const 1) (i32.const 8256)))`);
+const READ_STDIN = guest(`(i32.store (i32.const 0) (i32.const 100)) (i32.store (i32.const 4) (i32.const 10))
+  (drop (call $read (i32.const 0) (i32.const 0) (i32.const 1) (i32.const 8)))`);
+const fifo = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'nwt-soak-')), 'stdin');
+execFileSync('mkfifo', [fifo]);
+const silentStdin = fs.openSync(fifo, 'r+'); // no data, never end of file
+const slowWritable = () => new Writable({ write(_chunk, _encoding, callback) { setTimeout(callback, 2); } });
+
+/** Runs a hostile guest `n` times; each must fail with `code` within 2x `deadline` ms. */
+async function hostile(name, n, deadline, code, run) {
+  n = Math.max(3, Math.round(n * scale));
+  let slowest = 0;
+  let wrong;
+  const rssBefore = rssMb();
+  for (let i = 0; i < n; i++) {
+    const began = performance.now();
+    try {
+      await run();
+      wrong ??= 'returned';
+    } catch (err) {
+      if (err.code !== code) wrong ??= `${err.code}: ${err.message}`;
+    }
+    slowest = Math.max(slowest, performance.now() - began);
+  }
+  const ok = wrong === undefined && slowest < 2 * deadline;
+  return { name, n, deadline, code, slowest, rss: `${rssBefore.toFixed(1)} -> ${rssMb().toFixed(1)} MB`, ok, wrong };
+}
+
 const results = [
   await soak('seed loop: new WASI + new WebAssembly.Instance + start (V8)', 1_000_000, () => {
     const wasi = new WASI({ version: 'preview1', stdout: devNull });
@@ -109,7 +160,36 @@ for (const r of results) {
 const outcomes = fuzz(2000);
 console.log('\nhostile input (every error coded):');
 for (const [outcome, times] of [...outcomes].sort()) console.log(`  ${outcome}: ${times}`);
+
+const timeout = { limits: { timeout: 200 } };
+const guests = [
+  await hostile('floods a captured stdout (default maxBuffer)', 200, 200, 'ERR_WASI_STDIO_MAXBUFFER',
+                () => runWasm(FLOOD, timeout)),
+  await hostile('floods an ignored stdout', 20, 200, 'ERR_WASI_TIMEOUT',
+                () => runWasm(FLOOD, { ...timeout, stdout: 'ignore' })),
+  await hostile('floods a slow Writable in 8-byte writes', 20, 200, 'ERR_WASI_TIMEOUT',
+                () => runWasm(SMALL_FLOOD, { ...timeout, stdout: slowWritable() })),
+  await hostile('sleeps a year in poll_oneoff (runWasm)', 20, 200, 'ERR_WASI_TIMEOUT',
+                () => runWasm(SLEEP_A_YEAR, timeout)),
+  await hostile('sleeps a year in poll_oneoff (runWasmSync)', 20, 200, 'ERR_WASI_TIMEOUT',
+                () => runWasmSync(SLEEP_A_YEAR, timeout)),
+  await hostile('sleeps a year, aborted', 20, 200, 'ABORT_ERR',
+                () => runWasm(SLEEP_A_YEAR, { signal: AbortSignal.timeout(200) })),
+  await hostile('reads a stdin that never delivers', 20, 200, 'ERR_WASI_TIMEOUT',
+                () => runWasm(READ_STDIN, { ...timeout, stdin: silentStdin })),
+];
+console.log('\nhostile guests (each run stopped with its code within 2x the deadline):');
+console.log('| guest | runs | deadline | code | slowest | RSS | |');
+console.log('|---|---|---|---|---|---|---|');
+for (const g of guests) {
+  console.log(`| ${g.name} | ${g.n} | ${g.deadline} ms | ${g.code} | ${g.slowest.toFixed(0)} ms | ${g.rss} | ${g.ok ? 'ok' : `FAILS${g.wrong ? `: ${g.wrong}` : ''}`} |`);
+}
 if (results.some((r) => !r.ok)) {
   console.log('\nFAIL: growth after warm-up');
   process.exitCode = 1;
 }
+if (guests.some((g) => !g.ok)) {
+  console.log('\nFAIL: a hostile guest was not stopped as it should be');
+  process.exitCode = 1;
+}
+fs.closeSync(silentStdin);
