@@ -53,6 +53,14 @@ export declare class Global {
  * `wasi.initialize()`; after `initialize()`, call its exports.
  */
 export declare class Instance {
+  /**
+   * Frees the instance's store (its linear memories, instance and WASI context) now,
+   * rather than when the garbage collector frees this object; `memory.buffer` objects are
+   * detached, and every later use of the instance, its exports or its memories throws
+   * `ERR_WASM_INSTANCE_DISPOSED`. Also `instance[Symbol.dispose]()`. Throws `ERR_WASI_BUSY`
+   * while the guest runs (`startAsync`) or from inside its own host call. Idempotent.
+   */
+  dispose(): void
   /** `'module'` for a core module's instance, `'component'` for a component's. */
   get kind(): 'module' | 'component'
   /** The module this instance was made from. */
@@ -200,6 +208,11 @@ export declare class WasiCore {
   markStarted(): void
   /** `false`: a guest's `proc_exit` ends the process, as node:wasi's `returnOnExit: false`. */
   set returnOnExit(value: boolean)
+  /**
+   * Throws `ERR_WASM_INSTANCE_DISPOSED` if `instance` was disposed (checked before this
+   * object is marked started).
+   */
+  checkLive(instance: Instance): void
   /** Whether `instance` was made by this object. */
   owns(instance: Instance): boolean
   /**

@@ -272,3 +272,18 @@ test('returnOnExit: false ends the process with the component exit code', () => 
     assert.equal(result.stdout, `exiting with code ${n}\n`);
   }
 });
+
+test('returnOnExit: false with startAsync: the JS thread ends the process with the exit code', () => {
+  for (const n of [3, 200]) {
+    const result = spawnSync(process.execPath, ['-e', `
+      const { WASI, Module } = require(${JSON.stringify(path.resolve('lib/index.js'))});
+      process.on('exit', () => console.log('exit event'));
+      const wasi = new WASI({ version: 'preview2', args: ['x', '${n}'], returnOnExit: false });
+      const instance = wasi.instantiate(new Module(require('fs').readFileSync(${JSON.stringify(fixturePath('components/exit-with-code.wasm'))})));
+      wasi.startAsync(instance).then(() => console.log('resolved'), () => console.log('rejected'));
+      setInterval(() => {}, 1000);`], { encoding: 'utf8' });
+    assert.equal(result.status, n, result.stderr);
+    assert.equal(result.signal, null);
+    assert.equal(result.stdout, `exiting with code ${n}\n`);
+  }
+});

@@ -324,3 +324,94 @@ test('running out of descriptors is UVWASI_EMFILE, not a bad descriptor', () => 
   assert.equal(report.made, true);
   assert.match(report.message, /^UVWASI_EMFILE, uvwasi_init: cannot duplicate options\.std(in|out|err) \(fd [012]\): too many open files in the process$/);
 });
+
+// --- instance[Symbol.dispose]() ---------------------------------------------------------
+
+test('instance[Symbol.dispose]() frees the store: buffers detach, every later use throws ERR_WASM_INSTANCE_DISPOSED', () => {
+  const wasi = new WASI({ version: P1, stdout: 'pipe' });
+  const instance = wasi.instantiate(new Module(fixture('hello.wasm')));
+  const { memory, _start } = instance.exports;
+  const buffer = memory.buffer;
+  assert.ok(buffer.byteLength > 0);
+  assert.equal(instance[Symbol.dispose], Instance.prototype[Symbol.dispose]);
+  instance[Symbol.dispose]();
+  assert.equal(buffer.byteLength, 0, 'the buffer over the freed memory is detached');
+  const disposed = { code: 'ERR_WASM_INSTANCE_DISPOSED', message: /disposed/ };
+  assert.throws(() => memory.buffer, disposed);
+  assert.throws(() => memory.read(0, 4), disposed);
+  assert.throws(() => memory.grow(1), disposed);
+  assert.throws(() => _start(), disposed);
+  assert.throws(() => wasi.start(instance), disposed);
+  instance.dispose(); // idempotent, under either name
+  instance[Symbol.dispose]();
+  // Nothing was started: the same WASI starts a fresh instance.
+  assert.equal(wasi.start(wasi.instantiate(new Module(fixture('hello.wasm')))), 0);
+  assert.equal(wasi.stdout.toString(), 'hello world\n');
+});
+
+test('instance dispose closes what the guest holds: its preopens and stdio duplicates, before start', () => {
+  const dir = tempDir();
+  const module = new Module(fixture('hello.wasm'));
+  withDevNull((devNull) => {
+    // The module's memory image (a descriptor of its own) is made at its first instantiation.
+    new WASI({ version: P1 }).instantiate(module)[Symbol.dispose]();
+    const before = openFds();
+    const instances = [];
+    for (let i = 0; i < 20; i++) {
+      const wasi = new WASI({ version: P1, stdout: devNull, preopens: { '/sandbox': dir } });
+      instances.push(wasi.instantiate(module));
+      wasi[Symbol.dispose]();
+    }
+    assert.ok(openFds() >= before + 20, 'each unstarted instance holds its own context');
+    for (const instance of instances) instance[Symbol.dispose]();
+    assert.equal(openFds(), before);
+  });
+});
+
+test('dispose in a loop that never yields: 20,000 instantiate + start + dispose', () => {
+  // Without dispose, each instance's store (memory reservation included) waits for a finalizer
+  // that Node 20 runs only when the event loop turns.
+  const module = new Module(fixture('hello.wasm'));
+  withDevNull((devNull) => {
+    const before = openFds();
+    for (let i = 0; i < 20000; i++) {
+      const wasi = new WASI({ version: P1, stdout: devNull });
+      const instance = wasi.instantiate(module);
+      assert.equal(wasi.start(instance), 0);
+      instance[Symbol.dispose]();
+    }
+    assert.ok(openFds() - before <= 5);
+  });
+});
+
+test('dispose is refused while the guest runs (startAsync) or from its own host call', async () => {
+  const wasi = new WASI({ version: P1 });
+  const { ENDLESS_WAT } = await import('./helpers.mjs');
+  const instance = wasi.instantiate(new Module(ENDLESS_WAT));
+  const controller = new AbortController();
+  const running = wasi.startAsync(instance, { signal: controller.signal });
+  assert.throws(() => instance[Symbol.dispose](), { code: 'ERR_WASI_BUSY' });
+  controller.abort();
+  await assert.rejects(running, { code: 'ABORT_ERR' });
+  instance[Symbol.dispose]();
+  assert.throws(() => instance.exports.peek(), { code: 'ERR_WASM_INSTANCE_DISPOSED' });
+
+  const other = new WASI({ version: P1 });
+  let inner;
+  const guest = other.instantiate(new Module(`(module
+    (import "host" "call" (func $call))
+    (memory (export "memory") 1)
+    (func (export "_start") (call $call)))`), {
+    host: { call: () => { try { guest[Symbol.dispose](); } catch (err) { inner = err; } } },
+  });
+  assert.equal(other.start(guest), 0);
+  assert.equal(inner?.code, 'ERR_WASI_BUSY');
+  guest[Symbol.dispose]();
+});
+
+test('a component instance is disposed the same way', () => {
+  const wasi = new WASI({ version: 'preview2', stdout: 'pipe' });
+  const instance = wasi.instantiate(new Module(fixture('components/hello.wasm')));
+  instance[Symbol.dispose]();
+  assert.throws(() => wasi.start(instance), { code: 'ERR_WASM_INSTANCE_DISPOSED' });
+});

@@ -143,12 +143,18 @@ const results = [
   }),
   await soak('runWasm(Module), awaited one by one', 200_000, () => runWasm(helloModule, { stdout: 'pipe' }), { async: true }),
   // An Instance's store is freed by its finalizer, which Node 20 runs only when the event
-  // loop turns: this loop yields every 1,000 runs (Instance has no [Symbol.dispose] yet).
+  // loop turns: this loop yields every 1,000 runs; the next one disposes instead.
   await soak('new WASI + instantiate + start (wasmtime), yielding every 1,000', 100_000, async (i) => {
     const wasi = new WASI({ version: 'preview1', stdout: devNull });
     wasi.start(wasi.instantiate(helloModule));
     if (i % 1000 === 999) await new Promise((resolve) => setImmediate(resolve));
   }, { async: true }),
+  await soak('new WASI + instantiate + start + instance[Symbol.dispose](), never yielding', 100_000, () => {
+    const wasi = new WASI({ version: 'preview1', stdout: devNull });
+    const instance = wasi.instantiate(helloModule);
+    wasi.start(instance);
+    instance[Symbol.dispose]();
+  }),
 ];
 
 console.log('soak (SOAK_SCALE=%s), Node %s; RSS after warm-up (20%%) -> end', scale, process.version);

@@ -7,6 +7,13 @@ import type { Module, Instance, Memory, Global, Table, RunResult } from '../inde
 export { Module, Instance, Memory, Global, Table } from '../index'
 export type { RunResult, ImportDescriptor, ExportDescriptor } from '../index'
 
+declare module '../index' {
+  interface Instance {
+    /** `instance.dispose()`, for `using`. */
+    [Symbol.dispose](): void
+  }
+}
+
 /**
  * Streamed output: a function called with each chunk the guest writes (a `Buffer` it may keep),
  * or a Node `Writable` (anything with a `write(chunk, callback)` method).

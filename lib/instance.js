@@ -23,4 +23,13 @@ Object.defineProperty(Instance.prototype, 'exports', {
   },
 });
 
+// `instance[Symbol.dispose]()` (and `using`): frees the store, memory and WASI context now.
+Object.defineProperty(Instance.prototype, Symbol.dispose, {
+  configurable: true,
+  writable: true,
+  value: function dispose() {
+    this.dispose();
+  },
+});
+
 module.exports = { Instance };

@@ -266,6 +266,7 @@ class WASI {
     if (instance instanceof Instance) {
       validateMemory(exports.memory, Memory);
       this.#checkOwner(instance);
+      this.#core.checkLive(instance);
       this.#core.markStarted();
     } else {
       if (this.#version === 'preview2') {

@@ -465,8 +465,11 @@ fn call(export: &ComponentExport, args: &[Unknown]) -> Result<JsOut> {
         classes,
         ..
     } = export;
-    if *is_entry && running.started.swap(true, Ordering::SeqCst) {
-        return Err(crate::wasi::already_started());
+    if *is_entry {
+        running.not_disposed()?;
+        if running.started.swap(true, Ordering::SeqCst) {
+            return Err(crate::wasi::already_started());
+        }
     }
     // The arguments are converted before the store is taken: a getter or Proxy trap on an
     // argument may call into this same instance. (So the JS objects of host resources, which

@@ -244,14 +244,22 @@ fn wasi_component_linker(engine: &Engine) -> component::Linker<Host> {
 fn proc_exit(caller: Caller<'_, Host>, code: i32) -> wasmtime::Result<()> {
     let host = caller.data();
     if host.exit_process_on_proc_exit {
-        // Ending the process on a pool thread would run its exit handlers while V8 runs on
-        // the JS thread: unwind the guest, and let the JS thread end it (`wasi.startAsync`).
-        if std::thread::current().id() != host.js_thread {
-            return Err(ExitProcess(code).into());
-        }
-        exit_process(code);
+        return Err(host.exit_process(code).into());
     }
     Err(I32Exit(code).into())
+}
+
+impl Host {
+    /// `returnOnExit: false`: ends the process now on the JS thread. Ending it on a pool
+    /// thread would run its exit handlers while V8 runs on the JS thread, so there the guest
+    /// unwinds with the returned `ExitProcess`, and the JS thread ends the process when the
+    /// run settles (`wasi.startAsync`).
+    pub fn exit_process(&self, code: i32) -> ExitProcess {
+        if std::thread::current().id() == self.js_thread {
+            exit_process(code);
+        }
+        ExitProcess(code)
+    }
 }
 
 /// A guest on a pool thread called `proc_exit` with `returnOnExit: false`: the JS thread

@@ -50,8 +50,11 @@ fn call(
     export: &ExportFunction,
     args: &[sys::napi_value],
 ) -> Result<sys::napi_value> {
-    if export.is_entry && export.running.started.swap(true, Ordering::SeqCst) {
-        return Err(crate::wasi::already_started());
+    if export.is_entry {
+        export.running.not_disposed()?;
+        if export.running.started.swap(true, Ordering::SeqCst) {
+            return Err(crate::wasi::already_started());
+        }
     }
     let sig = &export.sig;
     let mut inline = [ValRaw::i32(0); MAX_INLINE];

@@ -5,7 +5,7 @@
 
 use crate::command::{exit_code, not_a_command, Command};
 use crate::component_exports::component_exports;
-use crate::engine::{exit_process, Host};
+use crate::engine::Host;
 use crate::error::{classify, ErrorCode, Failure, Result};
 use crate::export_function::ExportFunction;
 use crate::host_calls::Dispatcher;
@@ -27,6 +27,29 @@ use wasmtime::{
 };
 use wasmtime_wasi::I32Exit;
 
+fn disposed() -> Failure {
+    Failure::new(
+        ErrorCode::WasmInstanceDisposed,
+        "The instance was disposed ([Symbol.dispose]()): its memory and exports are gone",
+    )
+}
+
+/// The locked store of a guest that is not disposed.
+pub struct StoreGuard<'a>(MutexGuard<'a, Option<Store<Host>>>);
+
+impl std::ops::Deref for StoreGuard<'_> {
+    type Target = Store<Host>;
+    fn deref(&self) -> &Store<Host> {
+        self.0.as_ref().expect("checked when locked")
+    }
+}
+
+impl std::ops::DerefMut for StoreGuard<'_> {
+    fn deref_mut(&mut self) -> &mut Store<Host> {
+        self.0.as_mut().expect("checked when locked")
+    }
+}
+
 /// A live core-module instance or component instance.
 pub enum Guest {
     Core(wasmtime::Instance),
@@ -35,7 +58,8 @@ pub enum Guest {
 
 /// One live guest: its store, its instance, and the started flag of the `WASI` that made it.
 pub struct Running {
-    store: Mutex<Store<Host>>,
+    /// `None` once disposed (`instance[Symbol.dispose]()`).
+    store: Mutex<Option<Store<Host>>>,
     /// The store's `Host::id`.
     id: u64,
     /// Where the guest lends its store while it waits for JS on a pool thread.
@@ -47,6 +71,8 @@ pub struct Running {
     limits: Limits,
     /// Set while `wasi.startAsync()` runs the guest on a pool thread.
     busy: AtomicBool,
+    /// Set by `dispose` (the store is then `None`).
+    disposed: AtomicBool,
 }
 
 impl Running {
@@ -60,13 +86,23 @@ impl Running {
         store.data_mut().lent = Some(lent.clone());
         Running {
             id: store.data().id,
-            store: Mutex::new(store),
+            store: Mutex::new(Some(store)),
             lent,
             guest,
             started,
             limits,
             busy: AtomicBool::new(false),
+            disposed: AtomicBool::new(false),
         }
+    }
+
+    /// `ERR_WASM_INSTANCE_DISPOSED` once disposed (checked before an entry point is claimed,
+    /// so a disposed instance's `_start` leaves the `WASI` unstarted).
+    pub fn not_disposed(&self) -> Result<()> {
+        if self.disposed.load(Ordering::SeqCst) {
+            return Err(disposed());
+        }
+        Ok(())
     }
 
     /// Checks that `name` can be entered (`_start`/`_initialize` of a core module, `run` of
@@ -110,9 +146,11 @@ impl Running {
             Entry::Command(command) => command.wasi_cli_run().call_run(&mut store),
         };
         if let Err(error) = &outcome {
+            // A component's `wasi:cli/exit` (a core module's `proc_exit` is ours, engine.rs).
             if let Some(I32Exit(code)) = error.downcast_ref::<I32Exit>() {
-                if store.as_context_mut().data().exit_process_on_proc_exit {
-                    exit_process(*code);
+                let host = store.as_context_mut();
+                if host.data().exit_process_on_proc_exit {
+                    return classify(host.data().exit_process(*code).into());
                 }
             }
         }
@@ -145,13 +183,14 @@ impl Running {
         self.busy.store(true, Ordering::SeqCst);
         let running = self.clone();
         Ok(move || {
-            let outcome = {
-                let mut store = running.lock();
+            let outcome = (|| {
+                // Never disposed meanwhile: a busy guest refuses it.
+                let mut store = running.lock()?;
                 store.data_mut().dispatcher = dispatcher;
                 let outcome = running.run(StoreRef::Top(&mut store), entry, cancel);
                 store.data_mut().dispatcher = None;
                 outcome
-            };
+            })();
             running.busy.store(false, Ordering::SeqCst);
             (outcome, running)
         })
@@ -213,10 +252,35 @@ impl Running {
                          functions: the component model forbids re-entering an instance",
                     ));
                 }
-                Ok(self.lock())
+                self.lock()
             },
             f,
         )
+    }
+
+    /// Frees the store now (its instance, linear memories and WASI context), detaching the
+    /// `memory.buffer` objects JS holds; every later use fails with
+    /// `ERR_WASM_INSTANCE_DISPOSED`. Refused (`ERR_WASI_BUSY`) while the guest runs or waits
+    /// for a host call. Idempotent.
+    pub fn dispose(&self, env: &Env) -> Result<()> {
+        self.not_busy()?;
+        if store_access::is_active(self.id) {
+            return Err(Failure::new(
+                ErrorCode::WasiBusy,
+                "An instance cannot be disposed from inside one of its own host calls",
+            ));
+        }
+        self.disposed.store(true, Ordering::SeqCst);
+        let store = self
+            .store
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .take();
+        if let Some(mut store) = store {
+            crate::memory_buffer::detach_all(env, &mut store);
+            drop(store);
+        }
+        Ok(())
     }
 
     /// `with_store` for memory access only (no wasm runs): also allowed while the guest waits
@@ -235,12 +299,17 @@ impl Running {
         Ok(())
     }
 
-    pub fn lock(&self) -> MutexGuard<'_, Store<Host>> {
+    pub fn lock(&self) -> Result<StoreGuard<'_>> {
         // A panic cannot leave the store half-updated in a way later calls could observe
         // unsafely (wasmtime unwinds guest state itself), so a poisoned lock is still usable.
-        self.store
+        let guard = self
+            .store
             .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if guard.is_none() {
+            return Err(disposed());
+        }
+        Ok(StoreGuard(guard))
     }
 
     /// Calls `func` for JS with its parameters in `slots`, which receives its results:
@@ -347,7 +416,7 @@ pub struct Instance {
     pub(crate) running: Arc<Running>,
     module: Arc<CompiledModule>,
     /// What this instance told V8 it holds outside the JS heap (`report_memory`).
-    reported: i64,
+    reported: std::cell::Cell<i64>,
 }
 
 /// What an instance holds natively besides its linear memories' bytes (store, instance,
@@ -357,13 +426,25 @@ const INSTANCE_OVERHEAD: i64 = 64 << 10;
 /// Gives back what the instance reported: V8 no longer counts it.
 impl ObjectFinalize for Instance {
     fn finalize(self, env: Env) -> napi::Result<()> {
-        env.adjust_external_memory(-self.reported)?;
+        env.adjust_external_memory(-self.reported.get())?;
         Ok(())
     }
 }
 
 #[napi]
 impl Instance {
+    /// Frees the instance's store (its linear memories, instance and WASI context) now,
+    /// rather than when the garbage collector frees this object; `memory.buffer` objects are
+    /// detached, and every later use of the instance, its exports or its memories throws
+    /// `ERR_WASM_INSTANCE_DISPOSED`. Also `instance[Symbol.dispose]()`. Throws `ERR_WASI_BUSY`
+    /// while the guest runs (`startAsync`) or from inside its own host call. Idempotent.
+    #[napi(catch_unwind)]
+    pub fn dispose(&self, env: Env) -> napi::Result<()> {
+        self.running.dispose(&env).map_err(|f| f.into_napi(&env))?;
+        env.adjust_external_memory(-self.reported.take())?;
+        Ok(())
+    }
+
     /// `'module'` for a core module's instance, `'component'` for a component's.
     #[napi(catch_unwind, getter, ts_return_type = "'module' | 'component'")]
     pub fn kind(&self) -> &'static str {
@@ -401,7 +482,7 @@ impl Instance {
         Instance {
             running: Arc::new(running),
             module,
-            reported: 0,
+            reported: Default::default(),
         }
     }
 
@@ -425,7 +506,7 @@ impl Instance {
             .unwrap_or(0);
         let bytes = memories + INSTANCE_OVERHEAD;
         if env.adjust_external_memory(bytes).is_ok() {
-            self.reported = bytes;
+            self.reported.set(bytes);
         }
     }
 

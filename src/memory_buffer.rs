@@ -160,3 +160,15 @@ fn detach_grown(env: &Env, mut store: StoreContextMut<'_, Host>) {
     });
     store.data_mut().buffers.0 = buffers;
 }
+
+/// Detaches every live buffer of `store` (it is about to be freed).
+pub fn detach_all(env: &Env, mut store: impl AsContextMut<Data = Host>) {
+    let raw = env.raw();
+    let mut context = store.as_context_mut();
+    for tracked in std::mem::take(&mut context.data_mut().buffers.0) {
+        if let Some(value) = tracked.value(raw) {
+            // SAFETY: a live external buffer of ours, on its own thread.
+            unsafe { sys::napi_detach_arraybuffer(raw, value) };
+        }
+    }
+}

@@ -136,9 +136,9 @@ pub fn is_active(id: u64) -> bool {
 
 /// Runs `f` on the store `id`: through the active caller on this thread if JS is running
 /// inside one of its host calls, else through `lock()` (which may refuse).
-pub fn with_store<'a, R, E>(
+pub fn with_store<R, E, G: std::ops::DerefMut<Target = Store<Host>>>(
     id: u64,
-    lock: impl FnOnce() -> std::result::Result<MutexGuard<'a, Store<Host>>, E>,
+    lock: impl FnOnce() -> std::result::Result<G, E>,
     f: impl FnOnce(StoreRef<'_>) -> R,
 ) -> std::result::Result<R, E> {
     match active(id) {

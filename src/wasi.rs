@@ -86,6 +86,16 @@ impl WasiCore {
         self.return_on_exit = value;
     }
 
+    /// Throws `ERR_WASM_INSTANCE_DISPOSED` if `instance` was disposed (checked before this
+    /// object is marked started).
+    #[napi(catch_unwind)]
+    pub fn check_live(&self, env: Env, instance: &Instance) -> napi::Result<()> {
+        instance
+            .running
+            .not_disposed()
+            .map_err(|f| f.into_napi(&env))
+    }
+
     /// Whether `instance` was made by this object.
     #[napi(catch_unwind)]
     pub fn owns(&self, instance: &Instance) -> bool {
