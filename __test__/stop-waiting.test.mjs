@@ -10,7 +10,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { Writable } from 'node:stream';
-import { lib, tempDir } from './helpers.mjs';
+import { lib, fixture, tempDir } from './helpers.mjs';
 
 const { Module, WASI, runWasm, runWasmSync } = lib;
 const YEAR_NS = 365n * 24n * 3600n * 1_000_000_000n;
@@ -89,6 +89,26 @@ test('a year-long sleep in poll_oneoff is stopped by timeout and by abort', asyn
   }
 });
 
+test('C programs asleep for a year, as core modules and as components, are stopped', async () => {
+  // sleep.wasm: nanosleep (poll_oneoff); as a component, wasi:clocks + wasi:io/poll through
+  // the preview1 adapter.
+  for (const name of ['sleep.wasm', 'components/sleep.wasm']) {
+    const program = new Module(fixture(name));
+    const args = ['sleep', String(365 * 24 * 3600 * 1000)];
+    await settlesWith('ERR_WASI_TIMEOUT', 300, () => runWasmSync(program, { args, limits: { timeout: 300 } }));
+    await settlesWith('ERR_WASI_TIMEOUT', 300, () => runWasm(program, { args, limits: { timeout: 300 } }));
+    await settlesWith('ABORT_ERR', 300, () => runWasm(program, { args, signal: AbortSignal.timeout(300) }));
+    const version = name.startsWith('components/') ? 'preview2' : 'preview1';
+    const wasi = new WASI({ version, args, limits: { timeout: 300 } });
+    await settlesWith('ERR_WASI_TIMEOUT', 300, () => wasi.start(wasi.instantiate(program)));
+    // A short sleep under limits sleeps its time and finishes.
+    const began = performance.now();
+    const result = runWasmSync(program, { args: ['sleep', '60'], limits: { timeout: 5000 } });
+    assert.equal(result.stdout.toString(), 'slept 60\n');
+    assert.ok(performance.now() - began >= 59);
+  }
+});
+
 test('a sleep under limits still sleeps its time and reports its event', () => {
   for (const limits of [undefined, { timeout: 5000 }]) {
     const began = performance.now();
@@ -122,6 +142,10 @@ test('a read of a stdin that never delivers is stopped by timeout and by abort',
     await settlesWith('ERR_WASI_TIMEOUT', 300, () => runWasmSync(stdinReader, { stdin: fd, limits: { timeout: 300 } }));
     await settlesWith('ERR_WASI_TIMEOUT', 300, () => runWasm(stdinReader, { stdin: fd, limits: { timeout: 300 } }));
     await settlesWith('ABORT_ERR', 300, () => runWasm(stdinReader, { stdin: fd, signal: AbortSignal.timeout(300) }));
+    // A component reading stdin (echo.wasm reads all of it) is stopped the same way.
+    const echo = new Module(fixture('components/echo.wasm'));
+    await settlesWith('ERR_WASI_TIMEOUT', 300, () => runWasmSync(echo, { args: ['echo'], stdin: fd, limits: { timeout: 300 } }));
+    await settlesWith('ABORT_ERR', 300, () => runWasm(echo, { args: ['echo'], stdin: fd, signal: AbortSignal.timeout(300) }));
     // Input that does arrive is read as before, under limits too.
     fs.writeSync(fd, 'hello');
     const result = runWasmSync(stdinReader, { stdin: fd, limits: { timeout: 5000 } });

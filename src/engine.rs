@@ -234,10 +234,12 @@ fn wasi_linker(engine: &Engine) -> Linker<Host> {
 /// The import namespaces WASI serves to core modules.
 pub const WASI_NAMESPACES: [&str; 2] = ["wasi_snapshot_preview1", "wasi_unstable"];
 
-/// A linker serving WASI 0.2 to components (`wasi:cli/exit` ends the run with its code).
+/// A linker serving WASI 0.2 to components (`wasi:cli/exit` ends the run with its code; a
+/// wait in `wasi:io/poll` can be stopped, `component_poll.rs`).
 fn wasi_component_linker(engine: &Engine) -> component::Linker<Host> {
     let mut linker = component::Linker::new(engine);
     wasmtime_wasi::p2::add_to_linker_sync(&mut linker).expect("WASI 0.2 links");
+    crate::component_poll::link(&mut linker).expect("wasi:io/poll links");
     linker
 }
 

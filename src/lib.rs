@@ -11,6 +11,7 @@ mod capture;
 mod command;
 mod component_exports;
 mod component_imports;
+mod component_poll;
 mod component_resources;
 mod component_scalars;
 mod component_values;

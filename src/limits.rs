@@ -6,8 +6,11 @@
 use crate::engine::{all_engines, EngineKey, Host};
 use crate::error::{ErrorCode, Failure, Result};
 use once_cell::sync::Lazy;
+use std::future::Future;
+use std::pin::pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
+use std::task::Poll;
 use std::time::{Duration, Instant};
 use wasmtime::{Engine, Store, StoreLimits, StoreLimitsBuilder, UpdateDeadline};
 
@@ -263,6 +266,28 @@ pub fn sleep_unless_stopped(
         };
         std::thread::sleep(left.min(STOP_CHECK_INTERVAL));
     }
+}
+
+/// `future`, unless `stop` says the guest must stop first (checked every tick).
+pub async fn unless_stopped<F, T>(future: F, stop: &StopWhen) -> wasmtime::Result<T>
+where
+    F: Future<Output = wasmtime::Result<T>>,
+{
+    let mut future = pin!(future);
+    let mut tick = pin!(tokio::time::sleep(STOP_CHECK_INTERVAL));
+    std::future::poll_fn(|cx| {
+        if let Poll::Ready(output) = future.as_mut().poll(cx) {
+            return Poll::Ready(output);
+        }
+        while tick.as_mut().poll(cx).is_ready() {
+            if let Err(stopped) = stop.check() {
+                return Poll::Ready(Err(wasmtime::Error::from(stopped)));
+            }
+            tick.set(tokio::time::sleep(STOP_CHECK_INTERVAL));
+        }
+        Poll::Pending
+    })
+    .await
 }
 
 /// How long a guest waiting outside wasm sleeps between checks of its `StopWhen`.

@@ -6,10 +6,7 @@
 //! check.
 
 use crate::engine::Host;
-use crate::limits::{sleep_unless_stopped, StopWhen, STOP_CHECK_INTERVAL};
-use std::future::Future;
-use std::pin::pin;
-use std::task::Poll;
+use crate::limits::{sleep_unless_stopped, unless_stopped};
 use std::time::Duration;
 use wasmtime::{AsContextMut, Caller, Extern};
 use wasmtime_wasi::p1::{types, wasi_snapshot_preview1 as p1};
@@ -98,26 +95,4 @@ fn write_clock_event(
     memory.write(GuestPtr::<types::Event>::new(events as u32), event)?;
     memory.write(GuestPtr::<u32>::new(nevents as u32), 1)?;
     Ok(0)
-}
-
-/// `future`, unless `stop` says the guest must stop first (checked every tick).
-async fn unless_stopped<F, T>(future: F, stop: &StopWhen) -> wasmtime::Result<T>
-where
-    F: Future<Output = wiggle::error::Result<T>>,
-{
-    let mut future = pin!(future);
-    let mut tick = pin!(tokio::time::sleep(STOP_CHECK_INTERVAL));
-    std::future::poll_fn(|cx| {
-        if let Poll::Ready(output) = future.as_mut().poll(cx) {
-            return Poll::Ready(output);
-        }
-        while tick.as_mut().poll(cx).is_ready() {
-            if let Err(stopped) = stop.check() {
-                return Poll::Ready(Err(wasmtime::Error::from(stopped)));
-            }
-            tick.set(tokio::time::sleep(STOP_CHECK_INTERVAL));
-        }
-        Poll::Pending
-    })
-    .await
 }
