@@ -228,6 +228,8 @@ fn wasi_linker(engine: &Engine) -> Linker<Host> {
             crate::poll_oneoff::poll_oneoff,
         )
         .expect("poll_oneoff links");
+    // A path escaping a preopen is ENOTCAPABLE, as with node:wasi.
+    crate::capability_errors::link(&mut linker).expect("path calls link");
     linker
 }
 

@@ -4,6 +4,7 @@
 //! are wasmtime-wasi's and the calling convention is Node's: `lib/imports.js` answers a wrong
 //! argument count or type with errno 28, and a pointer outside memory here gives 61.
 
+use crate::capability_errors::{path_errno, PATH_CALLS};
 use crate::error::Failure;
 use crate::instance::to_int32;
 use crate::stdio_writes::StdioWrites;
@@ -211,6 +212,13 @@ pub type SyscallState = RefCell<Option<(WasiP1Ctx, StdioWrites)>>;
 static FD_WRITE: Lazy<usize> = Lazy::new(|| position("fd_write"));
 static FD_CLOSE: Lazy<usize> = Lazy::new(|| position("fd_close"));
 static FD_RENUMBER: Lazy<usize> = Lazy::new(|| position("fd_renumber"));
+/// Which syscalls resolve a path (their EPERM is ENOTCAPABLE, `capability_errors.rs`).
+static PATH_CALL: Lazy<Vec<bool>> = Lazy::new(|| {
+    SYSCALL_NAMES
+        .iter()
+        .map(|name| PATH_CALLS.contains(name))
+        .collect()
+});
 
 fn position(name: &str) -> usize {
     SYSCALL_NAMES
@@ -250,6 +258,7 @@ fn syscall(
     }
     p1::WasiSnapshotPreview1::set_hostcall_fuel(ctx, HOSTCALL_FUEL);
     match dispatch(index, ctx, &mut memory, args) {
+        Ok(errno) if PATH_CALL[index] => Ok(path_errno(errno)),
         Ok(errno) => Ok(errno),
         Err(error) if is_bad_pointer(&error) => Ok(EOVERFLOW),
         Err(error) => Err(match crate::error::classify(error) {

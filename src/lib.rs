@@ -7,6 +7,7 @@
 #[macro_use]
 extern crate napi_derive;
 
+mod capability_errors;
 mod capture;
 mod command;
 mod component_exports;
@@ -45,5 +46,6 @@ mod teardown;
 #[cfg(test)]
 mod test_support;
 mod wasi;
+mod wasi_calls;
 mod wasm_values;
 mod wit_text;

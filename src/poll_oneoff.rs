@@ -7,8 +7,9 @@
 
 use crate::engine::Host;
 use crate::limits::{sleep_unless_stopped, unless_stopped};
+use crate::wasi_calls::with_guest;
 use std::time::Duration;
-use wasmtime::{AsContextMut, Caller, Extern};
+use wasmtime::Caller;
 use wasmtime_wasi::p1::{types, wasi_snapshot_preview1 as p1};
 use wasmtime_wasi::runtime::in_tokio;
 use wiggle::{GuestMemory, GuestPtr};
@@ -22,32 +23,26 @@ pub fn poll_oneoff(
     nevents: i32,
 ) -> wasmtime::Result<i32> {
     let stop = caller.data().stop.clone();
-    // As wiggle's own glue: the guest memory, and the per-call copy budget.
-    let fuel = caller.as_context_mut().hostcall_fuel();
-    let export = caller.get_export("memory");
-    let (mut memory, host) = match &export {
-        Some(Extern::Memory(memory)) => {
-            let (bytes, host) = memory.data_and_store_mut(&mut caller);
-            (GuestMemory::Unshared(bytes), host)
+    with_guest(&mut caller, |host, memory| {
+        if stop.armed() {
+            if let Some((duration, userdata)) = plain_sleep(memory, subscriptions, count) {
+                sleep_unless_stopped(duration, &stop)?;
+                return write_clock_event(memory, events, nevents, userdata);
+            }
         }
-        Some(Extern::SharedMemory(memory)) => {
-            (GuestMemory::Shared(memory.data()), caller.data_mut())
+        let poll = p1::poll_oneoff(
+            &mut host.wasi,
+            memory,
+            subscriptions,
+            events,
+            count,
+            nevents,
+        );
+        if !stop.armed() {
+            return in_tokio(poll);
         }
-        _ => wasmtime::bail!("missing required memory export"),
-    };
-    let ctx = &mut host.wasi;
-    p1::WasiSnapshotPreview1::set_hostcall_fuel(ctx, fuel);
-    if stop.armed() {
-        if let Some((duration, userdata)) = plain_sleep(&memory, subscriptions, count) {
-            sleep_unless_stopped(duration, &stop)?;
-            return write_clock_event(&mut memory, events, nevents, userdata);
-        }
-    }
-    let poll = p1::poll_oneoff(ctx, &mut memory, subscriptions, events, count, nevents);
-    if !stop.armed() {
-        return in_tokio(poll);
-    }
-    in_tokio(unless_stopped(poll, &stop))
+        in_tokio(unless_stopped(poll, &stop))
+    })
 }
 
 /// The timeout and userdata of a poll wasmtime-wasi would serve with a thread sleep: one
