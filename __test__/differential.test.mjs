@@ -389,6 +389,22 @@ describe('large: stdout of many MiB arrives complete and in order', () => {
   }
 });
 
+// --- poll on stdin at end of input ----------------------------------------------------
+
+test('poll(2) on a stdin pipe at end of input is POLLIN | POLLHUP, as node:wasi has it', async () => {
+  // Node's own test/wasi/c/poll.c asserts this; wasmtime-wasi alone reports POLLIN only.
+  for (const impl of ['node', 'ours', 'ours-v8']) {
+    const { exitCode, stdout } = childResult(impl, 'stdin-poll.wasm', { args: ['stdin-poll'], stdin: '' });
+    assert.equal(exitCode, 0, impl);
+    assertBytes(stdout, 'ret=1 revents=IN|HUP\n', `${impl}: stdout`);
+  }
+  // Stdin given as bytes is not a descriptor: readable, no hang-up (wasmtime-wasi's answer).
+  for (const way of ['class', 'v8']) {
+    const { stdout } = await WAYS[way]('stdin-poll.wasm', { args: ['stdin-poll'], stdin: '' });
+    assertBytes(stdout, 'ret=1 revents=IN\n', `${way}: stdout`);
+  }
+});
+
 // --- trap --------------------------------------------------------------------------
 
 test('trap: all ways throw a RuntimeError after "before trap\\n" was written', async () => {

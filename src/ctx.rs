@@ -122,6 +122,14 @@ impl WasiSpec {
         }
     }
 
+    /// The host descriptor the guest's stdin reads, if any.
+    pub fn stdin_file(&self) -> Option<Arc<std::fs::File>> {
+        match &self.stdin {
+            Input::Fd(file) => Some(file.clone()),
+            Input::Bytes(_) => None,
+        }
+    }
+
     /// The streamed outputs, to wait on before a run's promise settles.
     pub fn streams(&self) -> Streams {
         Streams::new(
@@ -142,12 +150,14 @@ impl WasiSpec {
     /// A fresh store state for a guest wasmtime runs: its context, exit rule and limits.
     pub fn host(&self, captured: &Captured, exit_process_on_proc_exit: bool) -> Result<Host> {
         let stop = StopCell::default();
-        Ok(Host::new(
+        let mut host = Host::new(
             self.build(captured, &stop)?,
             stop,
             self.limits.store_limits(),
             exit_process_on_proc_exit,
-        ))
+        );
+        host.stdin_file = self.stdin_file();
+        Ok(host)
     }
 
     /// A fresh context: nothing guest-visible is shared with any other context. Its stdio

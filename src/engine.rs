@@ -29,6 +29,8 @@ pub struct Host {
     pub exit_process_on_proc_exit: bool,
     /// The JS thread the store was made on.
     pub js_thread: std::thread::ThreadId,
+    /// The host descriptor behind the guest's stdin, if it reads one (`stdin_hangup.rs`).
+    pub stdin_file: Option<Arc<std::fs::File>>,
     /// The JS functions the guest imports, when the user supplied any.
     pub imports: Option<Arc<HostImports>>,
     /// The same for a component.
@@ -59,6 +61,7 @@ impl Host {
             store_limits,
             exit_process_on_proc_exit: exit_process,
             js_thread: std::thread::current().id(),
+            stdin_file: None,
             imports: None,
             component_imports: None,
             dispatcher: None,

@@ -212,6 +212,7 @@ pub type SyscallState = RefCell<Option<(WasiP1Ctx, StdioWrites)>>;
 static FD_WRITE: Lazy<usize> = Lazy::new(|| position("fd_write"));
 static FD_CLOSE: Lazy<usize> = Lazy::new(|| position("fd_close"));
 static FD_RENUMBER: Lazy<usize> = Lazy::new(|| position("fd_renumber"));
+static POLL_ONEOFF: Lazy<usize> = Lazy::new(|| position("poll_oneoff"));
 /// Which syscalls resolve a path (their EPERM is ENOTCAPABLE, `capability_errors.rs`).
 static PATH_CALL: Lazy<Vec<bool>> = Lazy::new(|| {
     SYSCALL_NAMES
@@ -259,6 +260,18 @@ fn syscall(
     p1::WasiSnapshotPreview1::set_hostcall_fuel(ctx, HOSTCALL_FUEL);
     match dispatch(index, ctx, &mut memory, args) {
         Ok(errno) if PATH_CALL[index] => Ok(path_errno(errno)),
+        Ok(0) if index == *POLL_ONEOFF => {
+            if let (Some(stdin), &[subscriptions, events, count, nevents]) = (&stdio.stdin, args) {
+                let args = (
+                    subscriptions as i32,
+                    events as i32,
+                    count as i32,
+                    nevents as i32,
+                );
+                crate::stdin_hangup::mark(&mut memory, stdin, args);
+            }
+            Ok(0)
+        }
         Ok(errno) => Ok(errno),
         Err(error) if is_bad_pointer(&error) => Ok(EOVERFLOW),
         Err(error) => Err(match crate::error::classify(error) {

@@ -209,6 +209,7 @@ impl Running {
             let mut context = store.as_context_mut();
             let host = context.data_mut();
             host.wasi = build(&host.stop_cell)?;
+            host.stdin_file = None;
             Ok(())
         }) {
             Ok(built) => built,

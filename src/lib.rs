@@ -37,6 +37,7 @@ mod pool;
 mod run;
 mod source;
 mod stdin_file;
+mod stdin_hangup;
 mod stdio;
 mod stdio_writes;
 mod store_access;

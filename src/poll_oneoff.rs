@@ -3,10 +3,11 @@
 //! wasm, so a guest asleep in `poll_oneoff` (for a year, say) would outlive its timeout; here
 //! its wait is cut short when the guest must stop: a plain sleep (one relative clock, which
 //! wasmtime-wasi serves with a thread sleep) sleeps in slices, and any other poll races a stop
-//! check.
+//! check. After a poll, stdin at end of input reads as hung up (`stdin_hangup.rs`).
 
 use crate::engine::Host;
 use crate::limits::{sleep_unless_stopped, unless_stopped};
+use crate::stdin_hangup;
 use crate::wasi_calls::with_guest;
 use std::time::Duration;
 use wasmtime::Caller;
@@ -38,10 +39,15 @@ pub fn poll_oneoff(
             count,
             nevents,
         );
-        if !stop.armed() {
-            return in_tokio(poll);
+        let errno = if stop.armed() {
+            in_tokio(unless_stopped(poll, &stop))?
+        } else {
+            in_tokio(poll)?
+        };
+        if let (0, Some(stdin)) = (errno, &host.stdin_file) {
+            stdin_hangup::mark(memory, stdin, (subscriptions, events, count, nevents));
         }
-        in_tokio(unless_stopped(poll, &stop))
+        Ok(errno)
     })
 }
 

@@ -6,6 +6,7 @@
 //! fd 1 or 2) is left to wasmtime-wasi.
 
 use crate::capture::{CapturePipe, MaxBufferExceeded};
+use crate::ctx::WasiSpec;
 use crate::stdio::{Captured, Output};
 use crate::stream_output::Channel;
 use bytes::Bytes;
@@ -93,18 +94,21 @@ mod libc_errno {
     pub const EPIPE: i32 = 32;
 }
 
-/// Guest fds 1 and 2, while they still are the stdout and stderr the `WASI` object set up.
+/// Guest fds 1 and 2, while they still are the stdout and stderr the `WASI` object set up,
+/// and the host descriptor behind stdin (for `stdin_hangup.rs`).
 pub struct StdioWrites {
     sinks: [Option<Sink>; 2],
+    pub stdin: Option<Arc<File>>,
 }
 
 impl StdioWrites {
-    pub fn new(stdout: &Output, stderr: &Output, captured: &Captured) -> Self {
+    pub fn new(spec: &WasiSpec, captured: &Captured) -> Self {
         StdioWrites {
             sinks: [
-                Sink::new(stdout, &captured.stdout),
-                Sink::new(stderr, &captured.stderr),
+                Sink::new(&spec.stdout, &captured.stdout),
+                Sink::new(&spec.stderr, &captured.stderr),
             ],
+            stdin: spec.stdin_file(),
         }
     }
 

@@ -181,7 +181,7 @@ impl WasiCore {
             .spec
             .build(&self.captured, &StopCell::default())
             .map_err(|f| f.into_napi(env))?;
-        let stdio = StdioWrites::new(&self.spec.stdout, &self.spec.stderr, &self.captured);
+        let stdio = StdioWrites::new(&self.spec, &self.captured);
         let state = Rc::new(RefCell::new(Some((ctx, stdio))));
         self.bound = Some(state.clone());
         syscall_function(env, &state)
@@ -210,8 +210,7 @@ impl WasiCore {
         if let Some(state) = &self.bound {
             if let Ok(mut state) = state.try_borrow_mut() {
                 if state.is_some() {
-                    let stdio =
-                        StdioWrites::new(&self.spec.stdout, &self.spec.stderr, &self.captured);
+                    let stdio = StdioWrites::new(&self.spec, &self.captured);
                     *state = Some((fresh()?, stdio));
                 }
             }
