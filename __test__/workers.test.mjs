@@ -85,3 +85,27 @@ test('terminating a worker whose guest waits on a stalled Writable frees the poo
   const result = await lib.runWasm(fixture('hello.wasm'));
   assert.deepEqual(result.stdout, Buffer.from('hello world\n'));
 });
+
+test('terminating workers whose guests sleep or wait on stdin frees the pool threads', async () => {
+  // Asleep in poll_oneoff (core), in wasi:io/poll (component) and blocked on a stdin that
+  // never delivers: more such guests than the pool has threads, then the workers go away.
+  const year = String(365 * 24 * 3600 * 1000);
+  const bodies = [
+    `await runWasm(fixture('sleep.wasm'), { args: ['sleep', '${year}'] });`,
+    `await runWasm(fixture('components/sleep.wasm'), { args: ['sleep', '${year}'] });`,
+    `const { execFileSync } = require('node:child_process');
+     const fifo = require('node:path').join(require('node:os').tmpdir(), 'nwt-stdin-' + process.pid + '-' + require('node:worker_threads').threadId);
+     execFileSync('mkfifo', [fifo]);
+     const fd = fs.openSync(fifo, 'r+');
+     fs.unlinkSync(fifo);
+     await runWasm(fixture('echo.wasm'), { args: ['echo'], stdin: fd });`,
+  ];
+  const workers = [0, 1, 2, 0].map((i) => worker(`parentPort.postMessage('running'); ${bodies[i]}`));
+  await Promise.all(workers.map(nextMessage));
+  await new Promise((resolve) => setTimeout(resolve, 100));
+  await Promise.all(workers.map((w) => w.terminate()));
+  const started = Date.now();
+  const result = await lib.runWasm(fixture('hello.wasm'));
+  assert.deepEqual(result.stdout, Buffer.from('hello world\n'));
+  assert.ok(Date.now() - started < 5000, `took ${Date.now() - started} ms`);
+});
