@@ -240,7 +240,7 @@ describe('a resource the host defines, served by a JS class', () => {
 
   test('runWasmSync, and on node-wasmtime\'s threads runWasm and startAsync, with async methods', async () => {
     const log = [];
-    assert.equal(runWasmSync(hostComponent, hostImports(log)).exitCode, 0);
+    assert.equal(runWasmSync(hostComponent, { imports: hostImports(log).imports }).exitCode, 0);
     assert.deepEqual(log.splice(0), ['new 10', 'dispose 20']);
     // On the pool, a method may return a Promise: the guest waits for it.
     const { Counter } = hostImports(log);

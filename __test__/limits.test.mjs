@@ -319,3 +319,23 @@ test('deep recursion traps with stack_overflow on the calling thread and on pool
   // The pool threads are fine afterwards.
   assert.deepEqual((await runWasm(fixture('hello.wasm'))).stdout, Buffer.from('hello world\n'));
 });
+
+test('a WASI object with limits refuses the V8 path, where no limit could apply', () => {
+  const { WASI, Module } = lib;
+  const refused = { code: 'ERR_WASI_LIMITS_UNSUPPORTED', message: /has limits, which apply only to guests node-wasmtime runs.*wasi\.instantiate\(module\)/ };
+  const wasi = new WASI({ version: 'preview1', limits: { timeout: 100 } });
+  assert.throws(() => wasi.getImportObject(), refused);
+  assert.throws(() => wasi.wasiImport, refused);
+  assert.ok(Object.keys(wasi).includes('wasiImport'), 'still an own enumerable property, as in node:wasi');
+  // A V8 instance made from an unlimited WASI's imports, started by the limited one.
+  const other = new WASI({ version: 'preview1', stdout: 'ignore' });
+  const v8 = new WebAssembly.Instance(new WebAssembly.Module(fixture('hello.wasm')), other.getImportObject());
+  assert.throws(() => wasi.start(v8), refused);
+  assert.throws(() => wasi.initialize({ exports: { memory: new WebAssembly.Memory({ initial: 1 }) } }), refused);
+  assert.throws(() => wasi.finalizeBindings(v8), refused);
+  // Nothing was marked started: the wasmtime path runs it, under its limits.
+  const limited = new WASI({ version: 'preview1', stdout: 'pipe', limits: { timeout: 5000 } });
+  assert.throws(() => limited.start(v8), refused);
+  assert.equal(limited.start(limited.instantiate(new Module(fixture('hello.wasm')))), 0);
+  assert.equal(limited.stdout.toString(), 'hello world\n');
+});

@@ -519,10 +519,21 @@ test('runWasm: invalid options and inputs reject (never throw synchronously)', a
   }
 });
 
-test('valid edge values are accepted: fd 0 stdin, -0 fds, unknown keys ignored', async () => {
+test('valid edge values are accepted: fd 0 stdin, -0 fds; unknown keys and misspelled limits are refused', async () => {
   // stdin -0 is fd 0 (normalized); with no data on fd 0 we cannot read it in a test
   // runner, so only check that hello (which never reads stdin) runs with it.
-  assertResult(runWasmSync(HELLO, { stdin: -0, unknownOption: true }), { stdout: 'hello world\n' });
+  assertResult(runWasmSync(HELLO, { stdin: -0 }), { stdout: 'hello world\n' });
+  // A misspelled limit or option must not mean "no limit": both are refused, naming the key.
+  for (const run of [runWasmSync, runWasm]) {
+    await assert.rejects(async () => run(HELLO, { limits: { timout: 100 } }),
+                         { code: 'ERR_INVALID_ARG_VALUE', message: /'options\.limits\.timout' is not a limit; the known ones are timeout, fuel/ });
+    await assert.rejects(async () => run(HELLO, { limit: { timeout: 100 } }),
+                         { code: 'ERR_INVALID_ARG_VALUE', message: /'options\.limit' is not an option of runWasm/ });
+  }
+  assert.throws(() => new lib.WASI({ version: 'preview1', limits: { maxmemory: 1 } }),
+                { code: 'ERR_INVALID_ARG_VALUE', message: /'options\.limits\.maxmemory' is not a limit/ });
+  // new WASI keeps node:wasi's tolerance for unknown top-level keys.
+  assert.doesNotThrow(() => new lib.WASI({ version: 'preview1', unknownOption: true }));
   assertResult(await runWasm(HELLO, { stdin: 0, args: [], env: {}, preopens: {} }), { stdout: 'hello world\n' });
 });
 

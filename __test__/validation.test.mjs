@@ -286,6 +286,8 @@ function ourInstanceChecks(method, instance) {
 
 /** runWasm(wasm, options) options we reject (no Node counterpart). */
 export const RUN_OPTIONS_ERRORS = [
+  { title: 'an unknown option', options: { foo: 1 }, error: valueErr("The property 'options.foo' is not an option of runWasmSync; the known ones are args, env, preopens, stdin, stdout, stderr, limits, maxBuffer, imports, signal. Received 1") },
+  { title: 'a misspelled limit', options: { limits: { timout: 100 } }, error: valueErr("The property 'options.limits.timout' is not a limit; the known ones are timeout, fuel, maxMemory, maxStack. Received 100") },
   { title: 'options null', options: null, error: typeErr('The "options" argument must be of type object. Received null') },
   { title: 'options string', options: 'x', error: typeErr("The \"options\" argument must be of type object. Received type string ('x')") },
   { title: 'options array', options: [], error: typeErr('The "options" argument must be of type object. Received an instance of Array') },
@@ -312,7 +314,7 @@ export const RUN_OPTIONS_ERRORS = [
 export const RUN_OPTIONS_ACCEPTS = [
   { title: 'no options', expected: { args: [], env: [], preopens: [], stdin: undefined, stdout: 'pipe', stderr: 'pipe' } },
   { title: 'empty options', options: {}, expected: { args: [], env: [], preopens: [], stdin: undefined, stdout: 'pipe', stderr: 'pipe' } },
-  { title: 'unknown keys ignored', options: { foo: 1, limits: { timeout: 5 }, signal: null }, expected: { args: [], env: [], preopens: [], stdin: undefined, stdout: 'pipe', stderr: 'pipe' } },
+  { title: 'defaults', options: { limits: { timeout: 5 }, signal: null }, expected: { args: [], env: [], preopens: [], stdin: undefined, stdout: 'pipe', stderr: 'pipe' } },
   { title: 'inherit -> fd 1 / fd 2', options: { stdout: 'inherit', stderr: 'inherit' }, expected: { stdout: 1, stderr: 2 } },
   { title: 'pipe / ignore / fd', options: { stdout: 'ignore', stderr: 5 }, expected: { stdout: 'ignore', stderr: 5 } },
   { title: 'explicit pipe', options: { stdout: 'pipe', stderr: 'pipe' }, expected: { stdout: 'pipe', stderr: 'pipe' } },

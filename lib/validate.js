@@ -90,6 +90,8 @@ const kMaxStackCaller = 1024 * 1024;
 function validateLimits(limits, name, onPool = false) {
   if (limits === undefined) return undefined;
   validateObject(limits, name);
+  // A misspelled limit would otherwise mean no limit at all.
+  rejectUnknownKeys(limits, name, kLimitNames, 'a limit');
   const { timeout, fuel, maxMemory, maxStack } = limits;
   if (maxStack !== undefined) {
     if (typeof maxStack !== 'number') throw ERR_INVALID_ARG_TYPE(`${name}.maxStack`, 'number', maxStack);
@@ -106,6 +108,23 @@ function validateLimits(limits, name, onPool = false) {
     validateNumberInRange(maxMemory, `${name}.maxMemory`, 0, kMaxMemoryBytes, true);
   }
   return { timeout, fuel, maxMemory, maxStack };
+}
+
+const kLimitNames = ['timeout', 'fuel', 'maxMemory', 'maxStack'];
+const kRunOptionNames =
+  ['args', 'env', 'preopens', 'stdin', 'stdout', 'stderr', 'limits', 'maxBuffer', 'imports', 'signal'];
+
+/**
+ * Throws ERR_INVALID_ARG_VALUE for the first own enumerable key of `object` that is not in
+ * `known`, naming it and the known ones (`what`: 'a limit', 'an option of runWasm', ...).
+ */
+function rejectUnknownKeys(object, name, known, what) {
+  for (const key of Object.keys(object)) {
+    if (!known.includes(key)) {
+      throw ERR_INVALID_ARG_VALUE(`${name}.${key}`, object[key],
+                                  `is not ${what}; the known ones are ${known.join(', ')}`);
+    }
+  }
 }
 
 // --- shared pieces of WASI and runWasm options ------------------------------
@@ -291,7 +310,7 @@ function validateRunStdio(value, name, inheritFd) {
 
 /**
  * Options of our own `runWasm(wasm, options)` / `runWasmSync`. Unknown keys are
- * ignored. stdout/stderr default to 'pipe'; 'inherit' becomes fd 1 / fd 2.
+ * refused (ERR_INVALID_ARG_VALUE). stdout/stderr default to 'pipe'; 'inherit' becomes fd 1 / fd 2.
  * @returns {{ args: string[], env: string[], preopens: Array<[string, string]>,
  *   stdin: undefined|number|Uint8Array, stdout: 'pipe'|'ignore'|number,
  *   stderr: 'pipe'|'ignore'|number, maxBuffer: number }}
@@ -335,6 +354,10 @@ function validateRunOptions(options, onPool = false) {
   const stderr = validateRunStdio(options.stderr, 'options.stderr', 2);
   const limits = validateLimits(options.limits, 'options.limits', onPool);
   const maxBuffer = validateMaxBuffer(options.maxBuffer);
+  // Our own API, so unlike new WASI (which keeps node:wasi's tolerance) a key it does not
+  // know is refused: a misspelled option must not be silently ignored.
+  rejectUnknownKeys(options, 'options', kRunOptionNames,
+                    `an option of ${onPool ? 'runWasm' : 'runWasmSync'}`);
 
   return { args, env, preopens, stdin, stdout, stderr, limits, maxBuffer };
 }

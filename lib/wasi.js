@@ -32,6 +32,7 @@ class WASI {
   #exitCode = 0;
   #binding; // { syscall, memory } once a V8 guest's memory is bound
   #streams; // streamed stdout/stderr (./stream.js)
+  #limited = false; // options.limits given: the V8 path is refused
 
   constructor(options) {
     const config = validateWasiOptions(options);
@@ -47,6 +48,15 @@ class WASI {
       } :
       (code) => exitProcess(code);
     this.wasiImport = createWasiImport(() => this.#binding, procExit);
+    if (config.limits !== undefined) {
+      // V8 would run a guest given wasiImport: none of the limits could apply to it.
+      this.#limited = true;
+      Object.defineProperty(this, 'wasiImport', {
+        enumerable: true,
+        configurable: true,
+        get: () => { throw limitsUnsupported('wasi.wasiImport is for a guest V8 runs'); },
+      });
+    }
   }
 
   /** `{ wasi_snapshot_preview1: wasiImport }`, or `{ wasi_unstable: wasiImport }` for 'unstable'. */
@@ -56,6 +66,7 @@ class WASI {
                             "WASI object has version 'preview2', which runs components. Use " +
                             "version: 'preview1'");
     }
+    if (this.#limited) throw limitsUnsupported('wasi.getImportObject() is for a guest V8 runs');
     const name = this.#version === 'unstable' ? 'wasi_unstable' : 'wasi_snapshot_preview1';
     return { [name]: this.wasiImport };
   }
@@ -281,6 +292,7 @@ class WASI {
 
   // Binds a V8 guest's memory to a fresh WASI context and marks the object started.
   #bind(memory) {
+    if (this.#limited) throw limitsUnsupported('this instance is a guest V8 runs');
     this.#core.markStarted();
     this.#binding = { syscall: this.#core.bindSyscalls(), memory };
   }
@@ -288,6 +300,15 @@ class WASI {
 
 function isComponent(instance) {
   return instance instanceof Instance && instance.kind === 'component';
+}
+
+/** A `WASI` object with `limits` asked to serve a guest V8 runs, which no limit can reach. */
+function limitsUnsupported(what) {
+  return codedError(Error, 'ERR_WASI_LIMITS_UNSUPPORTED',
+                    'This WASI object has limits, which apply only to guests node-wasmtime ' +
+                    `runs, but ${what}: no timeout, fuel, memory or stack limit could stop it. ` +
+                    'Run the guest with wasi.instantiate(module) and wasi.start(instance) to ' +
+                    'have its limits enforced');
 }
 
 function versionMismatch(message) {
