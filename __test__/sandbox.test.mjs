@@ -457,6 +457,48 @@ describe('V8 path: imports called by hand with raw paths are refused and change 
   }
 });
 
+// --- the OS's own EPERM is not an escape --------------------------------------------------
+
+// A hard link to a directory is refused by the OS itself (link(2) says EPERM): that is no
+// escape, so it stays EPERM (63), as under node:wasi, while an escaping link reads 76. The
+// guest is a few lines of WAT that calls path_link on the preopen (fd 3) and exits with its
+// errno, run by wasmtime (runWasmSync, the WASI class); the V8 path calls the import by hand.
+const EPERM = 63;
+const linkGuest = (from, to) => `(module
+  (import "wasi_snapshot_preview1" "path_link" (func $link (param i32 i32 i32 i32 i32 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 16) "${from}")
+  (data (i32.const 256) "${to}")
+  (func (export "_start")
+    (call $exit (call $link (i32.const 3) (i32.const 0) (i32.const 16) (i32.const ${from.length})
+                            (i32.const 3) (i32.const 256) (i32.const ${to.length})))))`;
+
+describe('a hard link to a directory is the OS\'s refusal (EPERM), not an escape', () => {
+  const cases = [['sub', 'hard', EPERM], ['../outside/secret.txt', 'hard', 76], ['inside.txt', '../outside/hard', 76]];
+  for (const [from, to, expected] of cases) {
+    test(`path_link ${from} -> ${to}: ${expected}`, () => {
+      const seen = {};
+      let tree = makeTree();
+      seen.runWasmSync = runWasmSync(linkGuest(from, to), { preopens: { '/sandbox': tree.sandbox } }).exitCode;
+      assertOutsideUntouched(tree, 'runWasmSync');
+      tree = makeTree();
+      const wasi = new WASI({ version: 'preview1', preopens: { '/sandbox': tree.sandbox }, returnOnExit: true });
+      seen['WASI class'] = wasi.start(wasi.instantiate(linkGuest(from, to)));
+      tree = makeTree();
+      const { w, str } = rawGuest(WASI, tree);
+      seen['V8 path'] = w.path_link(PREOPEN_FD, LOOKUP_NOFOLLOW, ...str(from), PREOPEN_FD, ...str(to));
+      assert.deepEqual(seen, { runWasmSync: expected, 'WASI class': expected, 'V8 path': expected });
+      assert.equal(fs.existsSync(path.join(tree.sandbox, 'hard')), false, 'no link was made');
+      if (expected === EPERM) {
+        const nodeTree = makeTree();
+        const node = rawGuest(NodeWASI, nodeTree);
+        assert.equal(node.w.path_link(PREOPEN_FD, LOOKUP_NOFOLLOW, ...node.str(from), PREOPEN_FD, ...node.str(to)), EPERM, 'node:wasi');
+      }
+    });
+  }
+});
+
 // --- preopens that cannot be opened ---------------------------------------------------
 
 // [name, make(dir) -> host path, expected code]; every row is first checked against node:wasi.

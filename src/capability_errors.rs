@@ -1,15 +1,19 @@
 //! A path that would leave a preopened directory is refused with ENOTCAPABLE (76), as
 //! node:wasi (uvwasi) refuses it and as Node's own WASI tests expect, where wasmtime-wasi
 //! says EPERM (63): its sandbox (cap-std) reports an escape as "permission denied", which it
-//! maps to EPERM. So every EPERM of a `path_*` call becomes ENOTCAPABLE, on both paths. (The
-//! few refusals the OS itself gives as EPERM on a path, such as a hard link to a directory,
-//! read ENOTCAPABLE too: the two cannot be told apart once wasmtime-wasi has answered.)
+//! maps to EPERM. So every EPERM of a `path_*` call becomes ENOTCAPABLE, on both paths,
+//! except the one refusal the OS itself gives as EPERM on an ordinary path: a hard link to a
+//! directory (`path_link` looks at its source before it says ENOTCAPABLE). Other OS refusals
+//! as EPERM (an immutable file, a sticky directory) read ENOTCAPABLE too: the two cannot be
+//! told apart once wasmtime-wasi has answered.
 
 use crate::engine::Host;
 use crate::wasi_calls::with_guest;
 use wasmtime::{Caller, Linker};
 use wasmtime_wasi::p1::wasi_snapshot_preview1 as p1;
+use wasmtime_wasi::p1::WasiP1Ctx;
 use wasmtime_wasi::runtime::in_tokio;
+use wiggle::{GuestMemory, GuestPtr};
 
 const EPERM: i32 = 63;
 const ENOTCAPABLE: i32 = 76;
@@ -61,7 +65,6 @@ pub fn link(linker: &mut Linker<Host>) -> wasmtime::Result<()> {
         path_create_directory(a: i32, b: i32, c: i32);
         path_filestat_get(a: i32, b: i32, c: i32, d: i32, e: i32);
         path_filestat_set_times(a: i32, b: i32, c: i32, d: i32, e: i64, f: i64, g: i32);
-        path_link(a: i32, b: i32, c: i32, d: i32, e: i32, f: i32, g: i32);
         path_open(a: i32, b: i32, c: i32, d: i32, e: i32, f: i64, g: i64, h: i32, i: i32);
         path_readlink(a: i32, b: i32, c: i32, d: i32, e: i32, f: i32);
         path_remove_directory(a: i32, b: i32, c: i32);
@@ -69,5 +72,82 @@ pub fn link(linker: &mut Linker<Host>) -> wasmtime::Result<()> {
         path_symlink(a: i32, b: i32, c: i32, d: i32, e: i32);
         path_unlink_file(a: i32, b: i32, c: i32);
     }
+    linker.func_wrap(
+        "wasi_snapshot_preview1",
+        "path_link",
+        |mut caller: Caller<'_, Host>,
+         old_fd: i32,
+         old_flags: i32,
+         old_path: i32,
+         old_len: i32,
+         new_fd: i32,
+         new_path: i32,
+         new_len: i32|
+         -> wasmtime::Result<i32> {
+            with_guest(&mut caller, |host, memory| {
+                let errno = in_tokio(p1::path_link(
+                    &mut host.wasi,
+                    memory,
+                    old_fd,
+                    old_flags,
+                    old_path,
+                    old_len,
+                    new_fd,
+                    new_path,
+                    new_len,
+                ))?;
+                let source = [old_fd, old_flags, old_path, old_len];
+                Ok(path_link_errno(&mut host.wasi, memory, errno, source))
+            })
+        },
+    )?;
     Ok(())
+}
+
+/// The errno `path_link` returns: as `path_errno`, but the OS's own EPERM for a hard link to
+/// a directory (`source` is the call's old fd, lookup flags, path pointer and length) stays.
+pub fn path_link_errno(
+    ctx: &mut WasiP1Ctx,
+    memory: &GuestMemory<'_>,
+    errno: i32,
+    source: [i32; 4],
+) -> i32 {
+    let [fd, flags, path, len] = source;
+    if errno == EPERM && is_directory(ctx, memory, fd, flags, path, len) {
+        EPERM
+    } else {
+        path_errno(errno)
+    }
+}
+
+/// Whether `path` (in guest memory) names a directory inside `fd`, asked of wasmtime-wasi
+/// with a copy of the path in host memory, so the guest's memory is never written.
+fn is_directory(
+    ctx: &mut WasiP1Ctx,
+    memory: &GuestMemory<'_>,
+    fd: i32,
+    flags: i32,
+    path: i32,
+    len: i32,
+) -> bool {
+    const FILESTAT: usize = 64; // preview1's filestat: filetype is the byte at 16
+    const DIRECTORY: u8 = 3;
+    let path = GuestPtr::<[u8]>::new((path as u32, len as u32));
+    let Ok(mut scratch) = memory.to_vec(path) else {
+        return false;
+    };
+    let path_len = scratch.len();
+    let stat_at = path_len.next_multiple_of(8);
+    scratch.resize(stat_at + FILESTAT, 0);
+    let mut scratch_memory = GuestMemory::Unshared(&mut scratch);
+    let errno = in_tokio(p1::path_filestat_get(
+        ctx,
+        &mut scratch_memory,
+        fd,
+        flags,
+        0,
+        path_len as i32,
+        stat_at as i32,
+    ));
+    matches!(errno, Ok(0)) && scratch[stat_at + 16] == DIRECTORY
 }

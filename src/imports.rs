@@ -4,7 +4,7 @@
 //! are wasmtime-wasi's and the calling convention is Node's: `lib/imports.js` answers a wrong
 //! argument count or type with errno 28, and a pointer outside memory here gives 61.
 
-use crate::capability_errors::{path_errno, PATH_CALLS};
+use crate::capability_errors::{path_errno, path_link_errno, PATH_CALLS};
 use crate::error::Failure;
 use crate::instance::to_int32;
 use crate::stdio_writes::StdioWrites;
@@ -213,6 +213,7 @@ static FD_WRITE: Lazy<usize> = Lazy::new(|| position("fd_write"));
 static FD_CLOSE: Lazy<usize> = Lazy::new(|| position("fd_close"));
 static FD_RENUMBER: Lazy<usize> = Lazy::new(|| position("fd_renumber"));
 static POLL_ONEOFF: Lazy<usize> = Lazy::new(|| position("poll_oneoff"));
+static PATH_LINK: Lazy<usize> = Lazy::new(|| position("path_link"));
 /// Which syscalls resolve a path (their EPERM is ENOTCAPABLE, `capability_errors.rs`).
 static PATH_CALL: Lazy<Vec<bool>> = Lazy::new(|| {
     SYSCALL_NAMES
@@ -259,6 +260,10 @@ fn syscall(
     }
     p1::WasiSnapshotPreview1::set_hostcall_fuel(ctx, HOSTCALL_FUEL);
     match dispatch(index, ctx, &mut memory, args) {
+        Ok(errno) if index == *PATH_LINK => {
+            let source = [args[0], args[1], args[2], args[3]].map(|arg| arg as i32);
+            Ok(path_link_errno(ctx, &memory, errno, source))
+        }
         Ok(errno) if PATH_CALL[index] => Ok(path_errno(errno)),
         Ok(0) if index == *POLL_ONEOFF => {
             if let (Some(stdin), &[subscriptions, events, count, nevents]) = (&stdio.stdin, args) {
