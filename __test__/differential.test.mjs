@@ -459,7 +459,7 @@ test('trap: all ways throw a RuntimeError after "before trap\\n" was written', a
 
 // --- clocks and random ---------------------------------------------------------------
 
-test('clocks: realtime and monotonic read, monotonic does not go back, resolutions > 0', async () => {
+test('clocks: realtime, monotonic and the CPU-time clocks read, resolutions > 0', async () => {
   const stdout = [
     'realtime.gettime=yes',
     'realtime.after_2020=yes',
@@ -467,6 +467,12 @@ test('clocks: realtime and monotonic read, monotonic does not go back, resolutio
     'monotonic.gettime=yes',
     'monotonic.nondecreasing=yes',
     'monotonic.res_positive=yes',
+    'process.gettime=yes',
+    'process.advances=yes',
+    'process.res_positive=yes',
+    'thread.gettime=yes',
+    'thread.advances=yes',
+    'thread.res_positive=yes',
   ].map((line) => `${line}\n`).join('');
   await differential('clocks.wasm', { args: ['clocks'] }, { exitCode: 0, stdout, stderr: '' });
 });

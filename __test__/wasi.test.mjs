@@ -415,3 +415,23 @@ test('a component instance is disposed the same way', () => {
   instance[Symbol.dispose]();
   assert.throws(() => wasi.start(instance), { code: 'ERR_WASM_INSTANCE_DISPOSED' });
 });
+
+test('the first new WASI warns as node:wasi does, once per process; runWasmSync does not', () => {
+  const warning = 'ExperimentalWarning: WASI is an experimental feature and might change at any time';
+  const warnings = (script, flags = []) => {
+    const child = spawnSync(process.execPath, [...flags, '-e', script], { encoding: 'utf8' });
+    assert.equal(child.status, 0, child.stderr);
+    return child.stderr.split('\n').filter((line) => line.includes('ExperimentalWarning')).map((line) => line.replace(/^\(node:\d+\) /, ''));
+  };
+  const twice = (lib) => `const { WASI } = require(${JSON.stringify(lib)});
+    new WASI({ version: 'preview1' }); new WASI({ version: 'preview1' });`;
+  assert.deepEqual(warnings(twice(libPath)), [warning]);
+  assert.deepEqual(warnings(twice('node:wasi')), [warning], 'node:wasi');
+  assert.deepEqual(warnings(twice(libPath), ['--disable-warning=ExperimentalWarning']), [], 'silenced as node:wasi\'s is');
+  // A type error in the options still warns first, as node:wasi has warned by then.
+  assert.deepEqual(warnings(`const { WASI } = require(${JSON.stringify(libPath)});
+    try { new WASI({ version: 'preview1', args: 'x' }); } catch (e) { if (e.code !== 'ERR_INVALID_ARG_TYPE') throw e; }`), [warning]);
+  const quiet = `const { runWasmSync } = require(${JSON.stringify(libPath)});
+    runWasmSync('(module (memory (export "memory") 1) (func (export "_start")))');`;
+  assert.deepEqual(warnings(quiet), [], 'runWasmSync');
+});

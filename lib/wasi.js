@@ -26,6 +26,17 @@ const { createWasiImport, exitProcess } = require('./imports');
 // What node:wasi's proc_exit throws to unwind the guest with returnOnExit; start() catches it.
 const kExitCode = Symbol('kExitCode');
 
+// node:wasi warns once per process that WASI is experimental (when it is first loaded); code
+// and tests written for it expect that warning (Node's own test/wasi asserts it), so the first
+// `new WASI` gives the same one. runWasm/runWasmSync and the CLI do not. `--no-warnings` and
+// `--disable-warning=ExperimentalWarning` silence it as they silence node:wasi's.
+let warned = false;
+function warnExperimental() {
+  if (warned) return;
+  warned = true;
+  process.emitWarning('WASI is an experimental feature and might change at any time', 'ExperimentalWarning');
+}
+
 class WASI {
   #core;
   #version;
@@ -35,6 +46,7 @@ class WASI {
   #limited = false; // options.limits given: the V8 path is refused
 
   constructor(options) {
+    warnExperimental();
     const config = validateWasiOptions(options);
     this.#version = config.version;
     this.#streams = attachStreams(config);

@@ -233,6 +233,8 @@ fn wasi_linker(engine: &Engine) -> Linker<Host> {
         .expect("poll_oneoff links");
     // A path escaping a preopen is ENOTCAPABLE, as with node:wasi.
     crate::capability_errors::link(&mut linker).expect("path calls link");
+    // The CPU-time clocks, as node:wasi serves them.
+    crate::cpu_clocks::link(&mut linker).expect("clock calls link");
     linker
 }
 

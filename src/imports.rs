@@ -214,6 +214,8 @@ static FD_CLOSE: Lazy<usize> = Lazy::new(|| position("fd_close"));
 static FD_RENUMBER: Lazy<usize> = Lazy::new(|| position("fd_renumber"));
 static POLL_ONEOFF: Lazy<usize> = Lazy::new(|| position("poll_oneoff"));
 static PATH_LINK: Lazy<usize> = Lazy::new(|| position("path_link"));
+static CLOCK_RES_GET: Lazy<usize> = Lazy::new(|| position("clock_res_get"));
+static CLOCK_TIME_GET: Lazy<usize> = Lazy::new(|| position("clock_time_get"));
 /// Which syscalls resolve a path (their EPERM is ENOTCAPABLE, `capability_errors.rs`).
 static PATH_CALL: Lazy<Vec<bool>> = Lazy::new(|| {
     SYSCALL_NAMES
@@ -259,7 +261,15 @@ fn syscall(
         args.iter().for_each(|fd| stdio.forget(*fd));
     }
     p1::WasiSnapshotPreview1::set_hostcall_fuel(ctx, HOSTCALL_FUEL);
-    match dispatch(index, ctx, &mut memory, args) {
+    let cpu_clock = match (index, args) {
+        (i, &[id, result]) if i == *CLOCK_RES_GET => Some((id, result, true)),
+        (i, &[id, _, result]) if i == *CLOCK_TIME_GET => Some((id, result, false)),
+        _ => None,
+    };
+    let served = cpu_clock.and_then(|(id, result, resolution)| {
+        crate::cpu_clocks::cpu_clock_call(&mut memory, id as i32, result as i32, resolution)
+    });
+    match served.unwrap_or_else(|| dispatch(index, ctx, &mut memory, args)) {
         Ok(errno) if index == *PATH_LINK => {
             let source = [args[0], args[1], args[2], args[3]].map(|arg| arg as i32);
             Ok(path_link_errno(ctx, &memory, errno, source))

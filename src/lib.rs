@@ -16,6 +16,7 @@ mod component_poll;
 mod component_resources;
 mod component_scalars;
 mod component_values;
+mod cpu_clocks;
 mod ctx;
 mod engine;
 mod error;
