@@ -312,7 +312,7 @@ function runChild(envOverrides) {
   const dir = tempDir();
   const script = path.join(dir, 'child.cjs');
   fs.writeFileSync(script, CHILD_SCRIPT);
-  const child = spawnSync(process.execPath, [script], { env, encoding: 'utf8', maxBuffer: 16 * 1024 * 1024 });
+  const child = spawnSync(process.execPath, ['--disable-warning=ExperimentalWarning', script], { env, encoding: 'utf8', maxBuffer: 16 * 1024 * 1024 });
   assert.equal(child.error, undefined);
   assert.equal(child.signal, null, `child killed by ${child.signal}; stderr: ${child.stderr}`);
   assert.equal(child.status, 0, `child exited ${child.status}; stderr: ${child.stderr}`);

@@ -11,6 +11,9 @@ const require = createRequire(import.meta.url);
 export const lib = require('../lib/index.js');
 export const fixturesDir = path.join(path.dirname(fileURLToPath(import.meta.url)), 'fixtures');
 
+/** The lines node:wasi (and the first `new WASI` here) print to stderr, as a RegExp source. */
+export const EXPERIMENTAL_WARNING = String.raw`\(node:\d+\) ExperimentalWarning: WASI is an experimental feature and might change at any time\n\(Use \`node --trace-warnings \.\.\.\` to show where the warning was created\)\n`;
+
 /** Absolute path of a committed fixture; throws if it is missing. */
 export function fixturePath(name) {
   const file = path.join(fixturesDir, name);

@@ -8,7 +8,7 @@ import { Worker } from 'node:worker_threads';
 import { parse as watToWasm } from '@bytecodealliance/jco';
 import v8 from 'node:v8';
 import vm from 'node:vm';
-import { lib, assertCode, fixture, NodeWASI, MEMORY_AND_REALLOC_WAT } from './helpers.mjs';
+import { lib, assertCode, fixture, NodeWASI, MEMORY_AND_REALLOC_WAT, EXPERIMENTAL_WARNING } from './helpers.mjs';
 
 v8.setFlagsFromString('--expose-gc');
 const gc = vm.runInNewContext('gc');
@@ -713,5 +713,5 @@ test('examples/plugin-host.mjs runs: async lookups, a logger and a re-entrant ma
                            { encoding: 'utf8', cwd: new URL('..', import.meta.url).pathname });
   assert.equal(result.status, 1, result.stderr);
   assert.equal(result.stdout, 'size=XL\nnope: missing\nhello from the host, plugin\nadd64=1099511627771 scale=3.000\n');
-  assert.equal(result.stderr, '[plugin] looked up size\n');
+  assert.match(result.stderr, new RegExp(`^${EXPERIMENTAL_WARNING}\\[plugin\\] looked up size\n$`));
 });

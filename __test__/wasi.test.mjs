@@ -158,7 +158,7 @@ test('stdout and stderr to host file descriptors', () => {
 });
 
 function child(script) {
-  return spawnSync(process.execPath, ['-e', script], { encoding: 'utf8' });
+  return spawnSync(process.execPath, ['--disable-warning=ExperimentalWarning', '-e', script], { encoding: 'utf8' });
 }
 
 test('returnOnExit: false ends the process with code & 0xff and no exit event', () => {
