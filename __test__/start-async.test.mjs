@@ -36,6 +36,8 @@ test('while it runs, calls into the guest throw ERR_WASI_BUSY; afterwards they w
     assert.equal(err.name, 'AbortError');
     assert.equal(err.code, 'ABORT_ERR');
     assert.equal(err.cause, controller.signal.reason);
+    assert.deepEqual(err.stdout, Buffer.from('start\n'), 'the output so far, on the error');
+    assert.deepEqual(err.stderr, Buffer.alloc(0), 'stderr is not piped: empty');
     return true;
   });
   assert.deepEqual(wasi.stdout, Buffer.from('start\n'));
@@ -60,11 +62,21 @@ test('startAsync on a component runs wasi:cli/run once', async () => {
 test('startAsync: traps and timeouts reject with their codes and keep the output', async () => {
   const trapping = new WASI({ version: 'preview1', stdout: 'pipe' });
   await assert.rejects(trapping.startAsync(trapping.instantiate(fixture('trap.wasm'))),
-                       (err) => err.code === 'ERR_WASM_TRAP' && err.trapCode === 'unreachable');
+                       (err) => err.code === 'ERR_WASM_TRAP' && err.trapCode === 'unreachable' &&
+                                err.stdout.equals(Buffer.from('before trap\n')));
   assert.deepEqual(trapping.stdout, Buffer.from('before trap\n'));
-  const slow = new WASI({ version: 'preview1', stdout: 'pipe', limits: { timeout: 100 } });
-  await assert.rejects(slow.startAsync(slow.instantiate(ENDLESS)), { code: 'ERR_WASI_TIMEOUT' });
+  const slow = new WASI({ version: 'preview1', stdout: 'pipe', stderr: 'pipe', limits: { timeout: 100 } });
+  await assert.rejects(slow.startAsync(slow.instantiate(ENDLESS)), (err) => {
+    assert.equal(err.code, 'ERR_WASI_TIMEOUT');
+    assert.deepEqual(err.stdout, Buffer.from('start\n'));
+    assert.deepEqual(err.stderr, Buffer.alloc(0));
+    return true;
+  });
   assert.deepEqual(slow.stdout, Buffer.from('start\n'));
+  // The same for start(): its errors carry the output too.
+  const sync = new WASI({ version: 'preview1', stdout: 'pipe', limits: { timeout: 100 } });
+  assert.throws(() => sync.start(sync.instantiate(ENDLESS)),
+                (err) => err.code === 'ERR_WASI_TIMEOUT' && err.stdout.equals(Buffer.from('start\n')));
 });
 
 test('startAsync: an already aborted signal rejects and runs nothing', async () => {
@@ -81,7 +93,13 @@ test('startAsync: bad input rejects (a V8 instance, a foreign instance, bad opti
   const { instance: v8 } = await WebAssembly.instantiate(fixture('hello.wasm'), wasi.getImportObject());
   let pending;
   assert.doesNotThrow(() => { pending = wasi.startAsync(v8); });
-  await assert.rejects(pending, { code: 'ERR_INVALID_ARG_TYPE' });
+  await assert.rejects(pending, (err) => {
+    assert.equal(err.code, 'ERR_INVALID_ARG_TYPE');
+    assert.match(err.message, /must be an Instance made by wasi\.instantiate\(\)\. Received a WebAssembly\.Instance/);
+    assert.match(err.message, /only on the main thread/);
+    assert.doesNotMatch(err.message, /instance of Instance/);
+    return true;
+  });
   await assert.rejects(wasi.startAsync(new WASI({ version: 'preview1' }).instantiate(fixture('hello.wasm'))),
                        { code: 'ERR_INVALID_ARG_VALUE' });
   const instance = wasi.instantiate(fixture('hello.wasm'));

@@ -26,6 +26,11 @@ const { createWasiImport, exitProcess } = require('./imports');
 // What node:wasi's proc_exit throws to unwind the guest with returnOnExit; start() catches it.
 const kExitCode = Symbol('kExitCode');
 
+// The codes of the errors a run itself fails with (#withOutput).
+const RUN_FAILURES = new Set([
+  'ABORT_ERR', 'ERR_WASM_TRAP', 'ERR_WASI_TIMEOUT', 'ERR_WASI_EXITED', 'ERR_WASI_STDIO_MAXBUFFER',
+]);
+
 // node:wasi warns once per process that WASI is experimental (when it is first loaded); code
 // and tests written for it expect that warning (Node's own test/wasi asserts it), so the first
 // `new WASI` gives the same one. runWasm/runWasmSync and the CLI do not. `--no-warnings` and
@@ -112,7 +117,11 @@ class WASI {
    * `_start`, or a component's `wasi:cli/run#run`.
    */
   start(instance) {
-    return this.#deliveringAfter(() => this.#start(instance));
+    try {
+      return this.#deliveringAfter(() => this.#start(instance));
+    } catch (err) {
+      throw this.#withOutput(err);
+    }
   }
 
   #start(instance) {
@@ -175,6 +184,14 @@ class WASI {
       validateAbortSignal(signal, 'options.signal');
       throwIfAborted(signal);
       if (this.#core.started) throw ERR_WASI_ALREADY_STARTED();
+      if (instance instanceof WebAssembly.Instance) {
+        throw codedError(TypeError, 'ERR_INVALID_ARG_TYPE',
+                         'The "instance" argument must be an Instance made by wasi.instantiate(). ' +
+                         'Received a WebAssembly.Instance: V8 runs that guest, and only on the ' +
+                         'main thread, so it cannot run on node-wasmtime\'s threads; use ' +
+                         'wasi.start(instance) for it, or wasi.instantiate(module) and ' +
+                         'wasi.startAsync() on the result');
+      }
       if (!(instance instanceof Instance)) {
         throw ERR_INVALID_ARG_TYPE('instance', 'Instance', instance);
       }
@@ -192,7 +209,7 @@ class WASI {
       return withSignal(signal, (token) => this.#core.startAsync(instance, name, token, dispatch))
         .catch((err) => {
           if (isStop(err)) discard(this.#streams);
-          throw err;
+          throw this.#withOutput(err);
         })
         .finally(() => this.#core.release(instance))
         .then((exitCode) => {
@@ -239,6 +256,17 @@ class WASI {
 
   // Runs `call` (which ran the guest on this thread), then hands streamed output written
   // meanwhile to its targets, in order, before returning; a target's error is thrown.
+  // A run's own failure (a trap, a timeout, an abort, ...) carries what the guest wrote to
+  // its captured stdout and stderr, as runWasm's errors do (an empty Buffer for a stream
+  // that is not 'pipe'). Values a host function threw are left untouched.
+  #withOutput(err) {
+    if (err instanceof Error && RUN_FAILURES.has(err.code) && err.stdout === undefined) {
+      err.stdout = this.stdout ?? Buffer.alloc(0);
+      err.stderr = this.stderr ?? Buffer.alloc(0);
+    }
+    return err;
+  }
+
   #deliveringAfter(call) {
     let result;
     try {
