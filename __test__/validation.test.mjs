@@ -48,6 +48,10 @@ const rangeErr = (message) => ({ name: 'RangeError', code: RANGE, message });
 function numberErr(prop, received) {
   return typeErr(`The "options.${prop}" property must be of type number. Received ${received}`);
 }
+/** Ours for a stdout/stderr of another type: node:wasi's code, the accepted set in the message. */
+function outputTypeErr(prop, received) {
+  return typeErr(`The "options.${prop}" property must be of type number (a file descriptor), or one of 'pipe', 'inherit', 'ignore', a function or a Writable. Received ${received}`);
+}
 function fdRangeErr(prop, received) {
   return rangeErr(`The value of "options.${prop}" is out of range. It must be >= 0 && <= 2147483647. Received ${received}`);
 }
@@ -118,10 +122,17 @@ for (const prop of ['stdin', 'stdout', 'stderr']) {
     const row = { title: `${prop}: ${util.inspect(value)}`, options: { version: P1, [prop]: value }, error };
     // Our documented extensions: stdout/stderr 'pipe' | 'ignore' | a function (or a Writable)
     // receiving the stream. (stdin as data takes a BufferSource, never a string, as here.)
+    // 'inherit' is this process's own fd, as for runWasm. Any other value of another type
+    // fails with node:wasi's code and a message that lists what is accepted.
     if (prop !== 'stdin' && value === 'pipe') {
       row.extension = { [prop]: 'pipe' };
+    } else if (prop !== 'stdin' && value === 'inherit') {
+      row.extension = { [prop]: prop === 'stdout' ? 1 : 2 };
     } else if (prop !== 'stdin' && typeof value === 'function') {
       row.extension = { [prop]: value };
+    } else if (prop !== 'stdin' && typeof value !== 'number') {
+      row.extension = {};
+      row.extensionError = outputTypeErr(prop, error.message.split(' Received ')[1]);
     }
     stdioRows.push(row);
   }

@@ -291,6 +291,11 @@ function ERR_INVALID_ARG_TYPE(name, expected, actual) {
                    true, true, ERR_INVALID_ARG_TYPE);
 }
 
+/** ERR_INVALID_ARG_TYPE with a message of its own, in Node's shape (for our extended options). */
+ERR_INVALID_ARG_TYPE.withMessage = function InvalidArgTypeWithMessage(message) {
+  return makeError(TypeError, 'ERR_INVALID_ARG_TYPE', message, true, true, InvalidArgTypeWithMessage);
+};
+
 function invalidArgValueMessage(name, value, reason = 'is invalid') {
   let inspected = inspect(value);
   if (inspected.length > 128) {

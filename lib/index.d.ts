@@ -76,10 +76,10 @@ export interface WASIOptions {
   returnOnExit?: boolean
   /** Host fd the guest reads (default `0`). Extension: bytes fed to the guest (a string is rejected, as node:wasi rejects it). */
   stdin?: number | Bytes
-  /** Host fd (default `1`). Extensions: `'pipe'` (captured, read `wasi.stdout`), `'ignore'`, an `OutputTarget` (streamed). */
-  stdout?: number | 'pipe' | 'ignore' | OutputTarget
-  /** Host fd (default `2`). Extensions: `'pipe'` (captured, read `wasi.stderr`), `'ignore'`, an `OutputTarget` (streamed). */
-  stderr?: number | 'pipe' | 'ignore' | OutputTarget
+  /** Host fd (default `1`). Extensions: `'pipe'` (captured, read `wasi.stdout`), `'inherit'` (fd 1), `'ignore'`, an `OutputTarget` (streamed). */
+  stdout?: number | 'pipe' | 'inherit' | 'ignore' | OutputTarget
+  /** Host fd (default `2`). Extensions: `'pipe'` (captured, read `wasi.stderr`), `'inherit'` (fd 2), `'ignore'`, an `OutputTarget` (streamed). */
+  stderr?: number | 'pipe' | 'inherit' | 'ignore' | OutputTarget
   /** Extension: limits on guests this object runs in wasmtime (`instantiate()`); see `Limits`. */
   limits?: Limits
   /**

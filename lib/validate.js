@@ -17,6 +17,7 @@ const {
   ERR_INVALID_ARG_VALUE,
   ERR_OUT_OF_RANGE,
   codedError,
+  describeReceived,
   hideStackFrames,
 } = require('./errors');
 
@@ -255,11 +256,8 @@ function validateWasiOptions(options) {
   } else {
     validateInt32(stdin, 'options.stdin', 0);
   }
-  // Extension: stdout/stderr may be 'pipe' (captured), 'ignore', or streamed to a function or
-  // a Writable.
-  const isExtension = (value) => value === 'pipe' || value === 'ignore' || isStreamTarget(value);
-  if (!isExtension(stdout)) validateInt32(stdout, 'options.stdout', 0);
-  if (!isExtension(stderr)) validateInt32(stderr, 'options.stderr', 0);
+  stdout = validateWasiOutput(stdout, 'options.stdout', 1);
+  stderr = validateWasiOutput(stderr, 'options.stderr', 2);
 
   // Extensions, checked after all of node:wasi's own checks.
   const limits = validateLimits(options.limits, 'options.limits');
@@ -278,6 +276,24 @@ function validateWasiOptions(options) {
     // Raw: Node validates it only after native setup (step 9).
     returnOnExit: options.returnOnExit,
   };
+}
+
+/**
+ * node:wasi's stdout/stderr check (an int32 fd >= 0, with its messages), plus the extensions
+ * runWasm takes too: 'pipe' (captured), 'ignore', 'inherit' (this process's fd 1 or 2:
+ * `inheritFd`), or a function or Writable the stream goes to. A value of another type is
+ * still node:wasi's ERR_INVALID_ARG_TYPE, its message listing what is accepted.
+ */
+function validateWasiOutput(value, name, inheritFd) {
+  if (value === 'pipe' || value === 'ignore' || isStreamTarget(value)) return value;
+  if (value === 'inherit') return inheritFd;
+  if (typeof value !== 'number') {
+    throw ERR_INVALID_ARG_TYPE.withMessage(
+      `The "${name}" property must be of type number (a file descriptor), or one of ` +
+      `'pipe', 'inherit', 'ignore', a function or a Writable.${describeReceived(value)}`);
+  }
+  validateInt32(value, name, 0);
+  return value;
 }
 
 /** Node's step 9: undefined -> true; otherwise must be a boolean. */
