@@ -356,3 +356,29 @@ test('RUST_BACKTRACE=1 (and full, and RUST_LIB_BACKTRACE=1) in a child does not 
     assert.equal(other.stderr, '', `${label}: stderr`);
   }
 });
+
+test('input that is not wasm says so: a path instead of bytes, arbitrary bytes, empty input, bad WAT', () => {
+  const { Module, runWasmSync } = lib;
+  const compileError = (input) => {
+    try {
+      new Module(input);
+    } catch (err) {
+      assert.equal(err.code, 'ERR_WASM_COMPILE');
+      return err.message;
+    }
+    assert.fail('compiled');
+  };
+  const neither = 'the input is neither a WebAssembly binary (it does not start with the \\0asm header) nor WebAssembly text (which starts with `(`)';
+  for (const path of ['wc.wasm', 'prog.wat', './build/prog', Buffer.from('/abs/x.wasm')]) {
+    assert.equal(compileError(path), `${neither}; was the path "${path}" passed instead of the file's bytes? Read the file first, e.g. fs.readFileSync(path)`, String(path));
+  }
+  assert.equal(compileError(Buffer.from('hello')), neither);
+  assert.equal(compileError(Buffer.from([1, 2, 3, 4])), neither);
+  for (const empty of [Buffer.alloc(0), '', '  \n']) {
+    assert.equal(compileError(empty), 'empty input: expected a WebAssembly binary (starting with \\0asm) or WebAssembly text');
+  }
+  assert.match(compileError('(module (func'), /^invalid WebAssembly text: expected `\)`/);
+  assert.match(compileError(';; a comment\n(module (bad))'), /^invalid WebAssembly text: /);
+  // runWasmSync and runWasm go through the same compile.
+  assert.throws(() => runWasmSync('wc.wasm'), { code: 'ERR_WASM_COMPILE', message: /was the path "wc\.wasm" passed/ });
+});

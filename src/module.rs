@@ -65,18 +65,44 @@ pub struct CompiledModule {
     prepared: Mutex<HashMap<PrepareKey, Prepared>>,
 }
 
+/// Why `source`, which has no `\0asm` header, is not wasm: WAT's own error when it reads as
+/// WebAssembly text (it starts with `(` or a comment), else that it is neither; and for a short single
+/// line that names a `.wasm`/`.wat` file or a path, that a path may have been passed instead
+/// of the file's contents.
+fn not_wasm_message(source: &[u8], error: &wat::Error) -> String {
+    let text = String::from_utf8_lossy(source);
+    let trimmed = text.trim();
+    if trimmed.is_empty() {
+        return "empty input: expected a WebAssembly binary (starting with \\0asm) or \
+                WebAssembly text"
+            .to_string();
+    }
+    if trimmed.starts_with('(') || trimmed.starts_with(";;") || trimmed.starts_with("(;") {
+        return format!("invalid WebAssembly text: {error}");
+    }
+    let mut message = "the input is neither a WebAssembly binary (it does not start with the \
+                       \\0asm header) nor WebAssembly text (which starts with `(`)"
+        .to_string();
+    let looks_like_path = trimmed.len() < 4096
+        && !trimmed.contains('\n')
+        && (trimmed.ends_with(".wasm") || trimmed.ends_with(".wat") || trimmed.contains('/'));
+    if looks_like_path {
+        message.push_str(&format!(
+            "; was the path {trimmed:?} passed instead of the file's bytes? Read the file \
+             first, e.g. fs.readFileSync(path)"
+        ));
+    }
+    message
+}
+
 impl CompiledModule {
     /// Compiles wasm bytes, or WAT text, into a core module or a component.
     pub fn compile(source: &[u8]) -> Result<Self> {
         let binary = if source.starts_with(b"\0asm") {
             std::borrow::Cow::Borrowed(source)
         } else {
-            wat::parse_bytes(source).map_err(|e| {
-                Failure::new(
-                    ErrorCode::WasmCompile,
-                    format!("invalid WebAssembly text: {e}"),
-                )
-            })?
+            wat::parse_bytes(source)
+                .map_err(|e| Failure::new(ErrorCode::WasmCompile, not_wasm_message(source, &e)))?
         };
         let compiled = compile_in(engine(), &binary)?;
         Ok(Self::from_compiled(
