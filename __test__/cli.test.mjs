@@ -119,7 +119,6 @@ test('bad usage exits 1 with a message', () => {
     [['run', '--dir', '/tmp::/x', '--dir', '/::/x', fixturePath('hello.wasm')], /guest path '\/x' given by two/],
     [['run', '--env', '=v', fixturePath('hello.wasm')], /bad --env '=v'/],
     [['run'], /missing FILE/],
-    [['frob'], /unknown command 'frob'/],
   ];
   for (const [args, message] of cases) {
     const r = run(args);
@@ -152,4 +151,59 @@ test('runs components: output, exit-with-code status, --dir', () => {
   const r = run(['run', '--dir', `${fixturesDir}::/data`, fixturePath('components/fs.wasm'), 'read', '/data/hello.c']);
   assert.equal(r.status, 0);
   assert.equal(r.stdout, fs.readFileSync(fixturePath('hello.c'), 'utf8'));
+});
+
+test('run may be left out; --version prints both versions; --help names components', () => {
+  assert.deepEqual(run([fixturePath('hello.wasm')]), { status: 0, stdout: 'hello world\n', stderr: '' });
+  assert.deepEqual(run(['--dir', `${fixturesDir}::/data`, fixturePath('fs.wasm'), 'read', '/data/hello.c']).status, 0);
+  const pkg = JSON.parse(fs.readFileSync(new URL('../package.json', import.meta.url), 'utf8'));
+  const pinned = /^wasmtime = \{ version = "=([\d.]+)"/m.exec(fs.readFileSync(new URL('../Cargo.toml', import.meta.url), 'utf8'))[1];
+  for (const args of [['--version'], ['-V'], ['run', '--version']]) {
+    assert.deepEqual(run(args), { status: 0, stdout: `node-wasmtime ${pkg.version} (wasmtime ${pinned})\n`, stderr: '' }, args.join(' '));
+  }
+  const help = run(['--help']).stdout;
+  assert.match(help, /a core module \(WASI preview1, `_start`\) or a component \(`wasi:cli\/run`\)/);
+  assert.doesNotMatch(help, /WASI preview1 command/);
+  // A misspelt command is now a file that cannot be read.
+  assert.match(run(['frob']).stderr, /^node-wasmtime: cannot read frob: ENOENT/);
+});
+
+test('-W limits as wasmtime run spells them: fuel, timeout, max-memory-size; exits 134 when one stops the guest', () => {
+  const spin = fixturePath('spin.wasm');
+  const forever = '100000000000000'; // rounds: far more than any limit here lets it run
+  const fuel = run(['-W', 'fuel=100000', spin, forever]);
+  assert.equal(fuel.status, 134, fuel.stderr);
+  assert.match(fuel.stderr, /^node-wasmtime: .*fuel/);
+  for (const flag of [['-W', 'timeout=200ms'], ['-Wtimeout=200ms'], ['--wasm', 'timeout=1'], ['--wasm=timeout=1s']]) {
+    const began = Date.now();
+    const r = run(['run', ...flag, spin, forever]);
+    assert.equal(r.status, 134, `${flag.join(' ')}: ${r.stderr}`);
+    assert.match(r.stderr, /^node-wasmtime: .*(timeout|time limit)/i, flag.join(' '));
+    assert.ok(Date.now() - began < 10_000, flag.join(' '));
+  }
+  // Enough fuel and time: the guest runs as without them.
+  assert.deepEqual(run(['-W', 'fuel=100000000,timeout=10s,max-wasm-stack=1048576', fixturePath('hello.wasm')]),
+                   { status: 0, stdout: 'hello world\n', stderr: '' });
+  // A memory cap below what the guest asks for: its allocation fails inside the guest.
+  const alloc = run(['-W', 'max-memory-size=65536', fixturePath('hello.wasm')]);
+  assert.equal(alloc.status, 1, 'a cap below the module\'s declared memory fails to instantiate');
+  assert.match(alloc.stderr, /maxMemory|memory/);
+});
+
+test('-W: unknown keys, missing and bad values are usage errors (exit 1)', () => {
+  const hello = fixturePath('hello.wasm');
+  const cases = [
+    [['-W', 'fule=10', hello], /unknown -W option 'fule' \(known: fuel, timeout, max-memory-size, max-wasm-stack\)/],
+    [['-W', 'fuel', hello], /-W fuel needs a value/],
+    [['-W', 'fuel=-1', hello], /bad value for -W fuel=-1/],
+    [['-W', 'timeout=1h', hello], /bad value for -W timeout=1h/],
+    [['-W', 'timeout=0', hello], /bad value for -W timeout=0/],
+    [['-W'], /option '-W' needs a value/],
+  ];
+  for (const [args, message] of cases) {
+    const r = run(args);
+    assert.equal(r.status, 1, args.join(' '));
+    assert.equal(r.stdout, '');
+    assert.match(r.stderr, message, args.join(' '));
+  }
 });

@@ -1,42 +1,63 @@
 #!/usr/bin/env node
 'use strict';
 
-// node-wasmtime's command line: `node-wasmtime run [--dir HOST[::GUEST]] [--env K[=V]] FILE [ARGS...]`
-// runs a WASI preview1 command with runWasmSync, its stdio being this process's fds 0/1/2,
-// and exits with the guest's exit code. Flags are spelled like `wasmtime run`'s; as there,
-// options end at FILE, so everything after it (dashes included) goes to the guest.
-// Hand-parsed rather than with util.parseArgs, which cannot stop at the first positional.
+// node-wasmtime's command line: `node-wasmtime [run] [--dir HOST[::GUEST]] [--env K[=V]]
+// [-W KEY=VALUE,...] FILE [ARGS...]` runs a WASI command (a preview1 module or a component)
+// with runWasmSync, its stdio being this process's fds 0/1/2, and exits with the guest's exit
+// code. Flags are spelled like `wasmtime run`'s (`-W fuel=N,timeout=1s,max-memory-size=N`); as
+// there, `run` may be left out and options end at FILE, so everything after it (dashes
+// included) goes to the guest. Hand-parsed rather than with util.parseArgs, which cannot stop
+// at the first positional.
 
 const fs = require('node:fs');
 const path = require('node:path');
 
 const USAGE = `\
 Usage: node-wasmtime run [OPTIONS] FILE [ARGS...]
-       node-wasmtime --help
+       node-wasmtime [OPTIONS] FILE [ARGS...]
+       node-wasmtime --help | --version
 
-Runs the WASI preview1 command FILE (.wasm, or .wat text) on wasmtime, with this
-process's stdin, stdout and stderr. The guest sees argv FILE ARGS... (FILE as given).
+Runs the WASI command FILE on wasmtime, with this process's stdin, stdout and
+stderr: a core module (WASI preview1, \`_start\`) or a component (\`wasi:cli/run\`),
+as a .wasm binary or .wat text. The guest sees argv FILE ARGS... (FILE as given).
 
 Options (they end at FILE; \`--\` also ends them):
   --dir HOST[::GUEST]  Give the guest the host directory HOST at guest path GUEST
                        (default: the same path as HOST). Repeatable.
   --env NAME=VALUE     Set an environment variable in the guest; a bare NAME passes
                        the host's value through. Repeatable.
+  -W, --wasm KEY=VALUE[,KEY=VALUE...]
+                       Limits, spelled as \`wasmtime run -W\` spells them. Repeatable.
+                         fuel=N             stop the guest after N units of fuel
+                         timeout=DURATION   stop it after DURATION of running: 1s,
+                                            500ms, or a bare number of seconds
+                         max-memory-size=N  bytes each linear memory may grow to
+                         max-wasm-stack=N   bytes of wasm stack (64 KiB to 1 MiB)
   -h, --help           Print this help and exit.
-Both options also take the --dir=... / --env=... form.
+  -V, --version        Print the versions of node-wasmtime and wasmtime and exit.
+Options also take the --dir=... / --env=... / --wasm=... / -WKEY=VALUE forms.
 
 Exit status: the guest's exit code, modulo 256 (proc_exit(-1) exits 255);
-134 if the guest traps (like wasmtime on Unix; the trap and its wasm backtrace
-go to stderr); 1 for any other error (bad option, unreadable file, compile error);
-2 when run without arguments.
+134 if the guest traps, runs out of fuel or times out (like wasmtime on Unix; the
+reason and the wasm backtrace go to stderr); 1 for any other error (bad option,
+unreadable file, compile error); 2 when run without arguments.
 `;
+
+// -W keys and the runWasmSync limit each sets.
+const WASM_LIMITS = {
+  'fuel': ['fuel', parseCount],
+  'timeout': ['timeout', parseDuration],
+  'max-memory-size': ['maxMemory', parseCount],
+  'max-wasm-stack': ['maxStack', parseCount],
+};
 
 class UsageError extends Error {}
 
-/** Parses `run`'s arguments (everything after the word `run`). */
+/** Parses `run`'s arguments (everything after the word `run`, or all of them without it). */
 function parseRunArgs(argv) {
   const preopens = {};
   const env = {};
+  const limits = {};
   let i = 0;
   for (; i < argv.length; i++) {
     const arg = argv[i];
@@ -45,12 +66,17 @@ function parseRunArgs(argv) {
       break;
     }
     if (arg === '-h' || arg === '--help') return { help: true };
+    if (arg === '-V' || arg === '--version') return { version: true };
     if (!arg.startsWith('-') || arg === '-') break; // FILE: options end here
+    if (arg.startsWith('-W') && arg.length > 2) { // -Wfuel=10
+      addLimits(limits, arg.slice(2));
+      continue;
+    }
     const eq = arg.indexOf('=');
     const name = eq === -1 ? arg : arg.slice(0, eq);
-    if (name !== '--dir' && name !== '--env') throw new UsageError(`unknown option '${name}'`);
+    if (!['--dir', '--env', '-W', '--wasm'].includes(name)) throw new UsageError(`unknown option '${name}'`);
     let value;
-    if (eq !== -1) {
+    if (eq !== -1 && name.startsWith('--')) {
       value = arg.slice(eq + 1);
     } else if (i + 1 < argv.length) {
       value = argv[++i];
@@ -58,10 +84,46 @@ function parseRunArgs(argv) {
       throw new UsageError(`option '${name}' needs a value`);
     }
     if (name === '--dir') addDir(preopens, value);
-    else addEnv(env, value);
+    else if (name === '--env') addEnv(env, value);
+    else addLimits(limits, value);
   }
   if (i >= argv.length) throw new UsageError('missing FILE to run');
-  return { file: argv[i], guestArgs: argv.slice(i + 1), preopens, env };
+  return { file: argv[i], guestArgs: argv.slice(i + 1), preopens, env, limits };
+}
+
+/** `-W fuel=10,timeout=1s`: each KEY=VALUE sets one limit (the last one given wins). */
+function addLimits(limits, value) {
+  for (const item of value.split(',')) {
+    const eq = item.indexOf('=');
+    const key = eq === -1 ? item : item.slice(0, eq);
+    const known = WASM_LIMITS[key];
+    if (known === undefined) {
+      throw new UsageError(`unknown -W option '${key}' (known: ${Object.keys(WASM_LIMITS).join(', ')})`);
+    }
+    if (eq === -1) throw new UsageError(`-W ${key} needs a value (-W ${key}=...)`);
+    const [limit, parse] = known;
+    const parsed = parse(item.slice(eq + 1));
+    if (parsed === undefined) throw new UsageError(`bad value for -W ${item}`);
+    limits[limit] = parsed;
+  }
+}
+
+/** A non-negative integer in decimal, or undefined. */
+function parseCount(text) {
+  return /^\d+$/.test(text) && Number.isSafeInteger(Number(text)) ? Number(text) : undefined;
+}
+
+/** `timeout`'s DURATION as wasmtime reads it (a bare number is seconds), in milliseconds. */
+function parseDuration(text) {
+  const match = /^(\d+)(ms|s)?$/.exec(text);
+  if (match === null) return undefined;
+  const ms = Number(match[1]) * (match[2] === 'ms' ? 1 : 1000);
+  return ms >= 1 && ms <= 2 ** 31 - 1 ? ms : undefined;
+}
+
+function printVersion() {
+  const { versions } = require(path.join(__dirname, '..', 'lib', 'index.js'));
+  process.stdout.write(`node-wasmtime ${versions.nodeWasmtime} (wasmtime ${versions.wasmtime})\n`);
 }
 
 function addDir(preopens, value) {
@@ -108,14 +170,16 @@ function main(argv) {
     process.stdout.write(USAGE);
     return;
   }
-  if (argv[0] !== 'run') {
-    fail(`unknown command '${argv[0]}' (try: node-wasmtime run FILE, or node-wasmtime --help)`);
+  if (argv[0] === '-V' || argv[0] === '--version') {
+    printVersion();
     return;
   }
+  // As with `wasmtime`, `run` may be left out: `node-wasmtime x.wasm` runs x.wasm.
+  const runArgs = argv[0] === 'run' ? argv.slice(1) : argv;
 
   let opts;
   try {
-    opts = parseRunArgs(argv.slice(1));
+    opts = parseRunArgs(runArgs);
   } catch (err) {
     if (!(err instanceof UsageError)) throw err;
     fail(`${err.message} (see node-wasmtime --help)`);
@@ -123,6 +187,10 @@ function main(argv) {
   }
   if (opts.help) {
     process.stdout.write(USAGE);
+    return;
+  }
+  if (opts.version) {
+    printVersion();
     return;
   }
 
@@ -151,10 +219,12 @@ function main(argv) {
       stdin: hostStdin(),
       stdout: 'inherit',
       stderr: 'inherit',
+      limits: opts.limits,
     });
     process.exitCode = exitCode & 0xff; // like a shell: -1 -> 255, 256 -> 0
   } catch (err) {
-    if (err && err.code === 'ERR_WASM_TRAP') fail(err.message, 134);
+    // A trap, fuel running out (a trap too) and a timeout exit as wasmtime's traps do.
+    if (err && (err.code === 'ERR_WASM_TRAP' || err.code === 'ERR_WASI_TIMEOUT')) fail(err.message, 134);
     else fail(err && err.message !== undefined ? err.message : String(err));
   }
 }

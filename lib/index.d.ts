@@ -224,3 +224,6 @@ export declare function runWasmSync(wasm: Module | Bytes | string, options?: Run
 
 /** Runs a WASI command in a fresh store and instance on node-wasmtime's own thread pool. */
 export declare function runWasm(wasm: Module | Bytes | string, options?: RunOptions): Promise<RunResult>
+
+/** This package's version and the version of wasmtime it is built on. */
+export declare const versions: { readonly nodeWasmtime: string; readonly wasmtime: string }

@@ -13,4 +13,7 @@ const { Instance } = require('./instance');
 const { WASI } = require('./wasi');
 const { runWasm, runWasmSync } = require('./run');
 
-module.exports = { WASI, Module, Instance, Memory, Global, Table, runWasm, runWasmSync };
+/** This package's version and the wasmtime it is built on (pinned in Cargo.toml). */
+const versions = Object.freeze({ nodeWasmtime: require('../package.json').version, wasmtime: '48.0.8' });
+
+module.exports = { WASI, Module, Instance, Memory, Global, Table, runWasm, runWasmSync, versions };
