@@ -68,7 +68,24 @@ pub fn instantiate_failure(error: wasmtime::Error) -> Failure {
             ),
         );
     }
-    Failure::new(ErrorCode::WasmLink, reason(&error))
+    Failure::new(ErrorCode::WasmLink, explain_memory_cap(reason(&error)))
+}
+
+/// wasmtime's "memory minimum size of N pages exceeds memory limits" names neither the limit
+/// nor the bytes: the only memory limit a store here has is `limits.maxMemory`, so say so.
+fn explain_memory_cap(reason: String) -> String {
+    let pages = reason
+        .strip_prefix("memory minimum size of ")
+        .and_then(|rest| rest.strip_suffix(" pages exceeds memory limits"))
+        .and_then(|pages| pages.parse::<u64>().ok());
+    match pages {
+        Some(pages) => format!(
+            "the module's memory declares a minimum of {pages} pages ({} bytes), more than \
+             limits.maxMemory allows; raise limits.maxMemory to at least that",
+            pages * 65536
+        ),
+        None => reason,
+    }
 }
 
 /// The JS functions of one run: which imports they serve, and how calls reach them: from
