@@ -22,11 +22,18 @@ export type TypedArray =
  */
 export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-wasip1'
 
-/** A run's cancel flag, set from JS when its `AbortSignal` aborts. */
+/**
+ * A run's cancel flag, set from JS when its `AbortSignal` aborts, and whether the run has
+ * begun on a pool thread (until then it waits in the pool's queue).
+ */
 export declare class CancelToken {
   constructor()
-  /** Stops the run (or keeps it from starting) at the next clock tick. */
-  cancel(): void
+  /**
+   * Stops the run (or keeps it from starting) at the next clock tick. Returns `true` when
+   * the run had not begun: it never will (`begin` then sees the flag), so the caller may
+   * settle at once instead of waiting for a pool thread to free up.
+   */
+  cancel(): boolean
 }
 
 /**

@@ -566,3 +566,53 @@ test('under an address-space limit (ulimit -v) one-shot runs allocate on demand 
   assert.equal(child.status, 0, child.stderr);
   assert.equal(child.stdout, '["hello world\\n"] 52');
 });
+
+test('NODE_WASMTIME_THREADS sizes the pool (default: one thread per core); a bad value fails at require', async () => {
+  const { spawnSync } = await import('node:child_process');
+  const os = await import('node:os');
+  const libPath = JSON.stringify(new URL('../lib/index.js', import.meta.url).pathname);
+  // Counts the pool's threads (named node-wasmtime-run-N; the kernel keeps 15 characters).
+  const script = `require(${libPath}).runWasm('(module (memory (export "memory") 1) (func (export "_start")))').then(() => {
+    const fs = require('fs');
+    const names = fs.readdirSync('/proc/self/task').map((t) => fs.readFileSync('/proc/self/task/' + t + '/comm', 'utf8').trim());
+    console.log(names.filter((n) => n.startsWith('node-wasmtime-r')).length);
+  });`;
+  const threads = (value) => {
+    const env = { ...process.env };
+    delete env.NODE_WASMTIME_THREADS;
+    if (value !== undefined) env.NODE_WASMTIME_THREADS = value;
+    return spawnSync(process.execPath, ['-e', script], { env, encoding: 'utf8' });
+  };
+  // Rust counts cores as Node does, but also honours a cgroup CPU quota: at most Node's count.
+  const byDefault = Number(threads(undefined).stdout);
+  assert.ok(byDefault >= 1 && byDefault <= os.availableParallelism(), `default ${byDefault}`);
+  assert.equal(threads('3').stdout, '3\n');
+  assert.equal(threads('1').stdout, '1\n');
+  for (const bad of ['0', '-1', 'two', '1.5', '', '1025']) {
+    const child = threads(bad);
+    assert.equal(child.status, 1, bad);
+    assert.match(child.stderr, /RangeError \[ERR_OUT_OF_RANGE\]: The value of "process\.env\.NODE_WASMTIME_THREADS" is out of range\. It must be an integer >= 1 && <= 1024/, bad);
+    assert.ok(child.stderr.includes(`Received '${bad}'`), bad);
+  }
+});
+
+test('limits.timeout counts running time, not the queue; a signal also stops a queued run', async () => {
+  const { spawnSync } = await import('node:child_process');
+  const libPath = JSON.stringify(new URL('../lib/index.js', import.meta.url).pathname);
+  // One pool thread, held by an endless guest for 1.5 s: a trivial run queued behind it with
+  // a 100 ms timeout still completes (the timeout starts when it runs); one with
+  // AbortSignal.timeout(100) is stopped while it waits, long before the thread frees up.
+  const script = `const { runWasm } = require(${libPath});
+    const endless = '(module (memory (export "memory") 1) (func (export "_start") (loop (br 0))))';
+    const trivial = '(module (memory (export "memory") 1) (func (export "_start")))';
+    const began = Date.now();
+    const holder = runWasm(endless, { limits: { timeout: 1500 } }).catch((e) => e.code);
+    const timed = runWasm(trivial, { limits: { timeout: 100 } }).then((r) => 'exit ' + r.exitCode);
+    const signalled = runWasm(trivial, { signal: AbortSignal.timeout(100) })
+      .catch((e) => e.name + ' after ' + (Date.now() - began < 1000 ? 'less' : 'more') + ' than 1 s');
+    Promise.all([holder, timed, signalled]).then((r) => console.log(JSON.stringify(r)));`;
+  const env = { ...process.env, NODE_WASMTIME_THREADS: '1' };
+  const child = spawnSync(process.execPath, ['-e', script], { env, encoding: 'utf8' });
+  assert.equal(child.stderr, '');
+  assert.deepEqual(JSON.parse(child.stdout), ['ERR_WASI_TIMEOUT', 'exit 0', 'AbortError after less than 1 s']);
+});

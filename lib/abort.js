@@ -21,15 +21,24 @@ function throwIfAborted(signal) {
 
 /**
  * Calls `start(token)` at once (synchronously) with a CancelToken that `signal` cancels, and
- * settles like its promise, an ABORT_ERR rejection turned into an AbortError.
+ * settles like its promise, an ABORT_ERR rejection turned into an AbortError. With
+ * `settleQueued` (runWasm: a fresh store nothing else uses), a run aborted while it still
+ * waits in the pool's queue rejects at once; it is dropped, unrun, when it reaches a thread.
  */
-async function withSignal(signal, start) {
+async function withSignal(signal, start, { settleQueued = false } = {}) {
   if (signal === undefined) return start(undefined);
   const token = new CancelToken();
-  const cancel = () => token.cancel();
+  let rejectQueued;
+  const queuedAbort = new Promise((resolve, reject) => { rejectQueued = reject; });
+  const cancel = () => {
+    if (token.cancel() && settleQueued) rejectQueued(new AbortError(undefined, { cause: signal.reason }));
+  };
   signal.addEventListener('abort', cancel, { once: true });
   try {
-    return await start(token);
+    const running = start(token);
+    if (!settleQueued) return await running;
+    running.catch(() => {}); // settled by queuedAbort instead when it was aborted while queued
+    return await Promise.race([running, queuedAbort]);
   } catch (err) {
     if (err?.code !== 'ABORT_ERR') throw err;
     const aborted = new AbortError(undefined, { cause: signal.reason });

@@ -8,6 +8,17 @@
 // backtraces stay off unless asked for by name (panics still honour RUST_BACKTRACE).
 if (process.env.RUST_LIB_BACKTRACE === undefined) process.env.RUST_LIB_BACKTRACE = '0';
 
+// The size of node-wasmtime's thread pool (runWasm, startAsync, Module.compile); read by the
+// native side when the pool starts. A value that is not a thread count fails here, loudly,
+// rather than leaving a service with a pool it did not ask for.
+const threads = process.env.NODE_WASMTIME_THREADS;
+if (threads !== undefined && !(/^\d+$/.test(threads) && Number(threads) >= 1 && Number(threads) <= 1024)) {
+  const { codedError } = require('./errors');
+  throw codedError(RangeError, 'ERR_OUT_OF_RANGE',
+                   'The value of "process.env.NODE_WASMTIME_THREADS" is out of range. It must be an ' +
+                   `integer >= 1 && <= 1024 (the number of threads runWasm runs guests on). Received '${threads}'`);
+}
+
 const { Module, Memory, Global, Table } = require('../index.js');
 const { Instance } = require('./instance');
 const { WASI } = require('./wasi');

@@ -66,7 +66,7 @@ async function runWasm(wasm, options) {
   const streams = attachStreams(config);
   const result = await withSignal(signal, (token) =>
     runAsync(module, config, token, streams.stdout?.channel, streams.stderr?.channel, values,
-             dispatch)).catch((err) => {
+             dispatch), { settleQueued: true }).catch((err) => {
     if (isStop(err)) discard(streams);
     throw err;
   });

@@ -59,10 +59,12 @@ impl std::fmt::Display for Stopped {
 
 impl std::error::Error for Stopped {}
 
-/// A run's cancel flag, set from JS when its `AbortSignal` aborts.
+/// A run's cancel flag, set from JS when its `AbortSignal` aborts, and whether the run has
+/// begun on a pool thread (until then it waits in the pool's queue).
 #[napi]
 pub struct CancelToken {
     pub(crate) flag: Arc<AtomicBool>,
+    pub(crate) began: Arc<AtomicBool>,
 }
 
 #[napi]
@@ -71,13 +73,26 @@ impl CancelToken {
     pub fn new() -> Self {
         CancelToken {
             flag: Arc::new(AtomicBool::new(false)),
+            began: Arc::new(AtomicBool::new(false)),
         }
     }
 
-    /// Stops the run (or keeps it from starting) at the next clock tick.
+    /// Stops the run (or keeps it from starting) at the next clock tick. Returns `true` when
+    /// the run had not begun: it never will (`begin` then sees the flag), so the caller may
+    /// settle at once instead of waiting for a pool thread to free up.
     #[napi(catch_unwind)]
-    pub fn cancel(&self) {
+    pub fn cancel(&self) -> bool {
         self.flag.store(true, Ordering::SeqCst);
+        !self.began.load(Ordering::SeqCst)
+    }
+}
+
+/// Marks the run of `began` (a `CancelToken`'s) as begun on its pool thread: from here a
+/// cancel waits for the run to stop. Stored before the run reads its cancel flag, so a cancel
+/// that saw it unset is always seen by the run.
+pub fn begin(began: &Option<Arc<AtomicBool>>) {
+    if let Some(began) = began {
+        began.store(true, Ordering::SeqCst);
     }
 }
 

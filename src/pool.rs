@@ -1,6 +1,7 @@
 //! The threads that async work runs on (`runWasm`, `Module.compile`): as many as the machine
-//! has cores, never libuv's threadpool, which `fs` and `dns` need, each with a native stack
-//! deep enough for the largest `limits.maxStack` plus the host's own frames.
+//! has cores, or `NODE_WASMTIME_THREADS` (checked by `lib/index.js` when the package loads),
+//! never libuv's threadpool, which `fs` and `dns` need, each with a native stack deep enough
+//! for the largest `limits.maxStack` plus the host's own frames.
 
 use once_cell::sync::Lazy;
 
@@ -8,8 +9,17 @@ use once_cell::sync::Lazy;
 /// the pages a guest touches are ever committed.
 const POOL_THREAD_STACK: usize = 16 << 20;
 
+/// The environment variable that sizes the pool (read once, when the pool starts).
+const THREADS_VARIABLE: &str = "NODE_WASMTIME_THREADS";
+
 static POOL: Lazy<rayon::ThreadPool> = Lazy::new(|| {
+    // 0 is rayon's "as many as the machine has cores".
+    let threads = std::env::var(THREADS_VARIABLE)
+        .ok()
+        .and_then(|value| value.parse::<usize>().ok())
+        .unwrap_or(0);
     rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
         .thread_name(|i| format!("node-wasmtime-run-{i}"))
         .stack_size(POOL_THREAD_STACK)
         .build()

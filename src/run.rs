@@ -224,6 +224,7 @@ pub fn run_async<'env>(
     imports: Option<Object>,
     dispatch: Option<Dispatch<'_>>,
 ) -> napi::Result<Object<'env>> {
+    let began = cancel.map(|token| token.began.clone());
     let cancel = Some(stop_flag(env, cancel.map(|token| token.flag.clone()))?);
     let spec = WasiSpec::from_config(config, (stdout, stderr)).map_err(|f| f.into_napi(env))?;
     let plan = Plan::resolve(&module.inner, &imports).map_err(|f| f.into_napi(env))?;
@@ -248,6 +249,7 @@ pub fn run_async<'env>(
     let module: Arc<CompiledModule> = module.inner.clone();
     let (deferred, promise) = env.create_deferred()?;
     crate::pool::spawn(move || {
+        crate::limits::begin(&began);
         let outcome = run_impl(&module, &spec, cancel, run_imports, None);
         spec.streams().settle(&outcome);
         deferred.resolve(move |env: Env| {
