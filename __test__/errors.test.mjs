@@ -382,3 +382,55 @@ test('input that is not wasm says so: a path instead of bytes, arbitrary bytes, 
   // runWasmSync and runWasm go through the same compile.
   assert.throws(() => runWasmSync('wc.wasm'), { code: 'ERR_WASM_COMPILE', message: /was the path "wc\.wasm" passed/ });
 });
+
+test('isWasmtimeError narrows to our codes; every code of the README\'s error table is one', () => {
+  const { isWasmtimeError, runWasmSync, Module } = lib;
+  let trap;
+  try { runWasmSync('(module (memory (export "memory") 1) (func (export "_start") unreachable))'); } catch (err) { trap = err; }
+  assert.equal(isWasmtimeError(trap), true);
+  assert.equal(isWasmtimeError(trap, 'ERR_WASM_TRAP'), true);
+  assert.equal(isWasmtimeError(trap, 'ERR_WASM_LINK'), false);
+  let compile;
+  try { new Module('(module'); } catch (err) { compile = err; }
+  assert.equal(isWasmtimeError(compile, 'ERR_WASM_COMPILE'), true);
+  for (const other of [new Error('x'), Object.assign(new Error('x'), { code: 'ENOENT' }), { code: 'ERR_WASM_TRAP' }, null, 'ERR_WASM_TRAP']) {
+    assert.equal(isWasmtimeError(other), false, String(other));
+  }
+  assert.throws(() => isWasmtimeError(trap, 'ERR_NOPE'), { code: 'ERR_INVALID_ARG_VALUE', message: /'code' is not one of node-wasmtime's error codes/ });
+  const readme = fs.readFileSync(new URL('../README.md', import.meta.url), 'utf8');
+  const table = readme.slice(readme.indexOf('## Errors'), readme.indexOf('## Differences from node:wasi'));
+  const documented = new Set([...table.matchAll(/`((?:ERR|UVWASI|ABORT)_[A-Z_]+)`/g)].map((m) => m[1]));
+  assert.ok(documented.size >= 20, `${documented.size} codes in the table`);
+  for (const code of documented) assert.equal(isWasmtimeError(Object.assign(new Error(), { code }), code), true, code);
+});
+
+test('wasiImport serves the V8 path; on the wasmtime path a WASI function is overridden through instantiate()', () => {
+  const { WASI } = lib;
+  const hello = fixture('hello.wasm');
+  // Replacing wasiImport.fd_write changes nothing for a guest wasmtime runs.
+  const wasi = new WASI({ version: 'preview1', stdout: 'pipe' });
+  let replaced = 0;
+  wasi.wasiImport.fd_write = () => { replaced++; return 0; };
+  wasi.start(wasi.instantiate(hello));
+  assert.equal(replaced, 0);
+  assert.equal(wasi.stdout.toString(), 'hello world\n');
+  // Passing fd_write to instantiate() takes the place of wasmtime-wasi's.
+  const own = new WASI({ version: 'preview1', stdout: 'pipe' });
+  const seen = [];
+  const instance = own.instantiate(hello, { wasi_snapshot_preview1: {
+    fd_write(fd, iovs, count, nwritten) {
+      const view = new DataView(instance.exports.memory.buffer);
+      let total = 0;
+      for (let i = 0; i < count; i++) {
+        const [ptr, len] = [view.getUint32(iovs + 8 * i, true), view.getUint32(iovs + 8 * i + 4, true)];
+        seen.push(Buffer.from(instance.exports.memory.buffer, ptr, len).toString());
+        total += len;
+      }
+      view.setUint32(nwritten, total, true);
+      return 0;
+    },
+  } });
+  assert.equal(own.start(instance), 0);
+  assert.equal(seen.join(''), 'hello world\n');
+  assert.equal(own.stdout.length, 0, 'nothing reached the WASI object\'s stdout');
+});

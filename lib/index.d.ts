@@ -20,6 +20,12 @@ declare module '../index' {
  */
 export type OutputTarget = ((chunk: Buffer) => void) | { write(chunk: Buffer, callback: (error?: Error | null) => void): unknown }
 
+/**
+ * An `Instance` whose `exports` have a shape the caller knows, given as `instantiate<E>()`'s type
+ * parameter (not checked against the module: name the exports it really has).
+ */
+export type TypedInstance<E extends object> = Instance & { readonly exports: E }
+
 /** Wasm bytes: a `Buffer`, any `TypedArray`, a `DataView` or an `ArrayBuffer`. */
 export type Bytes = ArrayBufferView | ArrayBuffer
 
@@ -118,7 +124,7 @@ export declare class WASI {
    * besides WASI. A missing or mistyped import throws `ERR_WASM_LINK`, naming it, the type
    * the module expects and what was given.
    */
-  instantiate(module: Module | Bytes | string, imports?: ImportObject): Instance
+  instantiate<E extends object = Instance['exports']>(module: Module | Bytes | string, imports?: ImportObject): TypedInstance<E>
   /**
    * Runs `_start` once; returns the exit code (0, or the signed code passed to `proc_exit`).
    * For a component: calls `wasi:cli/run#run` once; `ok` is 0, `err` 1,
@@ -227,3 +233,39 @@ export declare function runWasm(wasm: Module | Bytes | string, options?: RunOpti
 
 /** This package's version and the version of wasmtime it is built on. */
 export declare const versions: { readonly nodeWasmtime: string; readonly wasmtime: string }
+
+/** Every `code` an error thrown (or a promise rejected) by node-wasmtime carries. */
+export type ErrorCode =
+  | 'ERR_INVALID_ARG_TYPE' | 'ERR_INVALID_ARG_VALUE' | 'ERR_OUT_OF_RANGE'
+  | 'ERR_WASM_COMPILE' | 'ERR_WASM_DESERIALIZE' | 'ERR_WASM_LINK' | 'ERR_WASM_TRAP'
+  | 'ERR_WASM_INSTANCE_LIMIT' | 'ERR_WASM_INSTANCE_DISPOSED'
+  | 'ERR_WASI_ALREADY_STARTED' | 'ERR_WASI_NOT_STARTED' | 'ERR_WASI_EXITED' | 'ERR_WASI_TIMEOUT'
+  | 'ERR_WASI_BUSY' | 'ERR_WASI_STDIO_MAXBUFFER' | 'ERR_WASI_LIMITS_UNSUPPORTED'
+  | 'ERR_WASI_VERSION_MISMATCH' | 'ABORT_ERR'
+  | 'UVWASI_ENOENT' | 'UVWASI_ENOTDIR' | 'UVWASI_EACCES' | 'UVWASI_EBADF' | 'UVWASI_EMFILE'
+  | 'UVWASI_ELOOP' | 'UVWASI_EIO'
+
+/**
+ * An error from node-wasmtime: `code` says what failed (see the README's error table); the other
+ * fields are there for the codes that have them.
+ */
+export interface WasmtimeError<C extends ErrorCode = ErrorCode> extends Error {
+  code: C
+  /** `ERR_WASM_TRAP`: `'unreachable'`, `'stack_overflow'`, `'out_of_fuel'`, `'host_error'`, ... */
+  trapCode?: string
+  /** `ERR_WASI_EXITED`: the code the guest passed to `proc_exit`. */
+  exitCode?: number
+  /** A run's failure (a trap, a timeout, an abort, maxBuffer): what the guest wrote to a captured stdout. */
+  stdout?: Buffer
+  /** The same for stderr. */
+  stderr?: Buffer
+  /** `UVWASI_*`: node:wasi's errno and syscall. */
+  errno?: number
+  syscall?: string
+}
+
+/**
+ * Whether `error` is one of node-wasmtime's errors (with one of its codes, or with `code` when
+ * given): narrows a `catch` clause's `unknown` without a cast.
+ */
+export declare function isWasmtimeError<C extends ErrorCode = ErrorCode>(error: unknown, code?: C): error is WasmtimeError<C>

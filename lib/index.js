@@ -27,4 +27,27 @@ const { runWasm, runWasmSync } = require('./run');
 /** This package's version and the wasmtime it is built on (pinned in Cargo.toml). */
 const versions = Object.freeze({ nodeWasmtime: require('../package.json').version, wasmtime: '48.0.8' });
 
-module.exports = { WASI, Module, Instance, Memory, Global, Table, runWasm, runWasmSync, versions };
+// Every code node-wasmtime's errors carry (lib/index.d.ts's ErrorCode; the README's table).
+const ERROR_CODES = new Set([
+  'ERR_INVALID_ARG_TYPE', 'ERR_INVALID_ARG_VALUE', 'ERR_OUT_OF_RANGE',
+  'ERR_WASM_COMPILE', 'ERR_WASM_DESERIALIZE', 'ERR_WASM_LINK', 'ERR_WASM_TRAP',
+  'ERR_WASM_INSTANCE_LIMIT', 'ERR_WASM_INSTANCE_DISPOSED',
+  'ERR_WASI_ALREADY_STARTED', 'ERR_WASI_NOT_STARTED', 'ERR_WASI_EXITED', 'ERR_WASI_TIMEOUT',
+  'ERR_WASI_BUSY', 'ERR_WASI_STDIO_MAXBUFFER', 'ERR_WASI_LIMITS_UNSUPPORTED',
+  'ERR_WASI_VERSION_MISMATCH', 'ABORT_ERR',
+  'UVWASI_ENOENT', 'UVWASI_ENOTDIR', 'UVWASI_EACCES', 'UVWASI_EBADF', 'UVWASI_EMFILE',
+  'UVWASI_ELOOP', 'UVWASI_EIO',
+]);
+
+/** Whether `error` is an Error with one of node-wasmtime's codes (or with `code`, if given). */
+function isWasmtimeError(error, code = undefined) {
+  if (code !== undefined && !ERROR_CODES.has(code)) {
+    const { ERR_INVALID_ARG_VALUE } = require('./errors');
+    throw ERR_INVALID_ARG_VALUE('code', code, `is not one of node-wasmtime's error codes`);
+  }
+  return error instanceof Error && ERROR_CODES.has(error.code) && (code === undefined || error.code === code);
+}
+
+module.exports = {
+  WASI, Module, Instance, Memory, Global, Table, runWasm, runWasmSync, versions, isWasmtimeError,
+};

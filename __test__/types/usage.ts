@@ -1,7 +1,7 @@
 // Compiled (not run) by types.test.mjs with `tsc --strict --noEmit`: the public types must accept
 // every documented use, and reject what the API rejects (the @ts-expect-error lines).
 import { readFileSync } from 'node:fs';
-import { WASI, Module, Instance, Memory, Global, Table, runWasm, runWasmSync, type RunResult, type ImportObject } from 'node-wasmtime';
+import { WASI, Module, Instance, Memory, Global, Table, runWasm, runWasmSync, isWasmtimeError, versions, type RunResult, type ImportObject, type ErrorCode } from 'node-wasmtime';
 
 const bytes = readFileSync('hello.wasm');
 const module = new Module(bytes);
@@ -91,11 +91,43 @@ new Memory({ maximum: 2 });
 
 // @ts-expect-error version is required
 new WASI({ args: [] });
-// @ts-expect-error stdout takes 'pipe' | 'ignore' | fd
-new WASI({ version: 'preview1', stdout: 'inherit' });
+new WASI({ version: 'preview1', stdout: 'inherit', stderr: 'inherit' });
+// @ts-expect-error stdout takes 'pipe' | 'inherit' | 'ignore' | fd | an OutputTarget
+new WASI({ version: 'preview1', stdout: 'inhert' });
 // @ts-expect-error no such WASI version
 new WASI({ version: 'preview3' });
 // @ts-expect-error runWasm options are an object
 runWasmSync(bytes, 'x');
 
 export { kind, names, code, out, pending, exit, captured, first, dropIn, instanceKind, status, api, limited, asyncExit, streamed, hosted, hostedSync, view };
+
+// Errors: a type guard narrows `unknown` to the error's fields, optionally to one code.
+try {
+  runWasmSync('(module)');
+} catch (err) {
+  if (isWasmtimeError(err, 'ERR_WASM_TRAP')) {
+    const code: 'ERR_WASM_TRAP' = err.code;
+    const trap: string | undefined = err.trapCode;
+    const out: Buffer | undefined = err.stdout;
+    void code; void trap; void out;
+  }
+  if (isWasmtimeError(err)) {
+    const code: ErrorCode = err.code;
+    void code;
+    // @ts-expect-error not one of the codes
+    isWasmtimeError(err, 'ERR_NOPE');
+  }
+}
+
+// Typed exports: a generic parameter gives the known shape, no cast.
+const typed = new WASI({ version: 'preview1' }).instantiate<{ add(a: number, b: number): number; memory: Memory }>(
+  '(module (memory (export "memory") 1) (func (export "add") (param i32 i32) (result i32) local.get 0 local.get 1 i32.add))');
+const sum: number = typed.exports.add(1, 2);
+const typedMemory: Memory = typed.exports.memory;
+void sum; void typedMemory;
+// @ts-expect-error add returns a number
+const wrong: string = typed.exports.add(1, 2);
+void wrong;
+
+const wasmtimeVersion: string = versions.wasmtime;
+void wasmtimeVersion;
