@@ -346,6 +346,11 @@ export interface RunResult {
   stdout: Buffer
   /** Everything written to stderr (empty unless `stderr: 'pipe'`). */
   stderr: Buffer
+  /**
+   * Whether `limits.maxMemory` refused the guest a memory growth during the run (a guest
+   * whose allocator then failed exits with its own code, often with nothing on stderr).
+   */
+  maxMemoryReached: boolean
 }
 
 /** Internal: runs a WASI command in a fresh instance on this thread. Use `runWasmSync`. */

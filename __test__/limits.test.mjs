@@ -338,3 +338,35 @@ test('a WASI object with limits refuses the V8 path, where no limit could apply'
   assert.equal(limited.start(limited.instantiate(new Module(fixture('hello.wasm')))), 0);
   assert.equal(limited.stdout.toString(), 'hello world\n');
 });
+
+test('a run that had memory refused by limits.maxMemory says so: maxMemoryReached on the result and the error', async () => {
+  // malloc fails inside the guest, which exits 0 after saying so itself; the result tells why.
+  const capped = runWasmSync(fixture('alloc.wasm'), { args: ['alloc', '4096'], limits: { maxMemory: 8 << 20 } });
+  assert.equal(capped.exitCode, 0);
+  assert.equal(capped.maxMemoryReached, true);
+  assert.equal((await runWasm(fixture('alloc.wasm'), { args: ['alloc', '4096'], limits: { maxMemory: 8 << 20 } })).maxMemoryReached, true);
+  // Within the cap, or without one: false.
+  assert.equal(runWasmSync(fixture('alloc.wasm'), { args: ['alloc', '2'], limits: { maxMemory: 8 << 20 } }).maxMemoryReached, false);
+  assert.equal(runWasmSync(fixture('hello.wasm')).maxMemoryReached, false);
+  // A guest that traps once refused: the error says so, on every path.
+  const trapsWhenRefused = `(module (memory (export "memory") 1)
+    (func (export "_start") (if (i32.lt_s (memory.grow (i32.const 5)) (i32.const 0)) (then unreachable))))`;
+  const refusedTrap = (err) => {
+    assert.equal(err.code, 'ERR_WASM_TRAP');
+    assert.equal(err.maxMemoryReached, true);
+    assert.match(err.message, /\n\(earlier in this run, limits\.maxMemory refused the guest more memory\)$/);
+    return true;
+  };
+  const limits = { maxMemory: 2 * 65536 };
+  assert.throws(() => runWasmSync(trapsWhenRefused, { limits }), refusedTrap);
+  await assert.rejects(runWasm(trapsWhenRefused, { limits }), refusedTrap);
+  const wasi = new WASI({ version: 'preview1', limits });
+  assert.throws(() => wasi.start(wasi.instantiate(trapsWhenRefused)), refusedTrap);
+  // Room enough: the same guest grows and returns; a trap for another reason has no note.
+  assert.equal(runWasmSync(trapsWhenRefused, { limits: { maxMemory: 6 * 65536 } }).maxMemoryReached, false);
+  assert.throws(() => runWasmSync('(module (memory (export "memory") 1) (func (export "_start") unreachable))', { limits }),
+                (err) => err.code === 'ERR_WASM_TRAP' && err.maxMemoryReached === undefined && !err.message.includes('maxMemory'));
+  // An instantiation the cap refuses names it once, without the note.
+  assert.throws(() => runWasmSync(fixture('alloc.wasm'), { limits: { maxMemory: 65536 } }),
+                (err) => err.code === 'ERR_WASM_LINK' && err.maxMemoryReached === undefined && !err.message.includes('earlier in this run'));
+});

@@ -259,6 +259,8 @@ export interface WasmtimeError<C extends ErrorCode = ErrorCode> extends Error {
   stdout?: Buffer
   /** The same for stderr. */
   stderr?: Buffer
+  /** A run that failed after `limits.maxMemory` refused it a memory growth. */
+  maxMemoryReached?: true
   /** `UVWASI_*`: node:wasi's errno and syscall. */
   errno?: number
   syscall?: string

@@ -13,7 +13,7 @@ use crate::store_access::Lent;
 use once_cell::sync::Lazy;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use wasmtime::{component, Caller, Config, Engine, Linker, StoreLimits};
+use wasmtime::{component, Caller, Config, Engine, Linker};
 use wasmtime_wasi::p1::WasiP1Ctx;
 use wasmtime_wasi::{I32Exit, WasiCtxView, WasiView};
 
@@ -23,7 +23,7 @@ pub struct Host {
     pub id: u64,
     pub wasi: WasiP1Ctx,
     /// The memory cap of `limits.maxMemory` (and wasmtime's defaults otherwise).
-    pub store_limits: StoreLimits,
+    pub store_limits: crate::limits::MemoryCap,
     /// `returnOnExit: false`: `proc_exit` ends the whole process at once, as node:wasi does
     /// (from this JS thread: a guest on a pool thread unwinds with `ExitProcess` instead).
     pub exit_process_on_proc_exit: bool,
@@ -51,7 +51,7 @@ impl Host {
     pub fn new(
         wasi: WasiP1Ctx,
         stop_cell: StopCell,
-        store_limits: StoreLimits,
+        store_limits: crate::limits::MemoryCap,
         exit_process: bool,
     ) -> Self {
         static NEXT_ID: AtomicU64 = AtomicU64::new(1);

@@ -116,6 +116,8 @@ pub struct FailureData {
     pub exit_code: Option<i32>,
     /// What a failed run had written to its captured stdout and stderr, kept on the error.
     pub output: Option<(Vec<u8>, Vec<u8>)>,
+    /// The run had a memory growth refused by `limits.maxMemory` before it failed.
+    pub max_memory_reached: bool,
     /// A value a JS host function threw (or its promise rejected with): it unwound the guest
     /// and reaches the caller as the same value, untouched.
     pub thrown: Option<Arc<Thrown>>,
@@ -144,8 +146,23 @@ impl Failure {
             trap_code: None,
             exit_code: None,
             output: None,
+            max_memory_reached: false,
             thrown: None,
         }))
+    }
+
+    /// This failure of a run whose store refused a memory growth past `limits.maxMemory`
+    /// (`refused`): it says so (`maxMemoryReached`, a note in the message). Not a value a
+    /// host function threw (passed on untouched), nor an instantiation refused by the cap
+    /// (whose message already names it).
+    pub fn after_memory_refused(mut self, refused: bool) -> Self {
+        if refused && self.thrown.is_none() && self.code != ErrorCode::WasmLink {
+            self.max_memory_reached = true;
+            self.message.push_str(
+                "\n(earlier in this run, limits.maxMemory refused the guest more memory)",
+            );
+        }
+        self
     }
 
     /// The failure that rethrows `thrown` as it is.
@@ -221,6 +238,9 @@ impl Failure {
         if let Some((stdout, stderr)) = &self.output {
             object.set_named_property("stdout", JsBytes(stdout.clone()))?;
             object.set_named_property("stderr", JsBytes(stderr.clone()))?;
+        }
+        if self.max_memory_reached {
+            object.set_named_property("maxMemoryReached", true)?;
         }
         if let Some(errno) = self.code.wasi_errno() {
             object.set_named_property("errno", errno)?;

@@ -145,6 +145,7 @@ impl Running {
             Entry::Core(func) => func.call(&mut store, ()).map(Ok),
             Entry::Command(command) => command.wasi_cli_run().call_run(&mut store),
         };
+        let refused = store.as_context_mut().data().store_limits.refused;
         if let Err(error) = &outcome {
             // A component's `wasi:cli/exit` (a core module's `proc_exit` is ours, engine.rs).
             if let Some(I32Exit(code)) = error.downcast_ref::<I32Exit>() {
@@ -154,7 +155,7 @@ impl Running {
                 }
             }
         }
-        exit_code(outcome)
+        exit_code(outcome).map_err(|failure| failure.after_memory_refused(refused))
     }
 
     /// Runs the entry point `name` here and now (see `begin` and `run`).

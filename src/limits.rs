@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::task::Poll;
 use std::time::{Duration, Instant};
-use wasmtime::{Engine, Store, StoreLimits, StoreLimitsBuilder, UpdateDeadline};
+use wasmtime::{Engine, ResourceLimiter, Store, StoreLimits, StoreLimitsBuilder, UpdateDeadline};
 
 /// The `limits` option, validated by the JS layer.
 #[napi(object)]
@@ -163,12 +163,16 @@ impl Limits {
     }
 
     /// The resource limiter of a new store of a guest with these limits.
-    pub fn store_limits(&self) -> StoreLimits {
+    pub fn store_limits(&self) -> MemoryCap {
         let mut builder = StoreLimitsBuilder::new();
         if let Some(bytes) = self.max_memory {
             builder = builder.memory_size(bytes);
         }
-        builder.build()
+        MemoryCap {
+            limits: builder.build(),
+            max_memory: self.max_memory,
+            refused: false,
+        }
     }
 
     /// Arms the deadline (timing from now) and `cancel` for the next entry into the guest;
@@ -370,5 +374,60 @@ struct Watcher(Arc<Clock>);
 impl Drop for Watcher {
     fn drop(&mut self) {
         *self.0.watchers.lock().unwrap() -= 1;
+    }
+}
+
+/// A store's resource limiter: wasmtime's `StoreLimits` (`limits.maxMemory`, its defaults
+/// otherwise), which also remembers whether it refused a memory growth past `maxMemory`, so a
+/// run that ends after one (a guest's allocator failing, say) can say so.
+#[derive(Default)]
+pub struct MemoryCap {
+    limits: StoreLimits,
+    max_memory: Option<usize>,
+    /// A memory was refused growth (or creation) past `limits.maxMemory`.
+    pub refused: bool,
+}
+
+impl ResourceLimiter for MemoryCap {
+    fn memory_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        let allowed = self.limits.memory_growing(current, desired, maximum)?;
+        if !allowed && self.max_memory.is_some_and(|max| desired > max) {
+            self.refused = true;
+        }
+        Ok(allowed)
+    }
+
+    fn memory_grow_failed(&mut self, error: wasmtime::Error) -> wasmtime::Result<()> {
+        self.limits.memory_grow_failed(error)
+    }
+
+    fn table_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        self.limits.table_growing(current, desired, maximum)
+    }
+
+    fn table_grow_failed(&mut self, error: wasmtime::Error) -> wasmtime::Result<()> {
+        self.limits.table_grow_failed(error)
+    }
+
+    fn instances(&self) -> usize {
+        self.limits.instances()
+    }
+
+    fn tables(&self) -> usize {
+        self.limits.tables()
+    }
+
+    fn memories(&self) -> usize {
+        self.limits.memories()
     }
 }

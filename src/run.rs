@@ -34,12 +34,16 @@ pub struct RunResult {
     /// Everything written to stderr (empty unless `stderr: 'pipe'`).
     #[napi(ts_type = "Buffer")]
     pub stderr: JsBytes,
+    /// Whether `limits.maxMemory` refused the guest a memory growth during the run (a guest
+    /// whose allocator then failed exits with its own code, often with nothing on stderr).
+    pub max_memory_reached: bool,
 }
 
 struct RunOutput {
     exit_code: i32,
     stdout: Vec<u8>,
     stderr: Vec<u8>,
+    max_memory_reached: bool,
 }
 
 impl RunOutput {
@@ -48,6 +52,7 @@ impl RunOutput {
             exit_code: self.exit_code,
             stdout: self.stdout.into(),
             stderr: self.stderr.into(),
+            max_memory_reached: self.max_memory_reached,
         }
     }
 }
@@ -142,15 +147,17 @@ fn run_impl(
     };
     let stdout = captured_bytes(&captured.stdout);
     let stderr = captured_bytes(&captured.stderr);
+    let max_memory_reached = store.data().store_limits.refused;
     match outcome {
         Ok(exit_code) => Ok(RunOutput {
             exit_code,
             stdout,
             stderr,
+            max_memory_reached,
         }),
         Err(mut failure) => {
             failure.output = Some((stdout, stderr));
-            Err(failure)
+            Err(failure.after_memory_refused(max_memory_reached))
         }
     }
 }
