@@ -24,8 +24,9 @@ const EMPTY = Buffer.alloc(0);
 
 
 function assertResult(result, { exitCode = 0, stdout = EMPTY, stderr = EMPTY }) {
-  assert.deepEqual(Object.keys(result).sort(), ['exitCode', 'stderr', 'stdout']);
+  assert.deepEqual(Object.keys(result).sort(), ['exitCode', 'maxMemoryReached', 'stderr', 'stdout']);
   assert.equal(result.exitCode, exitCode);
+  assert.equal(result.maxMemoryReached, false, 'no limits.maxMemory here');
   assert.ok(Buffer.isBuffer(result.stdout), 'stdout is a Buffer');
   assert.ok(Buffer.isBuffer(result.stderr), 'stderr is a Buffer');
   assert.deepEqual(result.stdout, Buffer.from(stdout));
