@@ -209,6 +209,20 @@ export declare class WasiCore {
    * (`UVWASI_ENOENT`, `UVWASI_ENOTDIR`, `UVWASI_EBADF`).
    */
   constructor(config: WasiConfig, stdout?: OutputChannel | undefined | null, stderr?: OutputChannel | undefined | null)
+  /**
+   * Makes this object, whose V8 guest's command has ended (`release()` ran, no instance of
+   * `instantiate()` refers to it), the state of a new `WASI` object, as `new` would
+   * (failing as it fails, in which case nothing changes). The syscall function of
+   * `bind_syscalls` is kept, unbound until `rebind_syscalls`: so a loop making a `WASI`
+   * per run does not make a native object per run, whose memory Node 20 would give back
+   * only when the event loop turns (`lib/wasi.js` keeps a few ended objects for this).
+   */
+  reset(config: WasiConfig, stdout?: OutputChannel | undefined | null, stderr?: OutputChannel | undefined | null): void
+  /**
+   * `bind_syscalls` for an object whose syscall function exists already (after `reset`):
+   * that function now serves a fresh context of this object's configuration.
+   */
+  rebindSyscalls(): void
   /** Whether `start`/`initialize` (or an entry point export) has run. */
   get started(): boolean
   /** Sets the started flag; throws `ERR_WASI_ALREADY_STARTED` if it was set. */

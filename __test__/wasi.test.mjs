@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { spawnSync } from 'node:child_process';
-import { lib, fixture, tempDir } from './helpers.mjs';
+import { lib, fixture, tempDir, echoReport } from './helpers.mjs';
 
 const { WASI, Module, Instance, Memory } = lib;
 const P1 = 'preview1';
@@ -277,6 +277,52 @@ test('after start() a V8 guest keeps its syscalls (no host descriptors); after [
     assert.equal(wasiImport.fd_write(1, 0, 1, 8), 8);
     assert.equal(wasiImport.random_get(0, 8), 8);
   });
+});
+
+test('a WASI whose V8 command ended hands its native object to the next new WASI: each keeps its own state', () => {
+  const hello = new WebAssembly.Module(fixture('hello.wasm'));
+  const echo = new WebAssembly.Module(fixture('echo.wasm'));
+  // The first object runs hello and ends; its native object then serves the second.
+  const first = new WASI({ version: P1, args: ['first', 'x'], env: { WHO: 'first' }, stdout: 'pipe', stderr: 'pipe' });
+  const firstInstance = new WebAssembly.Instance(hello, first.getImportObject());
+  assert.equal(first.start(firstInstance), 0);
+  const dir = tempDir();
+  fs.writeFileSync(path.join(dir, 'f.txt'), 'F');
+  const second = new WASI({ version: P1, args: ['second', 'y', 'z'], env: { WHO: 'second' }, preopens: { '/d': dir }, stdin: Buffer.from('in'), stdout: 'pipe', stderr: 'pipe' });
+  assert.throws(() => first.start(firstInstance), { code: 'ERR_WASI_ALREADY_STARTED' });
+  assert.equal(second.start(new WebAssembly.Instance(echo, second.getImportObject())), 0);
+  assert.deepEqual(second.stdout, echoReport({ args: ['second', 'y', 'z'], env: ['WHO=second'], stdin: Buffer.from('in'), preopens: [{ fd: 3, name: '/d', entries: ['f.txt'] }] }));
+  // The first object's output and its late syscalls are its own: its arguments, its capture.
+  assert.equal(first.stdout.toString(), 'hello world\n');
+  const { wasi_snapshot_preview1: late } = first.getImportObject();
+  const memory = new Uint32Array(firstInstance.exports.memory.buffer, 0, 4);
+  assert.equal(late.args_sizes_get(0, 4), 0);
+  assert.deepEqual([...memory.subarray(0, 2)], [2, 'first'.length + 1 + 'x'.length + 1], 'its own args');
+  new Uint8Array(firstInstance.exports.memory.buffer).set(Buffer.from('abc'), 16);
+  memory.set([16, 3]);
+  assert.equal(late.fd_write(1, 0, 1, 8), 0);
+  assert.equal(first.stdout.toString(), 'hello world\nabc', 'late output appends to what was captured');
+  assert.equal(second.stdout.toString().includes('abc'), false, 'and never reaches the other object');
+  first[Symbol.dispose]();
+  assert.equal(late.fd_write(1, 0, 1, 8), 8, 'badf after dispose');
+  // A native object that fails to take a new configuration stays usable for the next one.
+  assert.throws(() => new WASI({ version: P1, preopens: { '/x': path.join(dir, 'missing') } }), { code: 'UVWASI_ENOENT' });
+  const third = new WASI({ version: P1, args: ['third'], stdout: 'pipe' });
+  assert.equal(third.start(new WebAssembly.Instance(hello, third.getImportObject())), 0);
+  assert.equal(third.stdout.toString(), 'hello world\n');
+  // dispose before anything late: the late syscalls are badf without reviving anything.
+  third[Symbol.dispose]();
+  assert.equal(third.wasiImport.random_get(0, 8), 8);
+});
+
+test('instantiate() and a disposed object after a handed-back V8 run behave as after release()', () => {
+  const wasi = new WASI({ version: P1, args: ['a'], stdout: 'pipe' });
+  assert.equal(wasi.start(new WebAssembly.Instance(new WebAssembly.Module(fixture('hello.wasm')), wasi.getImportObject())), 0);
+  // An instance made now has the object's configuration without host descriptors; the object
+  // is started, so it cannot start it.
+  const instance = wasi.instantiate(fixture('hello.wasm'));
+  assert.throws(() => wasi.start(instance), { code: 'ERR_WASI_ALREADY_STARTED' });
+  assert.equal(wasi.stdout.toString(), 'hello world\n');
 });
 
 test('instances that are no longer reachable are freed: a loop of 1,000 keeps descriptors bounded', async () => {

@@ -42,8 +42,38 @@ function warnExperimental() {
   process.emitWarning('WASI is an experimental feature and might change at any time', 'ExperimentalWarning');
 }
 
+// Native objects of WASI objects whose V8 guest's command has ended, ready to serve the next
+// `new WASI` (WasiCore.reset): node:wasi's documented pattern makes a WASI per run, and Node 20
+// gives the memory of a native object back only when the event loop turns, so a loop that
+// never yields would otherwise grow by one object per run.
+const spareCores = [];
+const kMaxSpareCores = 16;
+const kSyscall = Symbol('syscall'); // a core's syscall function, kept across reset()
+const EBADF = 8;
+
+function takeCore(config, stdout, stderr) {
+  const core = spareCores.pop();
+  if (core === undefined) return new WasiCore(config, stdout, stderr);
+  try {
+    core.reset(config, stdout, stderr);
+  } catch (err) {
+    spareCores.push(core);
+    throw err;
+  }
+  return core;
+}
+
 class WASI {
+  // The native half; null once handed back to spareCores (see #handBack), after which
+  // #native revives a descriptor-less one if anything still needs it.
   #core;
+  #config;
+  #revived; // that revived core, with its syscall function
+  #endedStdout; // what the guest had written to 'pipe' outputs when the core was handed back
+  #endedStderr;
+  #disposed = false;
+  #returnOnExit;
+  #recyclable; // no instantiate(), streams or limits: the core may be handed back
   #version;
   #exitCode = 0;
   #binding; // { syscall, memory } once a V8 guest's memory is bound
@@ -55,9 +85,13 @@ class WASI {
     const config = validateWasiOptions(options);
     this.#version = config.version;
     this.#streams = attachStreams(config);
-    this.#core = new WasiCore(config, this.#streams.stdout?.channel, this.#streams.stderr?.channel);
+    this.#config = config;
+    this.#recyclable = this.#streams.stdout === undefined && this.#streams.stderr === undefined &&
+      config.limits === undefined;
+    this.#core = takeCore(config, this.#streams.stdout?.channel, this.#streams.stderr?.channel);
     const returnOnExit = validateReturnOnExit(config.returnOnExit);
     this.#core.returnOnExit = returnOnExit;
+    this.#returnOnExit = returnOnExit;
     const procExit = returnOnExit ?
       (code) => {
         this.#exitCode = code;
@@ -93,7 +127,7 @@ class WASI {
    * object started, for hosts that run the entry point themselves (wasi-threads workers).
    */
   finalizeBindings(instance, { memory = instance?.exports?.memory } = {}) {
-    if (this.#core.started) throw ERR_WASI_ALREADY_STARTED();
+    if (this.#started) throw ERR_WASI_ALREADY_STARTED();
     validateObject(instance, 'instance');
     validateObject(instance.exports, 'instance.exports');
     validateMemory(memory);
@@ -106,10 +140,11 @@ class WASI {
    * imports besides WASI. Pass the result to `start()` or `initialize()`.
    */
   instantiate(module, imports = undefined) {
+    this.#recyclable = false; // its instances refer to the native object
     if (!(module instanceof Module)) module = compileCachedModule(module);
     this.#checkVersion(module.kind);
     const values = importValues(module, imports, 'imports');
-    return keepValues(this.#core.instantiate(module, values), values);
+    return keepValues(this.#native.instantiate(module, values), values);
   }
 
   /**
@@ -127,14 +162,14 @@ class WASI {
   #start(instance) {
     if (isComponent(instance)) {
       this.#claim(instance);
-      return this.#releasingAfter(() => this.#core.runEntry(instance, 'run'), instance);
+      return this.#releasingAfter(() => this.#native.runEntry(instance, 'run'), instance);
     }
     const exports = this.#checkAndBind(instance);
     const { _start, _initialize } = exports;
     validateFunction(_start, 'instance.exports._start');
     validateUndefined(_initialize, 'instance.exports._initialize');
     if (instance instanceof Instance) {
-      return this.#releasingAfter(() => this.#core.runEntry(instance, '_start'), instance);
+      return this.#releasingAfter(() => this.#native.runEntry(instance, '_start'), instance);
     }
     return this.#releasingAfter(() => {
       try {
@@ -155,8 +190,64 @@ class WASI {
       return run();
     } finally {
       // Not when the entry point was refused before it ran (the object is not started).
-      if (this.#core.started) this.#core.release(instance);
+      if (this.#started) {
+        this.#native.release(instance);
+        if (instance === undefined && this.#recyclable && this.#core !== null) this.#handBack();
+      }
     }
+  }
+
+  // The V8 guest's command has ended and nothing else refers to the native object: keep what
+  // is still readable here (captured output), point late syscalls at a revived object, and
+  // give the native object to the next `new WASI`.
+  #handBack() {
+    const core = this.#core;
+    this.#endedStdout = core.stdout ?? undefined;
+    this.#endedStderr = core.stderr ?? undefined;
+    this.#core = null;
+    if (this.#binding !== undefined) {
+      const { memory } = this.#binding;
+      this.#binding = { memory, syscall: (index, buffer, scratch) => this.#lateSyscall(index, buffer, scratch) };
+    }
+    if (spareCores.length < kMaxSpareCores) spareCores.push(core);
+  }
+
+  // A syscall of the V8 guest after its command ended (an export called later): served by a
+  // revived object as release() left the context: same arguments and environment, no host
+  // descriptors, 'pipe' output still captured; badf after dispose.
+  #lateSyscall(index, buffer, scratch) {
+    if (this.#disposed && this.#revived === undefined) return EBADF;
+    this.#native; // revives
+    return this.#revived[kSyscall](index, buffer, scratch);
+  }
+
+  // Whether start/initialize (or an entry point) has run; a handed-back object has.
+  get #started() {
+    return this.#core === null || this.#core.started;
+  }
+
+  // The native object: this object's own, or once handed back, a revived one without host
+  // descriptors (made at most once, only if something still asks).
+  get #native() {
+    if (this.#core !== null) return this.#core;
+    if (this.#revived === undefined) {
+      const config = this.#config;
+      const ended = {
+        ...config,
+        preopens: [],
+        stdin: config.stdin instanceof Uint8Array ? config.stdin : new Uint8Array(0),
+        stdout: config.stdout === 'pipe' ? 'pipe' : 'ignore',
+        stderr: config.stderr === 'pipe' ? 'pipe' : 'ignore',
+      };
+      const revived = new WasiCore(ended, undefined, undefined);
+      revived.returnOnExit = this.#returnOnExit;
+      revived.markStarted();
+      revived[kSyscall] = revived.bindSyscalls();
+      revived.release(undefined);
+      if (this.#disposed) revived.dispose();
+      this.#revived = revived;
+    }
+    return this.#revived;
   }
 
   /**
@@ -167,7 +258,9 @@ class WASI {
    * output stays readable. Safe to call more than once.
    */
   [Symbol.dispose]() {
-    this.#core.dispose();
+    this.#disposed = true;
+    if (this.#core !== null) this.#core.dispose();
+    this.#revived?.dispose();
   }
 
   /**
@@ -183,7 +276,7 @@ class WASI {
       const signal = options?.signal;
       validateAbortSignal(signal, 'options.signal');
       throwIfAborted(signal);
-      if (this.#core.started) throw ERR_WASI_ALREADY_STARTED();
+      if (this.#started) throw ERR_WASI_ALREADY_STARTED();
       if (instance instanceof WebAssembly.Instance) {
         throw codedError(TypeError, 'ERR_INVALID_ARG_TYPE',
                          'The "instance" argument must be an Instance made by wasi.instantiate(). ' +
@@ -206,12 +299,12 @@ class WASI {
       }
       const values = valuesOf(instance);
       const dispatch = values === undefined ? undefined : makeDispatcher(values);
-      return withSignal(signal, (token) => this.#core.startAsync(instance, name, token, dispatch))
+      return withSignal(signal, (token) => this.#native.startAsync(instance, name, token, dispatch))
         .catch((err) => {
           if (isStop(err)) discard(this.#streams);
           throw this.#withOutput(err);
         })
-        .finally(() => this.#core.release(instance))
+        .finally(() => this.#native.release(instance))
         .then((exitCode) => {
           const error = streamError(this.#streams);
           if (error !== undefined) throw error;
@@ -231,14 +324,14 @@ class WASI {
   }
 
   #initialize(instance) {
-    if (isComponent(instance)) return this.#core.initializeComponent(this.#claim(instance));
+    if (isComponent(instance)) return this.#native.initializeComponent(this.#claim(instance));
     const exports = this.#checkAndBind(instance);
     const { _start, _initialize } = exports;
     validateUndefined(_start, 'instance.exports._start');
     if (_initialize === undefined) return;
     validateFunction(_initialize, 'instance.exports._initialize');
     if (instance instanceof Instance) {
-      this.#core.runEntry(instance, '_initialize');
+      this.#native.runEntry(instance, '_initialize');
     } else {
       _initialize();
     }
@@ -246,11 +339,13 @@ class WASI {
 
   /** With `stdout: 'pipe'`: everything the guest wrote to stdout so far. */
   get stdout() {
+    if (this.#core === null) return joined(this.#endedStdout, this.#revived?.stdout);
     return this.#core.stdout ?? undefined;
   }
 
   /** With `stderr: 'pipe'`: everything the guest wrote to stderr so far. */
   get stderr() {
+    if (this.#core === null) return joined(this.#endedStderr, this.#revived?.stderr);
     return this.#core.stderr ?? undefined;
   }
 
@@ -282,13 +377,13 @@ class WASI {
   // A component Instance passed to start()/initialize(): the same started and ownership
   // checks as a core Instance; the native side checks the exports and sets the flag.
   #claim(instance) {
-    if (this.#core.started) throw ERR_WASI_ALREADY_STARTED();
+    if (this.#started) throw ERR_WASI_ALREADY_STARTED();
     this.#checkOwner(instance);
     return instance;
   }
 
   #checkOwner(instance) {
-    if (!this.#core.owns(instance)) {
+    if (!this.#native.owns(instance)) {
       throw ERR_INVALID_ARG_VALUE('instance', instance, 'was instantiated by a different WASI object');
     }
   }
@@ -310,15 +405,15 @@ class WASI {
   // node:wasi's checks before anything is marked started (Node 24+ order), then the memory
   // binding and the started flag. Returns the exports.
   #checkAndBind(instance) {
-    if (this.#core.started) throw ERR_WASI_ALREADY_STARTED();
+    if (this.#started) throw ERR_WASI_ALREADY_STARTED();
     validateObject(instance, 'instance');
     const { exports } = instance;
     validateObject(exports, 'instance.exports');
     if (instance instanceof Instance) {
       validateMemory(exports.memory, Memory);
       this.#checkOwner(instance);
-      this.#core.checkLive(instance);
-      this.#core.markStarted();
+      this.#native.checkLive(instance);
+      this.#native.markStarted();
     } else {
       if (this.#version === 'preview2') {
         throw versionMismatch("A guest V8 runs imports WASI preview1, but this WASI object has " +
@@ -333,9 +428,19 @@ class WASI {
   // Binds a V8 guest's memory to a fresh WASI context and marks the object started.
   #bind(memory) {
     if (this.#limited) throw limitsUnsupported('this instance is a guest V8 runs');
-    this.#core.markStarted();
-    this.#binding = { syscall: this.#core.bindSyscalls(), memory };
+    const core = this.#native;
+    core.markStarted();
+    // A core from spareCores keeps its syscall function: rebinding it makes nothing new.
+    if (core[kSyscall] === undefined) core[kSyscall] = core.bindSyscalls();
+    else core.rebindSyscalls();
+    this.#binding = { syscall: core[kSyscall], memory };
   }
+}
+
+/** Output captured before a hand-back, then by the revived object, as one Buffer. */
+function joined(before, after) {
+  if (after === undefined || after === null || after.length === 0) return before;
+  return before === undefined ? after : Buffer.concat([before, after]);
 }
 
 function isComponent(instance) {

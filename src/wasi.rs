@@ -65,6 +65,53 @@ impl WasiCore {
         })
     }
 
+    /// Makes this object, whose V8 guest's command has ended (`release()` ran, no instance of
+    /// `instantiate()` refers to it), the state of a new `WASI` object, as `new` would
+    /// (failing as it fails, in which case nothing changes). The syscall function of
+    /// `bind_syscalls` is kept, unbound until `rebind_syscalls`: so a loop making a `WASI`
+    /// per run does not make a native object per run, whose memory Node 20 would give back
+    /// only when the event loop turns (`lib/wasi.js` keeps a few ended objects for this).
+    #[napi(catch_unwind)]
+    pub fn reset(
+        &mut self,
+        env: Env,
+        config: WasiConfig,
+        stdout: Option<&OutputChannel>,
+        stderr: Option<&OutputChannel>,
+    ) -> napi::Result<()> {
+        let spec =
+            WasiSpec::from_config(config, (stdout, stderr)).map_err(|f| f.into_napi(&env))?;
+        self.captured = spec.new_captured();
+        self.spec = spec;
+        self.started = Arc::new(AtomicBool::new(false));
+        self.return_on_exit = true;
+        if let Some(state) = &self.bound {
+            if let Ok(mut state) = state.try_borrow_mut() {
+                state.take();
+            }
+        }
+        Ok(())
+    }
+
+    /// `bind_syscalls` for an object whose syscall function exists already (after `reset`):
+    /// that function now serves a fresh context of this object's configuration.
+    #[napi(catch_unwind)]
+    pub fn rebind_syscalls(&mut self, env: Env) -> napi::Result<()> {
+        let Some(state) = self.bound.clone() else {
+            return Err(
+                Failure::new(ErrorCode::InvalidArgValue, "no syscall function to rebind")
+                    .into_napi(&env),
+            );
+        };
+        let ctx = self
+            .spec
+            .build(&self.captured, &StopCell::default())
+            .map_err(|f| f.into_napi(&env))?;
+        let stdio = StdioWrites::new(&self.spec, &self.captured);
+        *state.borrow_mut() = Some((ctx, stdio));
+        Ok(())
+    }
+
     /// Whether `start`/`initialize` (or an entry point export) has run.
     #[napi(catch_unwind, getter)]
     pub fn started(&self) -> bool {
