@@ -499,6 +499,30 @@ describe('a hard link to a directory is the OS\'s refusal (EPERM), not an escape
   }
 });
 
+test('a wasi_unstable guest\'s escape is ENOTCAPABLE too, and its hard link to a directory EPERM', () => {
+  // path_open(3, follow, path, len, oflags 0, rights fd_read, 0, fdflags 0, &fd at 512) under
+  // the older ABI (same arguments as preview1's); the guest exits with the errno.
+  const open = (p) => `(module
+    (import "wasi_unstable" "path_open" (func $open (param i32 i32 i32 i32 i32 i64 i64 i32 i32) (result i32)))
+    (import "wasi_unstable" "proc_exit" (func $exit (param i32)))
+    (memory (export "memory") 1)
+    (data (i32.const 16) "${p}")
+    (func (export "_start")
+      (call $exit (call $open (i32.const 3) (i32.const 1) (i32.const 16) (i32.const ${p.length})
+                              (i32.const 0) (i64.const 2) (i64.const 0) (i32.const 0) (i32.const 512)))))`;
+  const tree = makeTree();
+  const preopens = { '/sandbox': tree.sandbox };
+  for (const escape of ['../outside/secret.txt', 'link-rel', 'link-outside-dir/secret.txt']) {
+    assert.equal(runWasmSync(open(escape), { preopens }).exitCode, 76, escape);
+  }
+  assert.equal(runWasmSync(open('inside.txt'), { preopens }).exitCode, 0, 'inside is fine');
+  const unstableLink = linkGuest('sub', 'hard').replaceAll('wasi_snapshot_preview1', 'wasi_unstable');
+  assert.equal(runWasmSync(unstableLink, { preopens }).exitCode, EPERM);
+  const wasi = new WASI({ version: 'unstable', preopens });
+  assert.equal(wasi.start(wasi.instantiate(open('../outside/secret.txt'))), 76, 'the WASI class');
+  assertOutsideUntouched(tree, 'wasi_unstable');
+});
+
 // --- preopens that cannot be opened ---------------------------------------------------
 
 // [name, make(dir) -> host path, expected code]; every row is first checked against node:wasi.

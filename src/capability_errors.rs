@@ -1,7 +1,8 @@
 //! A path that would leave a preopened directory is refused with ENOTCAPABLE (76), as
 //! node:wasi (uvwasi) refuses it and as Node's own WASI tests expect, where wasmtime-wasi
 //! says EPERM (63): its sandbox (cap-std) reports an escape as "permission denied", which it
-//! maps to EPERM. So every EPERM of a `path_*` call becomes ENOTCAPABLE, on both paths,
+//! maps to EPERM. So every EPERM of a `path_*` call becomes ENOTCAPABLE, on both paths and in
+//! both ABIs (`wasi_snapshot_preview1`, `wasi_unstable`),
 //! except the one refusal the OS itself gives as EPERM on an ordinary path: a hard link to a
 //! directory (`path_link` looks at its source before it says ENOTCAPABLE). Other OS refusals
 //! as EPERM (an immutable file, a sticky directory) read ENOTCAPABLE too: the two cannot be
@@ -10,6 +11,7 @@
 use crate::engine::Host;
 use crate::wasi_calls::with_guest;
 use wasmtime::{Caller, Linker};
+use wasmtime_wasi::p0::wasi_unstable as p0;
 use wasmtime_wasi::p1::wasi_snapshot_preview1 as p1;
 use wasmtime_wasi::p1::WasiP1Ctx;
 use wasmtime_wasi::runtime::in_tokio;
@@ -41,17 +43,61 @@ pub fn path_errno(errno: i32) -> i32 {
     }
 }
 
-/// Links each `path_*` function of `wasi_snapshot_preview1` as wasmtime-wasi's own, with
-/// `path_errno` applied to its result.
+/// Links each `path_*` function of `$namespace` as wasmtime-wasi's own (`$abi`: `p1` for
+/// `wasi_snapshot_preview1`, `p0` for `wasi_unstable`, whose path calls take the same
+/// arguments), with `path_errno` applied to its result, and `path_link` with
+/// `path_link_errno`.
 macro_rules! link_path_calls {
-    ($linker:ident: $($name:ident($($arg:ident: $ty:ty),*);)*) => {
+    ($linker:ident, $namespace:literal, $abi:ident) => {
+        link_path_calls!(@each $linker, $namespace, $abi:
+            path_create_directory(a: i32, b: i32, c: i32);
+            path_filestat_get(a: i32, b: i32, c: i32, d: i32, e: i32);
+            path_filestat_set_times(a: i32, b: i32, c: i32, d: i32, e: i64, f: i64, g: i32);
+            path_open(a: i32, b: i32, c: i32, d: i32, e: i32, f: i64, g: i64, h: i32, i: i32);
+            path_readlink(a: i32, b: i32, c: i32, d: i32, e: i32, f: i32);
+            path_remove_directory(a: i32, b: i32, c: i32);
+            path_rename(a: i32, b: i32, c: i32, d: i32, e: i32, f: i32);
+            path_symlink(a: i32, b: i32, c: i32, d: i32, e: i32);
+            path_unlink_file(a: i32, b: i32, c: i32);
+        );
+        $linker.func_wrap(
+            $namespace,
+            "path_link",
+            |mut caller: Caller<'_, Host>,
+             old_fd: i32,
+             old_flags: i32,
+             old_path: i32,
+             old_len: i32,
+             new_fd: i32,
+             new_path: i32,
+             new_len: i32|
+             -> wasmtime::Result<i32> {
+                with_guest(&mut caller, |host, memory| {
+                    let errno = in_tokio($abi::path_link(
+                        &mut host.wasi,
+                        memory,
+                        old_fd,
+                        old_flags,
+                        old_path,
+                        old_len,
+                        new_fd,
+                        new_path,
+                        new_len,
+                    ))?;
+                    let source = [old_fd, old_flags, old_path, old_len];
+                    Ok(path_link_errno(&mut host.wasi, memory, errno, source))
+                })
+            },
+        )?;
+    };
+    (@each $linker:ident, $namespace:literal, $abi:ident: $($name:ident($($arg:ident: $ty:ty),*);)*) => {
         $(
             $linker.func_wrap(
-                "wasi_snapshot_preview1",
+                $namespace,
                 stringify!($name),
                 |mut caller: Caller<'_, Host>, $($arg: $ty),*| -> wasmtime::Result<i32> {
                     with_guest(&mut caller, |host, memory| {
-                        in_tokio(p1::$name(&mut host.wasi, memory, $($arg),*)).map(path_errno)
+                        in_tokio($abi::$name(&mut host.wasi, memory, $($arg),*)).map(path_errno)
                     })
                 },
             )?;
@@ -59,48 +105,11 @@ macro_rules! link_path_calls {
     };
 }
 
-/// Shadows the `path_*` functions in `linker` (which already has wasmtime-wasi's preview1).
+/// Shadows the `path_*` functions in `linker` (which already has wasmtime-wasi's preview1
+/// and `wasi_unstable`).
 pub fn link(linker: &mut Linker<Host>) -> wasmtime::Result<()> {
-    link_path_calls! { linker:
-        path_create_directory(a: i32, b: i32, c: i32);
-        path_filestat_get(a: i32, b: i32, c: i32, d: i32, e: i32);
-        path_filestat_set_times(a: i32, b: i32, c: i32, d: i32, e: i64, f: i64, g: i32);
-        path_open(a: i32, b: i32, c: i32, d: i32, e: i32, f: i64, g: i64, h: i32, i: i32);
-        path_readlink(a: i32, b: i32, c: i32, d: i32, e: i32, f: i32);
-        path_remove_directory(a: i32, b: i32, c: i32);
-        path_rename(a: i32, b: i32, c: i32, d: i32, e: i32, f: i32);
-        path_symlink(a: i32, b: i32, c: i32, d: i32, e: i32);
-        path_unlink_file(a: i32, b: i32, c: i32);
-    }
-    linker.func_wrap(
-        "wasi_snapshot_preview1",
-        "path_link",
-        |mut caller: Caller<'_, Host>,
-         old_fd: i32,
-         old_flags: i32,
-         old_path: i32,
-         old_len: i32,
-         new_fd: i32,
-         new_path: i32,
-         new_len: i32|
-         -> wasmtime::Result<i32> {
-            with_guest(&mut caller, |host, memory| {
-                let errno = in_tokio(p1::path_link(
-                    &mut host.wasi,
-                    memory,
-                    old_fd,
-                    old_flags,
-                    old_path,
-                    old_len,
-                    new_fd,
-                    new_path,
-                    new_len,
-                ))?;
-                let source = [old_fd, old_flags, old_path, old_len];
-                Ok(path_link_errno(&mut host.wasi, memory, errno, source))
-            })
-        },
-    )?;
+    link_path_calls!(linker, "wasi_snapshot_preview1", p1);
+    link_path_calls!(linker, "wasi_unstable", p0);
     Ok(())
 }
 

@@ -231,6 +231,13 @@ fn wasi_linker(engine: &Engine) -> Linker<Host> {
             crate::poll_oneoff::poll_oneoff,
         )
         .expect("poll_oneoff links");
+    linker
+        .func_wrap(
+            "wasi_unstable",
+            "poll_oneoff",
+            crate::poll_oneoff::poll_oneoff_unstable,
+        )
+        .expect("wasi_unstable poll_oneoff links");
     // A path escaping a preopen is ENOTCAPABLE, as with node:wasi.
     crate::capability_errors::link(&mut linker).expect("path calls link");
     // The CPU-time clocks, as node:wasi serves them.

@@ -97,3 +97,52 @@ fn write_clock_event(
     memory.write(GuestPtr::<u32>::new(nevents as u32), 1)?;
     Ok(0)
 }
+
+/// `wasi_unstable`'s `poll_oneoff`, linked over wasmtime-wasi's with the same stop rule: its
+/// subscriptions have their own layout (wasmtime-wasi rewrites them into preview1's and sleeps
+/// the same uninterruptible thread sleep), so a guest could otherwise sleep past its timeout
+/// by importing the older ABI.
+pub fn poll_oneoff_unstable(
+    mut caller: Caller<'_, Host>,
+    subscriptions: i32,
+    events: i32,
+    count: i32,
+    nevents: i32,
+) -> wasmtime::Result<i32> {
+    use wasmtime_wasi::p0::types as p0_types;
+    use wasmtime_wasi::p0::wasi_unstable as p0;
+    let stop = caller.data().stop.clone();
+    with_guest(&mut caller, |host, memory| {
+        if stop.armed() && count == 1 {
+            let subscription = memory.read(GuestPtr::<p0_types::Subscription>::new(
+                subscriptions as u32,
+            ));
+            if let Ok(p0_types::Subscription {
+                userdata,
+                u: p0_types::SubscriptionU::Clock(clock),
+            }) = subscription
+            {
+                let absolute = p0_types::Subclockflags::SUBSCRIPTION_CLOCK_ABSTIME;
+                if !clock.flags.contains(absolute) {
+                    sleep_unless_stopped(Duration::from_nanos(clock.timeout), &stop)?;
+                    // The event layout is the same in both ABIs.
+                    return write_clock_event(memory, events, nevents, userdata);
+                }
+            }
+        }
+        let poll = p0::poll_oneoff(
+            &mut host.wasi,
+            memory,
+            subscriptions,
+            events,
+            count,
+            nevents,
+        );
+        let errno = if stop.armed() {
+            in_tokio(unless_stopped(poll, &stop))?
+        } else {
+            in_tokio(poll)?
+        };
+        Ok(errno)
+    })
+}
