@@ -103,6 +103,14 @@ const SMALL_FLOOD = guest(`(i32.store (i32.const 0) (i32.const 100)) (i32.store 
 const SLEEP_A_YEAR = guest(`(i32.store8 (i32.const 8) (i32.const 0))
   (i64.store (i32.const 24) (i64.const 31536000000000000))
   (drop (call $poll (i32.const 0) (i32.const 8192) (i32.const 1) (i32.const 8256)))`);
+// The same sleep through the older wasi_unstable ABI (56-byte subscriptions: timeout at 32).
+const SLEEP_A_YEAR_UNSTABLE = new Module(`(module
+  (import "wasi_unstable" "poll_oneoff" (func $poll (param i32 i32 i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (func (export "_start")
+    (i32.store8 (i32.const 8) (i32.const 0))
+    (i64.store (i32.const 32) (i64.const 31536000000000000))
+    (drop (call $poll (i32.const 0) (i32.const 8192) (i32.const 1) (i32.const 8256)))))`);
 const READ_STDIN = guest(`(i32.store (i32.const 0) (i32.const 100)) (i32.store (i32.const 4) (i32.const 10))
   (drop (call $read (i32.const 0) (i32.const 0) (i32.const 1) (i32.const 8)))`);
 const fifo = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'nwt-soak-')), 'stdin');
@@ -182,6 +190,8 @@ const guests = [
                 () => runWasm(SLEEP_A_YEAR, timeout)),
   await hostile('sleeps a year in poll_oneoff (runWasmSync)', 20, 200, 'ERR_WASI_TIMEOUT',
                 () => runWasmSync(SLEEP_A_YEAR, timeout)),
+  await hostile('sleeps a year in wasi_unstable poll_oneoff', 20, 200, 'ERR_WASI_TIMEOUT',
+                () => runWasmSync(SLEEP_A_YEAR_UNSTABLE, timeout)),
   await hostile('sleeps a year, aborted', 20, 200, 'ABORT_ERR',
                 () => runWasm(SLEEP_A_YEAR, { signal: AbortSignal.timeout(200) })),
   await hostile('reads a stdin that never delivers', 20, 200, 'ERR_WASI_TIMEOUT',
