@@ -219,6 +219,12 @@ export declare class WasiCore {
    */
   reset(config: WasiConfig, stdout?: OutputChannel | undefined | null, stderr?: OutputChannel | undefined | null): void
   /**
+   * Empties an object handed back for a later `reset` (its `WASI` has copied what it
+   * captured): its capture buffers, up to `maxBuffer` each, and its V8 guest's context are
+   * dropped now rather than kept while it waits.
+   */
+  park(): void
+  /**
    * `bind_syscalls` for an object whose syscall function exists already (after `reset`):
    * that function now serves a fresh context of this object's configuration.
    */

@@ -209,7 +209,10 @@ class WASI {
       const { memory } = this.#binding;
       this.#binding = { memory, syscall: (index, buffer, scratch) => this.#lateSyscall(index, buffer, scratch) };
     }
-    if (spareCores.length < kMaxSpareCores) spareCores.push(core);
+    if (spareCores.length < kMaxSpareCores) {
+      core.park(); // what it captured is copied above; nothing large waits in spareCores
+      spareCores.push(core);
+    }
   }
 
   // A syscall of the V8 guest after its command ended (an export called later): served by a

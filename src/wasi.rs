@@ -93,6 +93,19 @@ impl WasiCore {
         Ok(())
     }
 
+    /// Empties an object handed back for a later `reset` (its `WASI` has copied what it
+    /// captured): its capture buffers, up to `maxBuffer` each, and its V8 guest's context are
+    /// dropped now rather than kept while it waits.
+    #[napi(catch_unwind)]
+    pub fn park(&mut self) {
+        self.captured = self.spec.new_captured();
+        if let Some(state) = &self.bound {
+            if let Ok(mut state) = state.try_borrow_mut() {
+                state.take();
+            }
+        }
+    }
+
     /// `bind_syscalls` for an object whose syscall function exists already (after `reset`):
     /// that function now serves a fresh context of this object's configuration.
     #[napi(catch_unwind)]
