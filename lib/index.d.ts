@@ -268,6 +268,7 @@ export interface WasmtimeError<C extends ErrorCode = ErrorCode> extends Error {
 
 /**
  * Whether `error` is one of node-wasmtime's errors (with one of its codes, or with `code` when
- * given): narrows a `catch` clause's `unknown` without a cast.
+ * given): narrows a `catch` clause's `unknown` without a cast. It goes by the code, so Node's own
+ * errors with a code node-wasmtime shares (`ERR_INVALID_ARG_TYPE`, ...) match too.
  */
 export declare function isWasmtimeError<C extends ErrorCode = ErrorCode>(error: unknown, code?: C): error is WasmtimeError<C>

@@ -39,7 +39,10 @@ const ERROR_CODES = new Set([
   'UVWASI_ELOOP', 'UVWASI_EIO',
 ]);
 
-/** Whether `error` is an Error with one of node-wasmtime's codes (or with `code`, if given). */
+/**
+ * Whether `error` is an Error with one of node-wasmtime's codes (or with `code`, if given). It goes
+ * by the code: Node's own errors with a code we share (ERR_INVALID_ARG_TYPE, say) match too.
+ */
 function isWasmtimeError(error, code = undefined) {
   if (code !== undefined && !ERROR_CODES.has(code)) {
     const { ERR_INVALID_ARG_VALUE } = require('./errors');
