@@ -15,17 +15,22 @@ import { lib, fixture, tempDir } from './helpers.mjs';
 const { Module, WASI, runWasm, runWasmSync } = lib;
 const YEAR_NS = 365n * 24n * 3600n * 1_000_000_000n;
 
-/** poll_oneoff on `count` relative clock subscriptions of `ns` each (userdata 77, 78, ...). */
-function sleeper(count, ns) {
+/**
+ * poll_oneoff on `count` relative clock subscriptions of `ns` each (userdata 77, 78, ...), of
+ * preview1 or, with `unstable`, of the older wasi_unstable ABI (56-byte subscriptions, the
+ * timeout at 32 rather than 24).
+ */
+function sleeper(count, ns, { unstable = false } = {}) {
+  const [namespace, stride, timeoutAt] = unstable ? ['wasi_unstable', 56, 32] : ['wasi_snapshot_preview1', 48, 24];
   let setup = '';
   for (let i = 0; i < count; i++) {
-    const at = 48 * i;
+    const at = stride * i;
     setup += `(i64.store (i32.const ${at}) (i64.const ${77 + i}))
       (i32.store8 (i32.const ${at + 8}) (i32.const 0))
-      (i64.store (i32.const ${at + 24}) (i64.const ${ns}))`;
+      (i64.store (i32.const ${at + timeoutAt}) (i64.const ${ns}))`;
   }
   return new Module(`(module
-    (import "wasi_snapshot_preview1" "poll_oneoff" (func $poll (param i32 i32 i32 i32) (result i32)))
+    (import "${namespace}" "poll_oneoff" (func $poll (param i32 i32 i32 i32) (result i32)))
     (memory (export "memory") 1)
     (func (export "_start")
       ${setup}
@@ -89,38 +94,18 @@ test('a year-long sleep in poll_oneoff is stopped by timeout and by abort', asyn
   }
 });
 
-/** The same for a guest of the older wasi_unstable ABI, whose subscriptions are 56 bytes. */
-function unstableSleeper(count, ns) {
-  let setup = '';
-  for (let i = 0; i < count; i++) {
-    const at = 56 * i;
-    setup += `(i64.store (i32.const ${at}) (i64.const ${77 + i}))
-      (i32.store8 (i32.const ${at + 8}) (i32.const 0))
-      (i64.store (i32.const ${at + 32}) (i64.const ${ns}))`;
-  }
-  return new Module(`(module
-    (import "wasi_unstable" "poll_oneoff" (func $poll (param i32 i32 i32 i32) (result i32)))
-    (memory (export "memory") 1)
-    (func (export "_start")
-      ${setup}
-      (if (call $poll (i32.const 0) (i32.const 1024) (i32.const ${count}) (i32.const 2048))
-        (then unreachable))
-      (if (i32.eqz (i32.load (i32.const 2048))) (then unreachable))
-      (if (i64.ne (i64.load (i32.const 1024)) (i64.const 77)) (then unreachable))))`);
-}
-
 // (One subscription only: wasmtime-wasi 48's wasi_unstable poll_oneoff rewrites each 56-byte
 // subscription into a 48-byte preview1 one in place, then reads them as a 48-byte array, so a
 // second subscription is read from the wrong offset and the call fails with EINVAL (28).)
 test('a wasi_unstable guest asleep for a year is stopped too; its short sleeps still answer', async () => {
-  for (const guest of [unstableSleeper(1, YEAR_NS)]) {
+  for (const guest of [sleeper(1, YEAR_NS, { unstable: true })]) {
     await settlesWith('ERR_WASI_TIMEOUT', 300, () => runWasmSync(guest, { limits: { timeout: 300 } }));
     await settlesWith('ABORT_ERR', 300, () => runWasm(guest, { signal: AbortSignal.timeout(300) }));
     const wasi = new WASI({ version: 'unstable', limits: { timeout: 300 } });
     await settlesWith('ERR_WASI_TIMEOUT', 300, () => wasi.start(wasi.instantiate(guest)));
   }
   // 10 ms, with and without a stop rule armed: the event comes back as before.
-  for (const guest of [unstableSleeper(1, 10_000_000n)]) {
+  for (const guest of [sleeper(1, 10_000_000n, { unstable: true })]) {
     assert.equal(runWasmSync(guest).exitCode, 0);
     assert.equal(runWasmSync(guest, { limits: { timeout: 5000 } }).exitCode, 0);
   }

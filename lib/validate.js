@@ -279,14 +279,24 @@ function validateWasiOptions(options) {
 }
 
 /**
+ * The stdout/stderr modes both option bags take beside a descriptor: 'pipe', 'ignore', a
+ * function or Writable (as given), and 'inherit' (`inheritFd`); undefined for anything else.
+ */
+function outputMode(value, inheritFd) {
+  if (value === 'pipe' || value === 'ignore' || isStreamTarget(value)) return value;
+  if (value === 'inherit') return inheritFd;
+  return undefined;
+}
+
+/**
  * node:wasi's stdout/stderr check (an int32 fd >= 0, with its messages), plus the extensions
  * runWasm takes too: 'pipe' (captured), 'ignore', 'inherit' (this process's fd 1 or 2:
  * `inheritFd`), or a function or Writable the stream goes to. A value of another type is
  * still node:wasi's ERR_INVALID_ARG_TYPE, its message listing what is accepted.
  */
 function validateWasiOutput(value, name, inheritFd) {
-  if (value === 'pipe' || value === 'ignore' || isStreamTarget(value)) return value;
-  if (value === 'inherit') return inheritFd;
+  const mode = outputMode(value, inheritFd);
+  if (mode !== undefined) return mode;
   if (typeof value !== 'number') {
     throw ERR_INVALID_ARG_TYPE.withMessage(
       `The "${name}" property must be of type number (a file descriptor), or one of ` +
@@ -310,10 +320,9 @@ function validateReturnOnExit(value) {
 const kStdioModes = "'pipe', 'inherit', 'ignore', or a file descriptor";
 
 function validateRunStdio(value, name, inheritFd) {
-  if (value === undefined || value === 'pipe') return 'pipe';
-  if (value === 'ignore') return 'ignore';
-  if (value === 'inherit') return inheritFd;
-  if (isStreamTarget(value)) return value;
+  if (value === undefined) return 'pipe';
+  const mode = outputMode(value, inheritFd);
+  if (mode !== undefined) return mode;
   if (typeof value === 'string') {
     throw ERR_INVALID_ARG_VALUE(name, value, `must be one of: ${kStdioModes}`);
   }

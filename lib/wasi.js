@@ -220,8 +220,7 @@ class WASI {
   // descriptors, 'pipe' output still captured; badf after dispose.
   #lateSyscall(index, buffer, scratch) {
     if (this.#disposed && this.#revived === undefined) return EBADF;
-    this.#native; // revives
-    return this.#revived[kSyscall](index, buffer, scratch);
+    return this.#revive()[kSyscall](index, buffer, scratch);
   }
 
   // Whether start/initialize (or an entry point) has run; a handed-back object has.
@@ -232,7 +231,10 @@ class WASI {
   // The native object: this object's own, or once handed back, a revived one without host
   // descriptors (made at most once, only if something still asks).
   get #native() {
-    if (this.#core !== null) return this.#core;
+    return this.#core ?? this.#revive();
+  }
+
+  #revive() {
     if (this.#revived === undefined) {
       const config = this.#config;
       const ended = {

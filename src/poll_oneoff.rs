@@ -6,11 +6,12 @@
 //! check. After a poll, stdin at end of input reads as hung up (`stdin_hangup.rs`).
 
 use crate::engine::Host;
-use crate::limits::{sleep_unless_stopped, unless_stopped};
+use crate::limits::{sleep_unless_stopped, unless_stopped, StopWhen};
 use crate::stdin_hangup;
 use crate::wasi_calls::with_guest;
 use std::time::Duration;
 use wasmtime::Caller;
+use wasmtime_wasi::p0::{types as p0_types, wasi_unstable as p0};
 use wasmtime_wasi::p1::{types, wasi_snapshot_preview1 as p1};
 use wasmtime_wasi::runtime::in_tokio;
 use wiggle::{GuestMemory, GuestPtr};
@@ -39,11 +40,7 @@ pub fn poll_oneoff(
             count,
             nevents,
         );
-        let errno = if stop.armed() {
-            in_tokio(unless_stopped(poll, &stop))?
-        } else {
-            in_tokio(poll)?
-        };
+        let errno = serve(poll, &stop)?;
         if let (0, Some(stdin)) = (errno, &host.stdin_file) {
             stdin_hangup::mark(memory, stdin, (subscriptions, events, count, nevents));
         }
@@ -109,25 +106,13 @@ pub fn poll_oneoff_unstable(
     count: i32,
     nevents: i32,
 ) -> wasmtime::Result<i32> {
-    use wasmtime_wasi::p0::types as p0_types;
-    use wasmtime_wasi::p0::wasi_unstable as p0;
     let stop = caller.data().stop.clone();
     with_guest(&mut caller, |host, memory| {
-        if stop.armed() && count == 1 {
-            let subscription = memory.read(GuestPtr::<p0_types::Subscription>::new(
-                subscriptions as u32,
-            ));
-            if let Ok(p0_types::Subscription {
-                userdata,
-                u: p0_types::SubscriptionU::Clock(clock),
-            }) = subscription
-            {
-                let absolute = p0_types::Subclockflags::SUBSCRIPTION_CLOCK_ABSTIME;
-                if !clock.flags.contains(absolute) {
-                    sleep_unless_stopped(Duration::from_nanos(clock.timeout), &stop)?;
-                    // The event layout is the same in both ABIs.
-                    return write_clock_event(memory, events, nevents, userdata);
-                }
+        if stop.armed() {
+            if let Some((duration, userdata)) = plain_sleep_unstable(memory, subscriptions, count) {
+                sleep_unless_stopped(duration, &stop)?;
+                // The event layout is the same in both ABIs.
+                return write_clock_event(memory, events, nevents, userdata);
             }
         }
         let poll = p0::poll_oneoff(
@@ -138,11 +123,44 @@ pub fn poll_oneoff_unstable(
             count,
             nevents,
         );
-        let errno = if stop.armed() {
-            in_tokio(unless_stopped(poll, &stop))?
-        } else {
-            in_tokio(poll)?
-        };
-        Ok(errno)
+        serve(poll, &stop)
     })
+}
+
+/// `plain_sleep` for `wasi_unstable`'s subscription layout.
+fn plain_sleep_unstable(
+    memory: &GuestMemory<'_>,
+    subscriptions: i32,
+    count: i32,
+) -> Option<(Duration, u64)> {
+    if count != 1 {
+        return None;
+    }
+    let subscription = memory
+        .read(GuestPtr::<p0_types::Subscription>::new(
+            subscriptions as u32,
+        ))
+        .ok()?;
+    match subscription.u {
+        p0_types::SubscriptionU::Clock(clock)
+            if !clock
+                .flags
+                .contains(p0_types::Subclockflags::SUBSCRIPTION_CLOCK_ABSTIME) =>
+        {
+            Some((Duration::from_nanos(clock.timeout), subscription.userdata))
+        }
+        _ => None,
+    }
+}
+
+/// wasmtime-wasi's poll, raced with a stop check while the guest can be stopped.
+fn serve(
+    poll: impl std::future::Future<Output = wasmtime::Result<i32>>,
+    stop: &StopWhen,
+) -> wasmtime::Result<i32> {
+    if stop.armed() {
+        in_tokio(unless_stopped(poll, stop))
+    } else {
+        in_tokio(poll)
+    }
 }

@@ -23,6 +23,7 @@ use std::cell::RefCell;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use wasmtime_wasi::p1::WasiP1Ctx;
 
 /// node:wasi's `ERR_WASI_ALREADY_STARTED`.
 pub fn already_started() -> Failure {
@@ -81,15 +82,10 @@ impl WasiCore {
     ) -> napi::Result<()> {
         let spec =
             WasiSpec::from_config(config, (stdout, stderr)).map_err(|f| f.into_napi(&env))?;
-        self.captured = spec.new_captured();
         self.spec = spec;
         self.started = Arc::new(AtomicBool::new(false));
         self.return_on_exit = true;
-        if let Some(state) = &self.bound {
-            if let Ok(mut state) = state.try_borrow_mut() {
-                state.take();
-            }
-        }
+        self.park();
         Ok(())
     }
 
@@ -99,11 +95,7 @@ impl WasiCore {
     #[napi(catch_unwind)]
     pub fn park(&mut self) {
         self.captured = self.spec.new_captured();
-        if let Some(state) = &self.bound {
-            if let Ok(mut state) = state.try_borrow_mut() {
-                state.take();
-            }
-        }
+        self.unbind();
     }
 
     /// `bind_syscalls` for an object whose syscall function exists already (after `reset`):
@@ -116,12 +108,7 @@ impl WasiCore {
                     .into_napi(&env),
             );
         };
-        let ctx = self
-            .spec
-            .build(&self.captured, &StopCell::default())
-            .map_err(|f| f.into_napi(&env))?;
-        let stdio = StdioWrites::new(&self.spec, &self.captured);
-        *state.borrow_mut() = Some((ctx, stdio));
+        *state.borrow_mut() = Some(self.syscall_state().map_err(|f| f.into_napi(&env))?);
         Ok(())
     }
 
@@ -236,13 +223,8 @@ impl WasiCore {
         &mut self,
         env: &'env Env,
     ) -> napi::Result<Function<'env, Unknown<'env>, i32>> {
-        // V8 runs this guest: nothing can stop it from outside (no limits apply).
-        let ctx = self
-            .spec
-            .build(&self.captured, &StopCell::default())
-            .map_err(|f| f.into_napi(env))?;
-        let stdio = StdioWrites::new(&self.spec, &self.captured);
-        let state = Rc::new(RefCell::new(Some((ctx, stdio))));
+        let state = self.syscall_state().map_err(|f| f.into_napi(env))?;
+        let state = Rc::new(RefCell::new(Some(state)));
         self.bound = Some(state.clone());
         syscall_function(env, &state)
     }
@@ -262,16 +244,10 @@ impl WasiCore {
                 .replace_wasi(|stop| self.spec.build(&self.captured, stop))
                 .map_err(|f| f.into_napi(&env))?;
         }
-        let fresh = || {
-            self.spec
-                .build(&self.captured, &StopCell::default())
-                .map_err(|f| f.into_napi(&env))
-        };
         if let Some(state) = &self.bound {
             if let Ok(mut state) = state.try_borrow_mut() {
                 if state.is_some() {
-                    let stdio = StdioWrites::new(&self.spec, &self.captured);
-                    *state = Some((fresh()?, stdio));
+                    *state = Some(self.syscall_state().map_err(|f| f.into_napi(&env))?);
                 }
             }
         }
@@ -282,11 +258,8 @@ impl WasiCore {
     #[napi(catch_unwind)]
     pub fn dispose(&mut self, env: Env) -> napi::Result<()> {
         self.release(env, None)?;
-        if let Some(state) = self.bound.take() {
-            if let Ok(mut state) = state.try_borrow_mut() {
-                state.take();
-            }
-        }
+        self.unbind();
+        self.bound = None;
         Ok(())
     }
 
@@ -318,6 +291,7 @@ impl WasiCore {
         cancel: Option<&CancelToken>,
         dispatch: Option<Dispatch<'_>>,
     ) -> napi::Result<Object<'env>> {
+        let began = cancel.map(|token| token.began.clone());
         let cancel = Some(stop_flag(env, cancel.map(|token| token.flag.clone()))?);
         let dispatcher = dispatch.map(Dispatcher::new).transpose()?.map(Arc::new);
         let work = instance
@@ -327,6 +301,7 @@ impl WasiCore {
         let streams = self.spec.streams();
         let (deferred, promise) = env.create_deferred()?;
         crate::pool::spawn(move || {
+            crate::limits::begin(&began);
             let (outcome, running) = work();
             streams.settle(&outcome);
             deferred.resolve(move |env: Env| {
@@ -368,5 +343,23 @@ impl WasiCore {
             .stderr
             .as_ref()
             .map(|_| captured_bytes(&self.captured.stderr).into())
+    }
+}
+
+impl WasiCore {
+    /// A fresh context for a V8 guest's syscalls, with its stdio lane. V8 runs that guest:
+    /// nothing can stop it from outside (no limits apply).
+    fn syscall_state(&self) -> crate::error::Result<(WasiP1Ctx, StdioWrites)> {
+        let ctx = self.spec.build(&self.captured, &StopCell::default())?;
+        Ok((ctx, StdioWrites::new(&self.spec, &self.captured)))
+    }
+
+    /// Drops the V8 guest's context (its syscalls then return `badf`), keeping the function.
+    fn unbind(&self) {
+        if let Some(state) = &self.bound {
+            if let Ok(mut state) = state.try_borrow_mut() {
+                state.take();
+            }
+        }
     }
 }
