@@ -55,34 +55,6 @@ export declare class Global {
   valueOf(): number | bigint
 }
 
-/**
- * A wasmtime instance made by `wasi.instantiate()`. Pass it to `wasi.start()` or
- * `wasi.initialize()`; after `initialize()`, call its exports.
- */
-export declare class Instance {
-  /**
-   * Frees the instance's store (its linear memories, instance and WASI context) now,
-   * rather than when the garbage collector frees this object; `memory.buffer` objects are
-   * detached, and every later use of the instance, its exports or its memories throws
-   * `ERR_WASM_INSTANCE_DISPOSED`. Also `instance[Symbol.dispose]()`. Throws `ERR_WASI_BUSY`
-   * while the guest runs (`startAsync`) or from inside its own host call. Idempotent.
-   */
-  dispose(): void
-  /** `'module'` for a core module's instance, `'component'` for a component's. */
-  get kind(): 'module' | 'component'
-  /** The module this instance was made from. */
-  get module(): Module
-  /**
-   * The instance's exports. Core module: functions take and return numbers (i64 as
-   * BigInt), memories are `Memory` objects. Component: functions at the top level and,
-   * for each exported interface, an object of its functions (`exports['my:pkg/api'].f`),
-   * with the value mapping the README describes. Entry points (`_start`, `_initialize`,
-   * `wasi:cli/run#run`) run at most once per `WASI` object, whether called here or
-   * through `wasi.start()`/`wasi.initialize()`. The same object on every access.
-   */
-  get exports(): Record<string, Function | Memory | Record<string, Function>>
-}
-
 /** A guest's linear memory, exported by an instance or made by JS for one to import. */
 export declare class Memory {
   /**
@@ -210,8 +182,9 @@ export declare class WasiCore {
    */
   constructor(config: WasiConfig, stdout?: OutputChannel | undefined | null, stderr?: OutputChannel | undefined | null)
   /**
-   * Makes this object, whose V8 guest's command has ended (`release()` ran, no instance of
-   * `instantiate()` refers to it), the state of a new `WASI` object, as `new` would
+   * Makes this object, whose `WASI` has run its command and holds no instance (its V8
+   * guest's command has ended, or every instance of `instantiate()` is disposed), the
+   * state of a new `WASI` object, as `new` would
    * (failing as it fails, in which case nothing changes). The syscall function of
    * `bind_syscalls` is kept, unbound until `rebind_syscalls`: so a loop making a `WASI`
    * per run does not make a native object per run, whose memory Node 20 would give back
@@ -239,15 +212,14 @@ export declare class WasiCore {
    * Throws `ERR_WASM_INSTANCE_DISPOSED` if `instance` was disposed (checked before this
    * object is marked started).
    */
-  checkLive(instance: Instance): void
-  /** Whether `instance` was made by this object. */
-  owns(instance: Instance): boolean
+  checkLive(instance: number): void
   /**
    * A new store and instance of `module` (core module or component) with this object's
-   * WASI context. `imports`: the import object's value for each import of the module, in
-   * order (`lib/host.js`); functions among them serve those imports.
+   * WASI context, as the handle of a JS `Instance` (`lib/instance.js`). `imports`: the
+   * import object's value for each import of the module, in order (`lib/host.js`);
+   * functions among them serve those imports.
    */
-  instantiate(module: Module, imports?: unknown[] | undefined | null): Instance
+  instantiate(module: Module, imports?: unknown[] | undefined | null): number
   /**
    * A fresh WASI context for a guest V8 runs (the `wasiImport` path), built when its
    * memory is bound, wrapped in the native syscall function (see `imports.rs`).
@@ -261,7 +233,7 @@ export declare class WasiCore {
    * fds discarded, captured and streamed output as before). Other instances made by
    * `instantiate()` keep their own context until they are freed. Idempotent.
    */
-  release(instance?: Instance | undefined | null): void
+  release(instance?: number | undefined | null): void
   /** `[Symbol.dispose]()`: `release()`, and the V8 guest's syscalls then all return `badf`. */
   dispose(): void
   /**
@@ -269,16 +241,16 @@ export declare class WasiCore {
    * checked the exports and set the started flag), or `run` for a component (checked and
    * claimed here). Returns the exit code.
    */
-  runEntry(instance: Instance, name: string): number
+  runEntry(instance: number, name: string): number
   /**
    * `wasi.startAsync()`: claims the entry point now (`_start`, or `run` for a component;
    * the JS side has checked the exports and marked a core module started), then runs it
    * on the guest pool, its host calls going to `dispatch` on this thread. The promise
    * resolves to the exit code.
    */
-  startAsync(instance: Instance, name: string, cancel?: CancelToken | undefined | null, dispatch?: (call: PendingHostCall, index: number, args: Array<number | bigint>) => void): Promise<number>
+  startAsync(instance: number, name: string, cancel?: CancelToken | undefined | null, dispatch?: (call: PendingHostCall, index: number, args: Array<number | bigint>) => void): Promise<number>
   /** `wasi.initialize()` of a component instance (marks this object started). */
-  initializeComponent(instance: Instance): void
+  initializeComponent(instance: number): void
   /** Everything the guest wrote to stdout, with `stdout: 'pipe'`. */
   get stdout(): Buffer | null
   /** Everything the guest wrote to stderr, with `stderr: 'pipe'`. */
@@ -336,6 +308,36 @@ export interface ImportDescriptor {
    */
   type: string
 }
+
+/**
+ * Internal: `instance.dispose()` of the `Instance` with `handle` (see `lib/instance.js`):
+ * frees its store now and forgets the handle. Returns whether it was live (idempotent).
+ */
+export declare function instanceDispose(handle: number): boolean
+
+/**
+ * Internal: whether the `Instance` with `handle` is a WASI command node:wasi's checks would
+ * pass without building its exports: `'command'` (a `memory`, `_start` of no arguments or
+ * results, no `_initialize`), `'reactor'` (the same with `_initialize` and no `_start`),
+ * `'bare'` (a `memory`, neither), else `'other'` (`lib/wasi.js` then checks the exports, as
+ * it does for a disposed or busy instance).
+ */
+export declare function instanceEntryShape(handle: number): 'command' | 'reactor' | 'bare' | 'other'
+
+/** Internal: the exports object of the `Instance` with `handle` (`lib/instance.js` keeps it). */
+export declare function instanceExports(handle: number): Record<string, Function | Memory | Record<string, Function>>
+
+/**
+ * Internal: forgets `handle` (its JS object was collected, or it is disposed): V8 no longer
+ * counts what it reported, and its store goes once no export refers to it.
+ */
+export declare function instanceForget(handle: number): void
+
+/**
+ * Internal: how many instances this thread holds (not disposed, not yet collected), for
+ * tests that check what a loop leaves behind.
+ */
+export declare function liveInstanceCount(): number
 
 /**
  * Internal: runs a WASI command in a fresh instance on a pool thread, its host calls going

@@ -430,6 +430,102 @@ test('dispose in a loop that never yields: 20,000 instantiate + start + dispose'
   });
 });
 
+// A reactor that writes "hi\n" to stdout from an export (no _start, no _initialize).
+const SAY_WAT = `(module
+  (import "wasi_snapshot_preview1" "fd_write" (func $fd_write (param i32 i32 i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 16) "hi\\n")
+  (func (export "say")
+    (i32.store (i32.const 0) (i32.const 16))
+    (i32.store (i32.const 4) (i32.const 3))
+    (drop (call $fd_write (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8)))))`;
+
+test('a loop that never yields keeps no native instance: dispose() frees it at once, collection later', async () => {
+  const native = (await import('node:module')).createRequire(import.meta.url)('../index.js');
+  const { setFlagsFromString } = await import('node:v8');
+  const { runInNewContext } = await import('node:vm');
+  setFlagsFromString('--expose-gc');
+  const gc = runInNewContext('gc');
+  const module = new Module(fixture('hello.wasm'));
+  const base = native.liveInstanceCount();
+  withDevNull((devNull) => {
+    for (let i = 0; i < 2000; i++) {
+      const wasi = new WASI({ version: P1, stdout: devNull });
+      const instance = wasi.instantiate(module);
+      assert.equal(wasi.start(instance), 0);
+      instance.dispose();
+    }
+  });
+  assert.equal(native.liveInstanceCount(), base, 'every disposed instance is gone before the loop turns');
+  // Not disposed: forgotten once the JS object is collected. An export kept meanwhile keeps
+  // the guest itself alive and usable.
+  // (Made in a function of their own: a suspended async function keeps its dead locals.)
+  const wasi = new WASI({ version: P1, stdout: 'pipe' });
+  const { say, memory } = (() => {
+    const exports = wasi.instantiate(SAY_WAT).exports;
+    for (let i = 1; i < 50; i++) new WASI({ version: P1, stdout: 'ignore' }).instantiate(SAY_WAT);
+    return exports;
+  })();
+  assert.equal(native.liveInstanceCount(), base + 50);
+  // (At most base: instances earlier tests left for the collector may go too.)
+  for (let i = 0; i < 5 && native.liveInstanceCount() > base; i++) {
+    gc();
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+  assert.ok(native.liveInstanceCount() <= base, `${native.liveInstanceCount() - base} of the 50 not forgotten`);
+  say();
+  assert.equal(wasi.stdout.toString(), 'hi\n');
+  assert.equal(Buffer.from(memory.buffer, 16, 3).toString(), 'hi\n');
+});
+
+test('a WASI whose instances are all disposed after it started hands its native object on: each keeps its own output', () => {
+  const module = new Module(SAY_WAT);
+  const wasi = new WASI({ version: P1, stdout: 'pipe', limits: { timeout: 5000 } });
+  const a = wasi.instantiate(module);
+  const b = wasi.instantiate(module);
+  wasi.initialize(a); // no _initialize: only marks the object started
+  a.exports.say();
+  a.dispose();
+  b.exports.say(); // b still writes to this object's capture
+  assert.equal(wasi.stdout.toString(), 'hi\nhi\n');
+  b.dispose();
+  assert.equal(wasi.stdout.toString(), 'hi\nhi\n', 'what was captured stays readable');
+  // The next WASI may get the native object: its configuration and output are its own.
+  const next = new WASI({ version: P1, args: ['next', 'arg'], stdin: Buffer.from('in'), stdout: 'pipe' });
+  assert.equal(next.start(next.instantiate(fixture('echo.wasm'))), 0);
+  assert.deepEqual(next.stdout, echoReport({ args: ['next', 'arg'], stdin: Buffer.from('in') }));
+  assert.equal(wasi.stdout.toString(), 'hi\nhi\n');
+  // The first object stays started; an instance made now runs its exports, output appending.
+  const late = wasi.instantiate(module);
+  assert.throws(() => wasi.initialize(late), { code: 'ERR_WASI_ALREADY_STARTED' });
+  late.exports.say();
+  assert.equal(wasi.stdout.toString(), 'hi\nhi\nhi\n');
+  late.dispose();
+  assert.equal(next.stdout.includes('hi'), false);
+  // Not started: disposing its instance leaves the object as it was, ready to start another.
+  const unstarted = new WASI({ version: P1, stdout: 'pipe' });
+  unstarted.instantiate(fixture('hello.wasm')).dispose();
+  assert.equal(unstarted.start(unstarted.instantiate(fixture('hello.wasm'))), 0);
+  assert.equal(unstarted.stdout.toString(), 'hello world\n');
+});
+
+test('Instance has no public constructor; instance.module is the module it was made from', async () => {
+  assert.throws(() => new Instance(), { name: 'TypeError', code: 'ERR_ILLEGAL_CONSTRUCTOR' });
+  const module = new Module(fixture('hello.wasm'));
+  const wasi = new WASI({ version: P1, stdout: 'ignore' });
+  const instance = wasi.instantiate(module);
+  assert.equal(instance.module, module);
+  assert.equal(instance.kind, 'module');
+  assert.ok(instance instanceof Instance);
+  // Something merely made to look like one is not run as one.
+  const forged = Object.create(Instance.prototype);
+  assert.throws(() => wasi.start(forged), TypeError);
+  await assert.rejects(wasi.startAsync(forged), { code: 'ERR_INVALID_ARG_TYPE' });
+  assert.equal(wasi.start(instance), 0);
+  instance.dispose();
+  assert.equal(instance.module, module, 'still known after dispose');
+});
+
 test('dispose is refused while the guest runs (startAsync) or from its own host call', async () => {
   const wasi = new WASI({ version: P1 });
   const { ENDLESS_WAT } = await import('./helpers.mjs');

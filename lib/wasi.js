@@ -6,7 +6,7 @@
 // runs (`getImportObject()`, ./imports.js) and guests wasmtime runs (`instantiate()`).
 
 const { WasiCore, Memory, Module, compileCachedModule } = require('../index.js');
-const { Instance } = require('./instance');
+const { newInstance, isInstance, handleOf, ownerOf, entryShapeOf } = require('./instance');
 const { importValues, keepValues, valuesOf, makeDispatcher } = require('./host');
 const {
   validateWasiOptions,
@@ -42,7 +42,8 @@ function warnExperimental() {
   process.emitWarning('WASI is an experimental feature and might change at any time', 'ExperimentalWarning');
 }
 
-// Native objects of WASI objects whose V8 guest's command has ended, ready to serve the next
+// Native objects of WASI objects whose command has ended (a V8 guest's, or one whose instances
+// from instantiate() are all disposed), ready to serve the next
 // `new WASI` (WasiCore.reset): node:wasi's documented pattern makes a WASI per run, and Node 20
 // gives the memory of a native object back only when the event loop turns, so a loop that
 // never yields would otherwise grow by one object per run.
@@ -73,7 +74,8 @@ class WASI {
   #endedStderr;
   #disposed = false;
   #returnOnExit;
-  #recyclable; // no instantiate(), streams or limits: the core may be handed back
+  #recyclable; // no streams: once nothing else refers to it, the core may be handed back
+  #instances = 0; // instances of instantiate() not disposed: they refer to the core
   #version;
   #exitCode = 0;
   #binding; // { syscall, memory } once a V8 guest's memory is bound
@@ -86,8 +88,7 @@ class WASI {
     this.#version = config.version;
     this.#streams = attachStreams(config);
     this.#config = config;
-    this.#recyclable = this.#streams.stdout === undefined && this.#streams.stderr === undefined &&
-      config.limits === undefined;
+    this.#recyclable = this.#streams.stdout === undefined && this.#streams.stderr === undefined;
     this.#core = takeCore(config, this.#streams.stdout?.channel, this.#streams.stderr?.channel);
     const returnOnExit = validateReturnOnExit(config.returnOnExit);
     this.#core.returnOnExit = returnOnExit;
@@ -140,11 +141,21 @@ class WASI {
    * imports besides WASI. Pass the result to `start()` or `initialize()`.
    */
   instantiate(module, imports = undefined) {
-    this.#recyclable = false; // its instances refer to the native object
     if (!(module instanceof Module)) module = compileCachedModule(module);
     this.#checkVersion(module.kind);
     const values = importValues(module, imports, 'imports');
-    return keepValues(this.#native.instantiate(module, values), values);
+    const handle = this.#native.instantiate(module, values);
+    this.#instances++;
+    return keepValues(newInstance(handle, module, this, () => this.#instanceDisposed()), values);
+  }
+
+  // One of this object's instances was disposed: once none is left and the command has run,
+  // the native object is handed back (see #handBack), as after a V8 guest's command.
+  #instanceDisposed() {
+    this.#instances--;
+    if (this.#instances === 0 && this.#recyclable && !this.#disposed && this.#core?.started) {
+      this.#handBack();
+    }
   }
 
   /**
@@ -162,14 +173,20 @@ class WASI {
   #start(instance) {
     if (isComponent(instance)) {
       this.#claim(instance);
-      return this.#releasingAfter(() => this.#native.runEntry(instance, 'run'), instance);
+      return this.#releasingAfter(() => this.#native.runEntry(handleOf(instance), 'run'), instance);
+    }
+    if (isInstance(instance) && entryShapeOf(instance) === 'command') {
+      // What the checks below would find, read without building the exports.
+      if (this.#started) throw ERR_WASI_ALREADY_STARTED();
+      this.#claimInstance(instance);
+      return this.#releasingAfter(() => this.#native.runEntry(handleOf(instance), '_start'), instance);
     }
     const exports = this.#checkAndBind(instance);
     const { _start, _initialize } = exports;
     validateFunction(_start, 'instance.exports._start');
     validateUndefined(_initialize, 'instance.exports._initialize');
-    if (instance instanceof Instance) {
-      return this.#releasingAfter(() => this.#native.runEntry(instance, '_start'), instance);
+    if (isInstance(instance)) {
+      return this.#releasingAfter(() => this.#native.runEntry(handleOf(instance), '_start'), instance);
     }
     return this.#releasingAfter(() => {
       try {
@@ -191,8 +208,10 @@ class WASI {
     } finally {
       // Not when the entry point was refused before it ran (the object is not started).
       if (this.#started) {
-        this.#native.release(instance);
-        if (instance === undefined && this.#recyclable && this.#core !== null) this.#handBack();
+        this.#native.release(instance && handleOf(instance));
+        if (instance === undefined && this.#recyclable && this.#instances === 0 && this.#core !== null) {
+          this.#handBack();
+        }
       }
     }
   }
@@ -290,7 +309,7 @@ class WASI {
                          'wasi.start(instance) for it, or wasi.instantiate(module) and ' +
                          'wasi.startAsync() on the result');
       }
-      if (!(instance instanceof Instance)) {
+      if (!(isInstance(instance))) {
         throw ERR_INVALID_ARG_TYPE('instance', 'Instance', instance);
       }
       let name = 'run';
@@ -304,12 +323,13 @@ class WASI {
       }
       const values = valuesOf(instance);
       const dispatch = values === undefined ? undefined : makeDispatcher(values);
-      return withSignal(signal, (token) => this.#native.startAsync(instance, name, token, dispatch))
+      const handle = handleOf(instance);
+      return withSignal(signal, (token) => this.#native.startAsync(handle, name, token, dispatch))
         .catch((err) => {
           if (isStop(err)) discard(this.#streams);
           throw this.#withOutput(err);
         })
-        .finally(() => this.#native.release(instance))
+        .finally(() => this.#native.release(handle))
         .then((exitCode) => {
           const error = streamError(this.#streams);
           if (error !== undefined) throw error;
@@ -329,14 +349,22 @@ class WASI {
   }
 
   #initialize(instance) {
-    if (isComponent(instance)) return this.#native.initializeComponent(this.#claim(instance));
+    if (isComponent(instance)) return this.#native.initializeComponent(handleOf(this.#claim(instance)));
+    const shape = isInstance(instance) ? entryShapeOf(instance) : 'other';
+    if (shape === 'reactor' || shape === 'bare') {
+      // What the checks below would find, read without building the exports.
+      if (this.#started) throw ERR_WASI_ALREADY_STARTED();
+      this.#claimInstance(instance);
+      if (shape === 'reactor') this.#native.runEntry(handleOf(instance), '_initialize');
+      return;
+    }
     const exports = this.#checkAndBind(instance);
     const { _start, _initialize } = exports;
     validateUndefined(_start, 'instance.exports._start');
     if (_initialize === undefined) return;
     validateFunction(_initialize, 'instance.exports._initialize');
-    if (instance instanceof Instance) {
-      this.#native.runEntry(instance, '_initialize');
+    if (isInstance(instance)) {
+      this.#native.runEntry(handleOf(instance), '_initialize');
     } else {
       _initialize();
     }
@@ -388,7 +416,7 @@ class WASI {
   }
 
   #checkOwner(instance) {
-    if (!this.#native.owns(instance)) {
+    if (ownerOf(instance) !== this) {
       throw ERR_INVALID_ARG_VALUE('instance', instance, 'was instantiated by a different WASI object');
     }
   }
@@ -414,11 +442,9 @@ class WASI {
     validateObject(instance, 'instance');
     const { exports } = instance;
     validateObject(exports, 'instance.exports');
-    if (instance instanceof Instance) {
+    if (isInstance(instance)) {
       validateMemory(exports.memory, Memory);
-      this.#checkOwner(instance);
-      this.#native.checkLive(instance);
-      this.#native.markStarted();
+      this.#claimInstance(instance);
     } else {
       if (this.#version === 'preview2') {
         throw versionMismatch("A guest V8 runs imports WASI preview1, but this WASI object has " +
@@ -428,6 +454,13 @@ class WASI {
       this.#bind(exports.memory);
     }
     return exports;
+  }
+
+  // An Instance of this object's, not disposed: marks the object started.
+  #claimInstance(instance) {
+    this.#checkOwner(instance);
+    this.#native.checkLive(handleOf(instance));
+    this.#native.markStarted();
   }
 
   // Binds a V8 guest's memory to a fresh WASI context and marks the object started.
@@ -449,7 +482,7 @@ function joined(before, after) {
 }
 
 function isComponent(instance) {
-  return instance instanceof Instance && instance.kind === 'component';
+  return isInstance(instance) && instance.kind === 'component';
 }
 
 /** A `WASI` object with `limits` asked to serve a guest V8 runs, which no limit can reach. */

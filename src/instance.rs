@@ -11,14 +11,13 @@ use crate::export_function::ExportFunction;
 use crate::host_calls::Dispatcher;
 use crate::host_externs;
 use crate::host_functions::hold_values;
+use crate::instance_handles::{self, disposed};
 use crate::limits::{not_cancelled, Limits, Ticking};
 use crate::memory::Memory;
-use crate::module::{Compiled, CompiledModule, Module};
+use crate::module::{Compiled, CompiledModule};
 use crate::store_access::{self, JobFn, JobValues, Lent, StoreRef};
 use crate::wasm_values::Signature;
-use napi::bindgen_prelude::{
-    FromNapiValue, JavaScriptClassExt, JsObjectValue, Object, ObjectFinalize, Unknown,
-};
+use napi::bindgen_prelude::{FromNapiValue, JavaScriptClassExt, JsObjectValue, Object, Unknown};
 use napi::Env;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -26,13 +25,6 @@ use wasmtime::{
     component, AsContextMut, Extern, ExternType, Func, Store, StoreContextMut, TypedFunc, ValRaw,
 };
 use wasmtime_wasi::I32Exit;
-
-fn disposed() -> Failure {
-    Failure::new(
-        ErrorCode::WasmInstanceDisposed,
-        "The instance was disposed ([Symbol.dispose]()): its memory and exports are gone",
-    )
-}
 
 /// The locked store of a guest that is not disposed.
 pub struct StoreGuard<'a>(MutexGuard<'a, Option<Store<Host>>>);
@@ -94,6 +86,11 @@ impl Running {
             busy: AtomicBool::new(false),
             disposed: AtomicBool::new(false),
         }
+    }
+
+    /// The store's id: the handle of its JS `Instance` (`instance_handles.rs`).
+    pub fn id(&self) -> u64 {
+        self.id
     }
 
     /// `ERR_WASM_INSTANCE_DISPOSED` once disposed (checked before an entry point is claimed,
@@ -411,9 +408,8 @@ pub fn exit_failure(error: wasmtime::Error) -> Failure {
     }
 }
 
-/// A wasmtime instance made by `wasi.instantiate()`. Pass it to `wasi.start()` or
-/// `wasi.initialize()`; after `initialize()`, call its exports.
-#[napi(custom_finalize)]
+/// The native side of a JS `Instance` (`lib/instance.js`), made by `wasi.instantiate()` and
+/// reached by its handle (`instance_handles.rs`).
 pub struct Instance {
     pub(crate) running: Arc<Running>,
     module: Arc<CompiledModule>,
@@ -425,58 +421,77 @@ pub struct Instance {
 /// WASI context, stacks), as told to V8.
 const INSTANCE_OVERHEAD: i64 = 64 << 10;
 
-/// Gives back what the instance reported: V8 no longer counts it.
-impl ObjectFinalize for Instance {
-    fn finalize(self, env: Env) -> napi::Result<()> {
-        env.adjust_external_memory(-self.reported.get())?;
-        Ok(())
-    }
+/// Internal: `instance.dispose()` of the `Instance` with `handle` (see `lib/instance.js`):
+/// frees its store now and forgets the handle. Returns whether it was live (idempotent).
+#[napi(catch_unwind)]
+pub fn instance_dispose(env: Env, handle: i64) -> napi::Result<bool> {
+    let Ok(instance) = instance_handles::get(handle) else {
+        return Ok(false);
+    };
+    instance
+        .running
+        .dispose(&env)
+        .map_err(|f| f.into_napi(&env))?;
+    instance_forget(env, handle)?;
+    Ok(true)
 }
 
-#[napi]
-impl Instance {
-    /// Frees the instance's store (its linear memories, instance and WASI context) now,
-    /// rather than when the garbage collector frees this object; `memory.buffer` objects are
-    /// detached, and every later use of the instance, its exports or its memories throws
-    /// `ERR_WASM_INSTANCE_DISPOSED`. Also `instance[Symbol.dispose]()`. Throws `ERR_WASI_BUSY`
-    /// while the guest runs (`startAsync`) or from inside its own host call. Idempotent.
-    #[napi(catch_unwind)]
-    pub fn dispose(&self, env: Env) -> napi::Result<()> {
-        self.running.dispose(&env).map_err(|f| f.into_napi(&env))?;
-        env.adjust_external_memory(-self.reported.take())?;
-        Ok(())
+/// Internal: forgets `handle` (its JS object was collected, or it is disposed): V8 no longer
+/// counts what it reported, and its store goes once no export refers to it.
+#[napi(catch_unwind)]
+pub fn instance_forget(env: Env, handle: i64) -> napi::Result<()> {
+    if let Some(instance) = instance_handles::remove(handle) {
+        env.adjust_external_memory(-instance.reported.take())?;
     }
+    Ok(())
+}
 
-    /// `'module'` for a core module's instance, `'component'` for a component's.
-    #[napi(catch_unwind, getter, ts_return_type = "'module' | 'component'")]
-    pub fn kind(&self) -> &'static str {
-        self.module.kind()
-    }
+/// Internal: the exports object of the `Instance` with `handle` (`lib/instance.js` keeps it).
+#[napi(
+    catch_unwind,
+    ts_return_type = "Record<string, Function | Memory | Record<string, Function>>"
+)]
+pub fn instance_exports(env: &Env, handle: i64) -> napi::Result<Object<'_>> {
+    instance_handles::get(handle)
+        .map_err(|f| f.into_napi(env))?
+        .build_exports(env)
+}
 
-    /// The module this instance was made from.
-    #[napi(catch_unwind, getter)]
-    pub fn module(&self) -> Module {
-        Module {
-            inner: self.module.clone(),
-        }
-    }
-
-    /// The instance's exports. Core module: functions take and return numbers (i64 as
-    /// BigInt), memories are `Memory` objects. Component: functions at the top level and,
-    /// for each exported interface, an object of its functions (`exports['my:pkg/api'].f`),
-    /// with the value mapping the README describes. Entry points (`_start`, `_initialize`,
-    /// `wasi:cli/run#run`) run at most once per `WASI` object, whether called here or
-    /// through `wasi.start()`/`wasi.initialize()`. The same object on every access.
-    #[napi(
-        catch_unwind,
-        getter,
-        ts_return_type = "Record<string, Function | Memory | Record<string, Function>>"
-    )]
-    pub fn exports<'env>(&self, env: &'env Env) -> napi::Result<Object<'env>> {
-        // `lib/instance.js` keeps the object for later accesses (in JS, so that a cycle
-        // through host functions that capture the instance stays collectable).
-        self.build_exports(env)
-    }
+/// Internal: whether the `Instance` with `handle` is a WASI command node:wasi's checks would
+/// pass without building its exports: `'command'` (a `memory`, `_start` of no arguments or
+/// results, no `_initialize`), `'reactor'` (the same with `_initialize` and no `_start`),
+/// `'bare'` (a `memory`, neither), else `'other'` (`lib/wasi.js` then checks the exports, as
+/// it does for a disposed or busy instance).
+#[napi(
+    catch_unwind,
+    ts_return_type = "'command' | 'reactor' | 'bare' | 'other'"
+)]
+pub fn instance_entry_shape(handle: i64) -> &'static str {
+    let Ok(instance) = instance_handles::get(handle) else {
+        return "other";
+    };
+    let Guest::Core(core) = &instance.running.guest else {
+        return "other";
+    };
+    instance
+        .running
+        .with_store(|mut store| {
+            let memory = core.get_memory(&mut store, "memory").is_some();
+            let mut entry = |name: &str| match core.get_export(&mut store, name) {
+                None => Some(false),
+                Some(_) => core
+                    .get_typed_func::<(), ()>(&mut store, name)
+                    .is_ok()
+                    .then_some(true),
+            };
+            match (memory, entry("_start"), entry("_initialize")) {
+                (true, Some(true), Some(false)) => "command",
+                (true, Some(false), Some(true)) => "reactor",
+                (true, Some(false), Some(false)) => "bare",
+                _ => "other",
+            }
+        })
+        .unwrap_or("other")
 }
 
 impl Instance {

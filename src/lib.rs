@@ -27,6 +27,7 @@ mod host_externs;
 mod host_functions;
 mod imports;
 mod instance;
+mod instance_handles;
 mod js_bytes;
 mod limits;
 mod memory;

@@ -9,6 +9,7 @@ use crate::host_externs;
 use crate::host_functions::Plan;
 use crate::imports::{syscall_function, SyscallState};
 use crate::instance::{Guest, Instance, Running};
+use crate::instance_handles;
 use crate::js_bytes::JsBytes;
 use crate::limits::{CancelToken, StopCell};
 use crate::module::{Module, Prepared};
@@ -66,8 +67,9 @@ impl WasiCore {
         })
     }
 
-    /// Makes this object, whose V8 guest's command has ended (`release()` ran, no instance of
-    /// `instantiate()` refers to it), the state of a new `WASI` object, as `new` would
+    /// Makes this object, whose `WASI` has run its command and holds no instance (its V8
+    /// guest's command has ended, or every instance of `instantiate()` is disposed), the
+    /// state of a new `WASI` object, as `new` would
     /// (failing as it fails, in which case nothing changes). The syscall function of
     /// `bind_syscalls` is kept, unbound until `rebind_syscalls`: so a loop making a `WASI`
     /// per run does not make a native object per run, whose memory Node 20 would give back
@@ -136,22 +138,16 @@ impl WasiCore {
     /// Throws `ERR_WASM_INSTANCE_DISPOSED` if `instance` was disposed (checked before this
     /// object is marked started).
     #[napi(catch_unwind)]
-    pub fn check_live(&self, env: Env, instance: &Instance) -> napi::Result<()> {
-        instance
-            .running
-            .not_disposed()
+    pub fn check_live(&self, env: Env, instance: i64) -> napi::Result<()> {
+        instance_handles::get(instance)
+            .and_then(|instance| instance.running.not_disposed())
             .map_err(|f| f.into_napi(&env))
     }
 
-    /// Whether `instance` was made by this object.
-    #[napi(catch_unwind)]
-    pub fn owns(&self, instance: &Instance) -> bool {
-        Arc::ptr_eq(&instance.running.started, &self.started)
-    }
-
     /// A new store and instance of `module` (core module or component) with this object's
-    /// WASI context. `imports`: the import object's value for each import of the module, in
-    /// order (`lib/host.js`); functions among them serve those imports.
+    /// WASI context, as the handle of a JS `Instance` (`lib/instance.js`). `imports`: the
+    /// import object's value for each import of the module, in order (`lib/host.js`);
+    /// functions among them serve those imports.
     #[napi(
         catch_unwind,
         ts_args_type = "module: Module, imports?: unknown[] | undefined | null"
@@ -161,7 +157,7 @@ impl WasiCore {
         env: Env,
         module: &Module,
         imports: Option<Object>,
-    ) -> napi::Result<Instance> {
+    ) -> napi::Result<i64> {
         let make = || -> crate::error::Result<Instance> {
             let limits = &self.spec.limits;
             let plan = Plan::resolve(&module.inner, &imports)?;
@@ -210,7 +206,7 @@ impl WasiCore {
             host_externs::bind(&env, bindings, &instance.running);
             Ok(instance)
         };
-        make().map_err(|f| f.into_napi(&env))
+        instance_handles::insert(&env, make().map_err(|f| f.into_napi(&env))?)
     }
 
     /// A fresh WASI context for a guest V8 runs (the `wasiImport` path), built when its
@@ -236,9 +232,9 @@ impl WasiCore {
     /// fds discarded, captured and streamed output as before). Other instances made by
     /// `instantiate()` keep their own context until they are freed. Idempotent.
     #[napi(catch_unwind)]
-    pub fn release(&mut self, env: Env, instance: Option<&Instance>) -> napi::Result<()> {
+    pub fn release(&mut self, env: Env, instance: Option<i64>) -> napi::Result<()> {
         self.spec.close_descriptors();
-        if let Some(instance) = instance {
+        if let Some(Ok(instance)) = instance.map(instance_handles::get) {
             instance
                 .running
                 .replace_wasi(|stop| self.spec.build(&self.captured, stop))
@@ -267,10 +263,9 @@ impl WasiCore {
     /// checked the exports and set the started flag), or `run` for a component (checked and
     /// claimed here). Returns the exit code.
     #[napi(catch_unwind)]
-    pub fn run_entry(&self, env: Env, instance: &Instance, name: String) -> napi::Result<i32> {
-        instance
-            .running
-            .call_entry(&env, &name)
+    pub fn run_entry(&self, env: Env, instance: i64, name: String) -> napi::Result<i32> {
+        instance_handles::get(instance)
+            .and_then(|instance| instance.running.call_entry(&env, &name))
             .map_err(|f| f.into_napi(&env))
     }
 
@@ -280,13 +275,13 @@ impl WasiCore {
     /// resolves to the exit code.
     #[napi(
         catch_unwind,
-        ts_args_type = "instance: Instance, name: string, cancel?: CancelToken | undefined | null, dispatch?: (call: PendingHostCall, index: number, args: Array<number | bigint>) => void",
+        ts_args_type = "instance: number, name: string, cancel?: CancelToken | undefined | null, dispatch?: (call: PendingHostCall, index: number, args: Array<number | bigint>) => void",
         ts_return_type = "Promise<number>"
     )]
     pub fn start_async<'env>(
         &self,
         env: &'env Env,
-        instance: &Instance,
+        instance: i64,
         name: String,
         cancel: Option<&CancelToken>,
         dispatch: Option<Dispatch<'_>>,
@@ -294,9 +289,8 @@ impl WasiCore {
         let began = cancel.map(|token| token.began.clone());
         let cancel = Some(stop_flag(env, cancel.map(|token| token.flag.clone()))?);
         let dispatcher = dispatch.map(Dispatcher::new).transpose()?.map(Arc::new);
-        let work = instance
-            .running
-            .call_entry_later(&name, cancel, dispatcher)
+        let work = instance_handles::get(instance)
+            .and_then(|instance| instance.running.call_entry_later(&name, cancel, dispatcher))
             .map_err(|f| f.into_napi(env))?;
         let streams = self.spec.streams();
         let (deferred, promise) = env.create_deferred()?;
@@ -320,10 +314,9 @@ impl WasiCore {
 
     /// `wasi.initialize()` of a component instance (marks this object started).
     #[napi(catch_unwind)]
-    pub fn initialize_component(&self, env: Env, instance: &Instance) -> napi::Result<()> {
-        instance
-            .running
-            .initialize_component()
+    pub fn initialize_component(&self, env: Env, instance: i64) -> napi::Result<()> {
+        instance_handles::get(instance)
+            .and_then(|instance| instance.running.initialize_component())
             .map_err(|f| f.into_napi(&env))
     }
 
