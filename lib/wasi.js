@@ -153,9 +153,7 @@ class WASI {
   // the native object is handed back (see #handBack), as after a V8 guest's command.
   #instanceDisposed() {
     this.#instances--;
-    if (this.#instances === 0 && this.#recyclable && !this.#disposed && this.#core?.started) {
-      this.#handBack();
-    }
+    if (this.#core?.started) this.#handBackIfUnused();
   }
 
   /**
@@ -209,14 +207,18 @@ class WASI {
       // Not when the entry point was refused before it ran (the object is not started).
       if (this.#started) {
         this.#native.release(instance && handleOf(instance));
-        if (instance === undefined && this.#recyclable && this.#instances === 0 && this.#core !== null) {
-          this.#handBack();
-        }
+        if (instance === undefined) this.#handBackIfUnused();
       }
     }
   }
 
-  // The V8 guest's command has ended and nothing else refers to the native object: keep what
+  // Hands the native object back once the command has run, if nothing else refers to it: no
+  // streams, no instance of instantiate() left undisposed, and this object not disposed.
+  #handBackIfUnused() {
+    if (this.#recyclable && this.#instances === 0 && !this.#disposed && this.#core !== null) this.#handBack();
+  }
+
+  // The command has ended and nothing else refers to the native object: keep what
   // is still readable here (captured output), point late syscalls at a revived object, and
   // give the native object to the next `new WASI`.
   #handBack() {
@@ -309,7 +311,7 @@ class WASI {
                          'wasi.start(instance) for it, or wasi.instantiate(module) and ' +
                          'wasi.startAsync() on the result');
       }
-      if (!(isInstance(instance))) {
+      if (!isInstance(instance)) {
         throw ERR_INVALID_ARG_TYPE('instance', 'Instance', instance);
       }
       let name = 'run';
