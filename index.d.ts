@@ -293,6 +293,12 @@ export interface ExportDescriptor {
   type: string
 }
 
+/**
+ * Internal: the trampoline (`lib/instance.js` makes one per thread and passes it to
+ * `instanceExports`); called as `trampoline.bind(instance, handle, index)(...args)`.
+ */
+export declare function exportTrampoline(): Function
+
 /** One import of a module: where it comes from and what it is. */
 export interface ImportDescriptor {
   module: string
@@ -324,8 +330,12 @@ export declare function instanceDispose(handle: number): boolean
  */
 export declare function instanceEntryShape(handle: number): 'command' | 'reactor' | 'bare' | 'other'
 
-/** Internal: the exports object of the `Instance` with `handle` (`lib/instance.js` keeps it). */
-export declare function instanceExports(handle: number): Record<string, Function | Memory | Record<string, Function>>
+/**
+ * Internal: the exports object of the `Instance` with `handle`, the JS object `instance`
+ * (`lib/instance.js` keeps it); a core module's functions are `trampoline`
+ * (`exportTrampoline()`) bound to it.
+ */
+export declare function instanceExports(handle: number, instance: object, trampoline: Function): Record<string, Function | Memory | Record<string, Function>>
 
 /**
  * Internal: forgets `handle` (its JS object was collected, or it is disposed): V8 no longer

@@ -847,6 +847,7 @@ module.exports.compileCachedModule = nativeBinding.compileCachedModule
 module.exports.compileCachedModuleAsync = nativeBinding.compileCachedModuleAsync
 module.exports.componentImportFunctions = nativeBinding.componentImportFunctions
 module.exports.exitProcess = nativeBinding.exitProcess
+module.exports.exportTrampoline = nativeBinding.exportTrampoline
 module.exports.instanceDispose = nativeBinding.instanceDispose
 module.exports.instanceEntryShape = nativeBinding.instanceEntryShape
 module.exports.instanceExports = nativeBinding.instanceExports

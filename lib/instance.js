@@ -6,10 +6,17 @@
 // loop that makes and disposes instances without yielding would otherwise grow. The native
 // side goes at dispose(), or when this object is collected.
 
-const { instanceDispose, instanceForget, instanceExports, instanceEntryShape } = require('../index.js');
+const {
+  instanceDispose, instanceForget, instanceExports, instanceEntryShape, exportTrampoline,
+} = require('../index.js');
 const { codedError } = require('./errors');
 
 const kCreate = Symbol('kCreate');
+
+// The one native function behind every core export function: each is this bound to its
+// instance, handle and index (src/export_function.rs), a plain JS function rather than a
+// Node-API object per export.
+const trampoline = exportTrampoline();
 
 // An instance collected without dispose(): its handle is forgotten then.
 const collected = new FinalizationRegistry((handle) => instanceForget(handle));
@@ -81,7 +88,7 @@ class Instance {
    * object on every access.
    */
   get exports() {
-    this.#exports ??= instanceExports(this.#handle);
+    this.#exports ??= instanceExports(this.#handle, this, trampoline);
     return this.#exports;
   }
 

@@ -19,6 +19,7 @@ use crate::store_access::{self, JobFn, JobValues, Lent, StoreRef};
 use crate::wasm_values::Signature;
 use napi::bindgen_prelude::{FromNapiValue, JavaScriptClassExt, JsObjectValue, Object, Unknown};
 use napi::Env;
+use napi::JsValue;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use wasmtime::{
@@ -415,6 +416,9 @@ pub struct Instance {
     module: Arc<CompiledModule>,
     /// What this instance told V8 it holds outside the JS heap (`report_memory`).
     reported: std::cell::Cell<i64>,
+    /// A core instance's exported functions JS can call, in export order, by the index its
+    /// JS functions are bound to (`export_function::bound`); set when its exports are built.
+    functions: std::cell::OnceCell<Vec<ExportFunction>>,
 }
 
 /// What an instance holds natively besides its linear memories' bytes (store, instance,
@@ -446,15 +450,23 @@ pub fn instance_forget(env: Env, handle: i64) -> napi::Result<()> {
     Ok(())
 }
 
-/// Internal: the exports object of the `Instance` with `handle` (`lib/instance.js` keeps it).
+/// Internal: the exports object of the `Instance` with `handle`, the JS object `instance`
+/// (`lib/instance.js` keeps it); a core module's functions are `trampoline`
+/// (`exportTrampoline()`) bound to it.
 #[napi(
     catch_unwind,
+    ts_args_type = "handle: number, instance: object, trampoline: Function",
     ts_return_type = "Record<string, Function | Memory | Record<string, Function>>"
 )]
-pub fn instance_exports(env: &Env, handle: i64) -> napi::Result<Object<'_>> {
+pub fn instance_exports<'env>(
+    env: &'env Env,
+    handle: i64,
+    instance: Unknown,
+    trampoline: Unknown,
+) -> napi::Result<Object<'env>> {
     instance_handles::get(handle)
         .map_err(|f| f.into_napi(env))?
-        .build_exports(env)
+        .build_exports(env, handle, instance.raw(), trampoline.raw())
 }
 
 /// Internal: whether the `Instance` with `handle` is a WASI command node:wasi's checks would
@@ -500,7 +512,21 @@ impl Instance {
             running: Arc::new(running),
             module,
             reported: Default::default(),
+            functions: Default::default(),
         }
+    }
+
+    /// The exported function at `index` (`functions`).
+    pub fn function(&self, index: u32) -> Result<&ExportFunction> {
+        self.functions
+            .get()
+            .and_then(|functions| functions.get(index as usize))
+            .ok_or_else(|| {
+                Failure::new(
+                    ErrorCode::InvalidArgValue,
+                    "not an export function of this instance",
+                )
+            })
     }
 
     /// Tells V8 what this instance holds outside the JS heap (its memories as they are now,
@@ -527,7 +553,13 @@ impl Instance {
         }
     }
 
-    fn build_exports<'env>(&self, env: &'env Env) -> napi::Result<Object<'env>> {
+    fn build_exports<'env>(
+        &self,
+        env: &'env Env,
+        handle: i64,
+        instance_object: napi::sys::napi_value,
+        trampoline: napi::sys::napi_value,
+    ) -> napi::Result<Object<'env>> {
         let instance = match (&self.running.guest, &self.module.compiled) {
             (Guest::Core(instance), _) => instance,
             (Guest::Component(instance), Compiled::Component(component)) => {
@@ -560,16 +592,33 @@ impl Instance {
                 (exports, values)
             })
             .map_err(|f| f.into_napi(env))?;
+        let functions = self.functions.get_or_init(|| {
+            exports
+                .iter()
+                .filter_map(|(name, export, _, sig)| match (export, sig) {
+                    (Extern::Func(func), Some(sig)) => Some(ExportFunction {
+                        running: self.running.clone(),
+                        func: *func,
+                        sig: sig.clone(),
+                        is_entry: name == "_start" || name == "_initialize",
+                    }),
+                    _ => None,
+                })
+                .collect()
+        });
+        let mut next = 0..functions.len() as u32;
         for (name, export, ty, sig) in exports {
             match (export, sig) {
-                (Extern::Func(func), Some(sig)) => {
-                    let export = ExportFunction {
-                        running: self.running.clone(),
-                        func,
-                        sig,
-                        is_entry: name == "_start" || name == "_initialize",
-                    };
-                    let function = crate::export_function::create(env, &name, export)?;
+                (Extern::Func(_), Some(_)) => {
+                    let index = next.next().expect("one function per callable export");
+                    let function = crate::export_function::bound(
+                        env,
+                        trampoline,
+                        instance_object,
+                        handle,
+                        index,
+                        &name,
+                    )?;
                     // SAFETY: a function made just above, in this scope.
                     let mut as_object = unsafe { Object::from_napi_value(env.raw(), function)? };
                     if let Some(values) = host_values {

@@ -8,8 +8,8 @@
 use crate::error::{ErrorCode, Failure, Result};
 use crate::instance::Instance;
 use napi::Env;
+use rustc_hash::FxHashMap as HashMap;
 use std::cell::RefCell;
-use std::collections::HashMap;
 use std::rc::Rc;
 
 thread_local! {
@@ -31,7 +31,7 @@ pub fn insert(env: &Env, instance: Instance) -> napi::Result<i64> {
     let handle = instance.running.id() as i64;
     let first = LIVE.with_borrow_mut(|live| {
         let first = live.is_none();
-        live.get_or_insert_with(HashMap::new)
+        live.get_or_insert_with(HashMap::default)
             .insert(handle, Rc::new(instance));
         first
     });

@@ -1,6 +1,7 @@
 //! JS functions for the hot paths (calls into a guest's exports): a plain napi callback with
 //! Rust data the function owns (freed by its finalizer), its arguments read into a buffer on
-//! the stack, panics caught and failures thrown as JS errors. This skips napi-rs's closure
+//! the stack, panics caught and failures thrown as JS errors (`settle`, also used by the
+//! export trampoline of `export_function.rs`). This skips napi-rs's closure
 //! trampoline and the allocations it makes on every call.
 
 use crate::error::{ErrorCode, Failure, Result};
@@ -118,6 +119,19 @@ unsafe extern "C" fn callback<T: NativeCall>(
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         data.call(env, this, args, argc)
     }));
+    // SAFETY: the callback's own environment.
+    unsafe { settle(env, outcome) }
+}
+
+/// The value a native callback returns for `outcome`: the value, or null after throwing its
+/// failure (or a panic, caught) as a JS error.
+///
+/// # Safety
+/// `env` is the environment of the callback that is returning.
+pub unsafe fn settle(
+    env: sys::napi_env,
+    outcome: std::thread::Result<Result<sys::napi_value>>,
+) -> sys::napi_value {
     let failure = match outcome {
         Ok(Ok(value)) => return value,
         Ok(Err(failure)) => failure,
