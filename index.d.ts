@@ -55,40 +55,6 @@ export declare class Global {
   valueOf(): number | bigint
 }
 
-/** A guest's linear memory, exported by an instance or made by JS for one to import. */
-export declare class Memory {
-  /**
-   * A memory for a guest to import, as `new WebAssembly.Memory({ initial, maximum })`:
-   * `initial` and `maximum` in 64 KiB pages (at most 65536). Its bytes are zero; an
-   * instance that imports it (`wasi.instantiate(module, { env: { memory } })`) takes them
-   * over, and from then on this object is that instance's memory.
-   */
-  constructor(descriptor: { initial: number; maximum?: number })
-  /** Current size in bytes. */
-  get byteLength(): number
-  /**
-   * An `ArrayBuffer` over the memory itself, as `WebAssembly.Memory.prototype.buffer`: the
-   * same object until the memory grows, then that one is detached (`byteLength` 0) and a
-   * new one is returned. It keeps the instance's memory alive while JS holds it.
-   */
-  get buffer(): ArrayBuffer
-  /**
-   * Copies `length` bytes starting at `offset` out of the memory.
-   * Throws `ERR_OUT_OF_RANGE` if the range is not inside the memory.
-   */
-  read(offset: number, length: number): Buffer
-  /**
-   * Copies `bytes` into the memory at `offset`.
-   * Throws `ERR_OUT_OF_RANGE` if they do not fit.
-   */
-  write(offset: number, bytes: Uint8Array): void
-  /**
-   * Grows the memory by `pages` 64 KiB pages; returns the previous size in pages (and
-   * detaches the old `buffer`). Throws `ERR_OUT_OF_RANGE` if it cannot grow that far.
-   */
-  grow(pages: number): number
-}
-
 /** A compiled WebAssembly core module or component. Immutable: compile once, run many times. */
 export declare class Module {
   /**
@@ -122,6 +88,26 @@ export declare class Module {
   /** What the module exports, in declaration order. */
   exports(): Array<ExportDescriptor>
 }
+
+/**
+ * A guest's linear memory made by JS for an instance to import (or, for a moment, an
+ * exported one: `exported`). JS sees it through `Memory` (`lib/memory.js`).
+ */
+export declare class NativeMemory {
+  /** `new Memory(descriptor)` (lib/memory.js documents the JS class). */
+  constructor(descriptor: { initial: number; maximum?: number })
+  /** `memory.byteLength`. */
+  get byteLength(): number
+  /** `memory.buffer`: the same `ArrayBuffer` until the memory grows (`memory_buffer.rs`). */
+  get buffer(): ArrayBuffer
+  /** `memory.read(offset, length)`: a copy; `ERR_OUT_OF_RANGE` outside the memory. */
+  read(offset: number, length: number): Buffer
+  /** `memory.write(offset, bytes)`; `ERR_OUT_OF_RANGE` if they do not fit. */
+  write(offset: number, bytes: Uint8Array): void
+  /** `memory.grow(pages)`: the previous size in pages; `ERR_OUT_OF_RANGE` past the maximum. */
+  grow(pages: number): number
+}
+export type Memory = NativeMemory
 
 /** Internal: the JS side of one streamed output (`lib/stream.js`). */
 export declare class OutputChannel {
@@ -333,9 +319,9 @@ export declare function instanceEntryShape(handle: number): 'command' | 'reactor
 /**
  * Internal: the exports object of the `Instance` with `handle`, the JS object `instance`
  * (`lib/instance.js` keeps it); a core module's functions are `trampoline`
- * (`exportTrampoline()`) bound to it.
+ * (`exportTrampoline()`) bound to it, its memories `exportedMemory.call(instance, handle, index)`.
  */
-export declare function instanceExports(handle: number, instance: object, trampoline: Function): Record<string, Function | Memory | Record<string, Function>>
+export declare function instanceExports(handle: number, instance: object, trampoline: Function, exportedMemory: (this: object, handle: number, index: number) => unknown): Record<string, unknown>
 
 /**
  * Internal: forgets `handle` (its JS object was collected, or it is disposed): V8 no longer
@@ -348,6 +334,27 @@ export declare function instanceForget(handle: number): void
  * tests that check what a loop leaves behind.
  */
 export declare function liveInstanceCount(): number
+
+/** Internal: `memory.buffer` of an exported memory. */
+export declare function memoryBuffer(handle: number, index: number): ArrayBuffer
+
+/** Internal: `memory.byteLength` of an exported memory (`lib/memory.js`). */
+export declare function memoryByteLength(handle: number, index: number): number
+
+/** Internal: `memory.grow()` of an exported memory. */
+export declare function memoryGrow(handle: number, index: number, pages: number): number
+
+/**
+ * Internal: an exported memory as a `NativeMemory`, for where one is imported (which
+ * refuses it: it already belongs to its instance).
+ */
+export declare function memoryNative(handle: number, index: number): NativeMemory
+
+/** Internal: `memory.read()` of an exported memory. */
+export declare function memoryRead(handle: number, index: number, offset: number, length: number): Buffer
+
+/** Internal: `memory.write()` of an exported memory. */
+export declare function memoryWrite(handle: number, index: number, offset: number, bytes: Uint8Array): void
 
 /**
  * Internal: runs a WASI command in a fresh instance on a pool thread, its host calls going

@@ -14,6 +14,7 @@ const { types } = require('node:util');
 const { componentImportFunctions } = require('../index.js');
 const { validateObject } = require('./validate');
 const { isWasiImportFunction } = require('./imports');
+const { nativeOf } = require('./memory');
 
 // Per Module: its imports as `module.imports()` lists them (the list never changes).
 const importLists = new WeakMap();
@@ -55,7 +56,7 @@ function importValues(module, imports, name) {
   return importList(module).map(({ module: namespace, name: field }) => {
     const scope = imports[namespace];
     const value = scope === undefined || scope === null ? undefined : scope[field];
-    return isWasiImportFunction(value) ? undefined : value;
+    return isWasiImportFunction(value) ? undefined : nativeOf(value);
   });
 }
 

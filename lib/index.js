@@ -19,7 +19,8 @@ if (threads !== undefined && !(/^\d+$/.test(threads) && Number(threads) >= 1 && 
                    `integer >= 1 && <= 1024 (the number of threads runWasm runs guests on). Received '${threads}'`);
 }
 
-const { Module, Memory, Global, Table } = require('../index.js');
+const { Module, Global, Table } = require('../index.js');
+const { Memory } = require('./memory');
 const { Instance } = require('./instance');
 const { WASI } = require('./wasi');
 const { runWasm, runWasmSync } = require('./run');

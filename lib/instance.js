@@ -10,6 +10,7 @@ const {
   instanceDispose, instanceForget, instanceExports, instanceEntryShape, exportTrampoline,
 } = require('../index.js');
 const { codedError } = require('./errors');
+const { newExportedMemory } = require('./memory');
 
 const kCreate = Symbol('kCreate');
 
@@ -88,7 +89,7 @@ class Instance {
    * object on every access.
    */
   get exports() {
-    this.#exports ??= instanceExports(this.#handle, this, trampoline);
+    this.#exports ??= instanceExports(this.#handle, this, trampoline, newExportedMemory);
     return this.#exports;
   }
 

@@ -5,7 +5,8 @@
 // which owns the started flag and the WASI context. One class serves both paths: guests V8
 // runs (`getImportObject()`, ./imports.js) and guests wasmtime runs (`instantiate()`).
 
-const { WasiCore, Memory, Module, compileCachedModule } = require('../index.js');
+const { WasiCore, Module, compileCachedModule } = require('../index.js');
+const { Memory } = require('./memory');
 const { newInstance, isInstance, handleOf, ownerOf, entryShapeOf } = require('./instance');
 const { importValues, keepValues, valuesOf, makeDispatcher } = require('./host');
 const {

@@ -158,19 +158,8 @@ unsafe extern "C" fn trampoline(
         if wanted <= MAX_INLINE {
             return call(env, export, &inline[LEAD..LEAD + wanted]);
         }
-        let mut count = LEAD + wanted;
-        let mut many = vec![std::ptr::null_mut(); count];
-        // SAFETY: as above, with room for every argument wanted.
-        unsafe {
-            sys::napi_get_cb_info(
-                env,
-                info,
-                &mut count,
-                many.as_mut_ptr(),
-                std::ptr::null_mut(),
-                std::ptr::null_mut(),
-            )
-        };
+        // SAFETY: the callback's own info.
+        let many = unsafe { native_function::arguments(env, info, LEAD + wanted) };
         call(env, export, &many[LEAD..])
     }));
     // SAFETY: the callback's own environment.

@@ -13,11 +13,10 @@ use crate::host_externs;
 use crate::host_functions::hold_values;
 use crate::instance_handles::{self, disposed};
 use crate::limits::{not_cancelled, Limits, Ticking};
-use crate::memory::Memory;
 use crate::module::{Compiled, CompiledModule};
 use crate::store_access::{self, JobFn, JobValues, Lent, StoreRef};
 use crate::wasm_values::Signature;
-use napi::bindgen_prelude::{FromNapiValue, JavaScriptClassExt, JsObjectValue, Object, Unknown};
+use napi::bindgen_prelude::{FromNapiValue, JsObjectValue, Object, Unknown};
 use napi::Env;
 use napi::JsValue;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -419,6 +418,8 @@ pub struct Instance {
     /// A core instance's exported functions JS can call, in export order, by the index its
     /// JS functions are bound to (`export_function::bound`); set when its exports are built.
     functions: std::cell::OnceCell<Vec<ExportFunction>>,
+    /// Its exported memories, by the index their JS `Memory` objects hold (`lib/memory.js`).
+    memories: std::cell::OnceCell<Vec<wasmtime::Memory>>,
 }
 
 /// What an instance holds natively besides its linear memories' bytes (store, instance,
@@ -452,21 +453,28 @@ pub fn instance_forget(env: Env, handle: i64) -> napi::Result<()> {
 
 /// Internal: the exports object of the `Instance` with `handle`, the JS object `instance`
 /// (`lib/instance.js` keeps it); a core module's functions are `trampoline`
-/// (`exportTrampoline()`) bound to it.
+/// (`exportTrampoline()`) bound to it, its memories `exportedMemory.call(instance, handle, index)`.
 #[napi(
     catch_unwind,
-    ts_args_type = "handle: number, instance: object, trampoline: Function",
-    ts_return_type = "Record<string, Function | Memory | Record<string, Function>>"
+    ts_args_type = "handle: number, instance: object, trampoline: Function, exportedMemory: (this: object, handle: number, index: number) => unknown",
+    ts_return_type = "Record<string, unknown>"
 )]
 pub fn instance_exports<'env>(
     env: &'env Env,
     handle: i64,
     instance: Unknown,
     trampoline: Unknown,
+    exported_memory: Unknown,
 ) -> napi::Result<Object<'env>> {
     instance_handles::get(handle)
         .map_err(|f| f.into_napi(env))?
-        .build_exports(env, handle, instance.raw(), trampoline.raw())
+        .build_exports(
+            env,
+            handle,
+            instance.raw(),
+            trampoline.raw(),
+            exported_memory.raw(),
+        )
 }
 
 /// Internal: whether the `Instance` with `handle` is a WASI command node:wasi's checks would
@@ -513,7 +521,21 @@ impl Instance {
             module,
             reported: Default::default(),
             functions: Default::default(),
+            memories: Default::default(),
         }
+    }
+
+    /// The exported memory at `index` (`memories`).
+    pub fn memory(&self, index: u32) -> Result<wasmtime::Memory> {
+        self.memories
+            .get()
+            .and_then(|memories| memories.get(index as usize).copied())
+            .ok_or_else(|| {
+                Failure::new(
+                    ErrorCode::InvalidArgValue,
+                    "not an exported memory of this instance",
+                )
+            })
     }
 
     /// The exported function at `index` (`functions`).
@@ -559,6 +581,7 @@ impl Instance {
         handle: i64,
         instance_object: napi::sys::napi_value,
         trampoline: napi::sys::napi_value,
+        exported_memory: napi::sys::napi_value,
     ) -> napi::Result<Object<'env>> {
         let instance = match (&self.running.guest, &self.module.compiled) {
             (Guest::Core(instance), _) => instance,
@@ -606,7 +629,14 @@ impl Instance {
                 })
                 .collect()
         });
+        let memories = self.memories.get_or_init(|| {
+            exports
+                .iter()
+                .filter_map(|(_, export, _, _)| export.clone().into_memory())
+                .collect()
+        });
         let mut next = 0..functions.len() as u32;
+        let mut next_memory = 0..memories.len() as u32;
         for (name, export, ty, sig) in exports {
             match (export, sig) {
                 (Extern::Func(_), Some(_)) => {
@@ -637,9 +667,31 @@ impl Instance {
                         })?;
                     object.set_named_property(&name, unsupported)?;
                 }
-                (Extern::Memory(memory), _) => {
-                    let memory = Memory::exported(self.running.clone(), memory);
-                    object.set_named_property(&name, memory.into_instance(env)?)?;
+                (Extern::Memory(_), _) => {
+                    let index = next_memory.next().expect("one index per exported memory");
+                    let mut memory = std::ptr::null_mut();
+                    let mut args = [std::ptr::null_mut(); 2];
+                    // SAFETY: values of this scope; `exported_memory` is lib/memory.js's.
+                    unsafe {
+                        napi::sys::napi_create_int64(env.raw(), handle, &mut args[0]);
+                        napi::sys::napi_create_uint32(env.raw(), index, &mut args[1]);
+                        let status = napi::sys::napi_call_function(
+                            env.raw(),
+                            instance_object,
+                            exported_memory,
+                            2,
+                            args.as_ptr(),
+                            &mut memory,
+                        );
+                        if status != napi::sys::Status::napi_ok {
+                            return Err(napi::Error::new(
+                                napi::Status::GenericFailure,
+                                "cannot make an exported Memory",
+                            ));
+                        }
+                        let memory = Unknown::from_raw_unchecked(env.raw(), memory);
+                        object.set_named_property(&name, memory)?;
+                    }
                 }
                 (export, _) => {
                     if let Some(value) = host_externs::exported(env, &self.running, export, &ty)? {

@@ -1,9 +1,11 @@
-//! The `Memory` class: a guest's linear memory. An exported one belongs to its `Instance`;
-//! one made by `new Memory({ initial, maximum })` keeps its bytes in a JS `ArrayBuffer` until
-//! an instance imports it (`host_externs.rs`), and from then on is that instance's memory
-//! (a wasmtime store owns its memories, so one `Memory` serves one instance). `buffer` views
-//! the guest's memory itself (`memory_buffer.rs`); `read`/`write` copy. All of it works while
-//! JS runs inside one of the guest's host functions, and while a guest on a pool thread waits
+//! A guest's linear memory, behind the JS `Memory` class (`lib/memory.js`). One made by
+//! `new Memory({ initial, maximum })` is a `NativeMemory` that keeps its bytes in a JS
+//! `ArrayBuffer` until an instance imports it (`host_externs.rs`), and from then on is that
+//! instance's memory (a wasmtime store owns its memories, so one `Memory` serves one
+//! instance). An exported one is reached by its instance's handle and its index
+//! (`memory_byte_length` and the rest), with no native object of its own. `buffer` views the
+//! guest's memory itself (`memory_buffer.rs`); `read`/`write` copy. All of it works while JS
+//! runs inside one of the guest's host functions, and while a guest on a pool thread waits
 //! for one.
 
 use crate::engine::Host;
@@ -20,8 +22,9 @@ use wasmtime::{MemoryType, StoreContextMut};
 /// The most pages a 32-bit memory can have (4 GiB).
 const MAX_PAGES: u64 = 65536;
 
-/// A guest's linear memory, exported by an instance or made by JS for one to import.
-#[napi]
+/// A guest's linear memory made by JS for an instance to import (or, for a moment, an
+/// exported one: `exported`). JS sees it through `Memory` (`lib/memory.js`).
+#[napi(js_name = "NativeMemory")]
 pub struct Memory {
     state: RefCell<MemoryState>,
 }
@@ -238,10 +241,7 @@ impl Memory {
 
 #[napi]
 impl Memory {
-    /// A memory for a guest to import, as `new WebAssembly.Memory({ initial, maximum })`:
-    /// `initial` and `maximum` in 64 KiB pages (at most 65536). Its bytes are zero; an
-    /// instance that imports it (`wasi.instantiate(module, { env: { memory } })`) takes them
-    /// over, and from then on this object is that instance's memory.
+    /// `new Memory(descriptor)` (lib/memory.js documents the JS class).
     #[napi(
         catch_unwind,
         constructor,
@@ -258,7 +258,7 @@ impl Memory {
         })
     }
 
-    /// Current size in bytes.
+    /// `memory.byteLength`.
     #[napi(catch_unwind, getter)]
     pub fn byte_length(&self, env: Env) -> napi::Result<f64> {
         match &*self.state.borrow() {
@@ -269,9 +269,7 @@ impl Memory {
         }
     }
 
-    /// An `ArrayBuffer` over the memory itself, as `WebAssembly.Memory.prototype.buffer`: the
-    /// same object until the memory grows, then that one is detached (`byteLength` 0) and a
-    /// new one is returned. It keeps the instance's memory alive while JS holds it.
+    /// `memory.buffer`: the same `ArrayBuffer` until the memory grows (`memory_buffer.rs`).
     #[napi(catch_unwind, getter, ts_return_type = "ArrayBuffer")]
     pub fn buffer<'env>(&self, env: &'env Env) -> napi::Result<ArrayBuffer<'env>> {
         let value = match &*self.state.borrow() {
@@ -286,8 +284,7 @@ impl Memory {
         unsafe { ArrayBuffer::from_napi_value(env.raw(), value) }
     }
 
-    /// Copies `length` bytes starting at `offset` out of the memory.
-    /// Throws `ERR_OUT_OF_RANGE` if the range is not inside the memory.
+    /// `memory.read(offset, length)`: a copy; `ERR_OUT_OF_RANGE` outside the memory.
     #[napi(catch_unwind, ts_return_type = "Buffer")]
     pub fn read(&self, env: Env, offset: f64, length: f64) -> napi::Result<JsBytes> {
         let read = |data: &[u8]| -> Result<JsBytes> {
@@ -303,8 +300,7 @@ impl Memory {
         .map_err(|f| f.into_napi(&env))
     }
 
-    /// Copies `bytes` into the memory at `offset`.
-    /// Throws `ERR_OUT_OF_RANGE` if they do not fit.
+    /// `memory.write(offset, bytes)`; `ERR_OUT_OF_RANGE` if they do not fit.
     #[napi(catch_unwind)]
     pub fn write(&self, env: Env, offset: f64, bytes: Uint8Array) -> napi::Result<()> {
         let write = |data: &mut [u8]| -> Result<()> {
@@ -321,8 +317,7 @@ impl Memory {
         .map_err(|f| f.into_napi(&env))
     }
 
-    /// Grows the memory by `pages` 64 KiB pages; returns the previous size in pages (and
-    /// detaches the old `buffer`). Throws `ERR_OUT_OF_RANGE` if it cannot grow that far.
+    /// `memory.grow(pages)`: the previous size in pages; `ERR_OUT_OF_RANGE` past the maximum.
     #[napi(catch_unwind)]
     pub fn grow(&self, env: Env, pages: f64) -> napi::Result<f64> {
         let fail = || {
@@ -357,6 +352,72 @@ impl Memory {
         }
     }
 }
+/// The exported memory `index` of the instance `handle`, for one call.
+fn exported(handle: i64, index: u32) -> Result<Memory> {
+    let instance = crate::instance_handles::get(handle)?;
+    let memory = instance.memory(index)?;
+    Ok(Memory::exported(instance.running.clone(), memory))
+}
+
+/// Internal: `memory.byteLength` of an exported memory (`lib/memory.js`).
+#[napi(catch_unwind)]
+pub fn memory_byte_length(env: Env, handle: i64, index: u32) -> napi::Result<f64> {
+    exported(handle, index)
+        .map_err(|f| f.into_napi(&env))?
+        .byte_length(env)
+}
+
+/// Internal: `memory.buffer` of an exported memory.
+#[napi(catch_unwind, ts_return_type = "ArrayBuffer")]
+pub fn memory_buffer(env: &Env, handle: i64, index: u32) -> napi::Result<ArrayBuffer<'_>> {
+    exported(handle, index)
+        .map_err(|f| f.into_napi(env))?
+        .buffer(env)
+}
+
+/// Internal: `memory.read()` of an exported memory.
+#[napi(catch_unwind, ts_return_type = "Buffer")]
+pub fn memory_read(
+    env: Env,
+    handle: i64,
+    index: u32,
+    offset: f64,
+    length: f64,
+) -> napi::Result<JsBytes> {
+    exported(handle, index)
+        .map_err(|f| f.into_napi(&env))?
+        .read(env, offset, length)
+}
+
+/// Internal: `memory.write()` of an exported memory.
+#[napi(catch_unwind)]
+pub fn memory_write(
+    env: Env,
+    handle: i64,
+    index: u32,
+    offset: f64,
+    bytes: Uint8Array,
+) -> napi::Result<()> {
+    exported(handle, index)
+        .map_err(|f| f.into_napi(&env))?
+        .write(env, offset, bytes)
+}
+
+/// Internal: `memory.grow()` of an exported memory.
+#[napi(catch_unwind)]
+pub fn memory_grow(env: Env, handle: i64, index: u32, pages: f64) -> napi::Result<f64> {
+    exported(handle, index)
+        .map_err(|f| f.into_napi(&env))?
+        .grow(env, pages)
+}
+
+/// Internal: an exported memory as a `NativeMemory`, for where one is imported (which
+/// refuses it: it already belongs to its instance).
+#[napi(catch_unwind)]
+pub fn memory_native(env: Env, handle: i64, index: u32) -> napi::Result<Memory> {
+    exported(handle, index).map_err(|f| f.into_napi(&env))
+}
+
 fn checked_range(offset: f64, length: f64, size: usize) -> Result<std::ops::Range<usize>> {
     let valid = |n: f64| n >= 0.0 && n.fract() == 0.0 && n <= size as f64;
     if !valid(offset) || !valid(length) || offset + length > size as f64 {

@@ -97,23 +97,12 @@ unsafe extern "C" fn callback<T: NativeCall>(
     // SAFETY: `data` is the `T` this function was made with, alive while it is.
     let data = unsafe { &*data.cast::<T>() };
     let wanted = data.wanted();
-    let mut many;
+    let many;
     let args: &[sys::napi_value] = if wanted <= MAX_INLINE {
         &inline[..wanted]
     } else {
-        let mut count = wanted;
-        many = vec![std::ptr::null_mut(); wanted];
-        // SAFETY: as above, with room for every argument wanted.
-        unsafe {
-            sys::napi_get_cb_info(
-                env,
-                info,
-                &mut count,
-                many.as_mut_ptr(),
-                std::ptr::null_mut(),
-                std::ptr::null_mut(),
-            )
-        };
+        // SAFETY: the callback's own info.
+        many = unsafe { arguments(env, info, wanted) };
         &many
     };
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
@@ -121,6 +110,32 @@ unsafe extern "C" fn callback<T: NativeCall>(
     }));
     // SAFETY: the callback's own environment.
     unsafe { settle(env, outcome) }
+}
+
+/// The first `count` arguments of a call (missing ones `undefined`), for calls with more than
+/// fit on the stack.
+///
+/// # Safety
+/// `env` and `info` are the callback's own.
+pub unsafe fn arguments(
+    env: sys::napi_env,
+    info: sys::napi_callback_info,
+    count: usize,
+) -> Vec<sys::napi_value> {
+    let mut read = count;
+    let mut args = vec![std::ptr::null_mut(); count];
+    // SAFETY: the callback's info, with room for `count` arguments.
+    unsafe {
+        sys::napi_get_cb_info(
+            env,
+            info,
+            &mut read,
+            args.as_mut_ptr(),
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+        )
+    };
+    args
 }
 
 /// The value a native callback returns for `outcome`: the value, or null after throwing its
