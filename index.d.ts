@@ -243,6 +243,9 @@ export declare class WasiCore {
   get stderr(): Buffer | null
 }
 
+/** Internal: the directory of the cache in use. */
+export declare function compileCacheDirectory(): string | null
+
 /** Internal: a `Module` for `source`, compiled once per distinct bytes. Used by `runWasm`. */
 export declare function compileCachedModule(source: ArrayBufferView | ArrayBuffer | string): Module
 
@@ -251,6 +254,30 @@ export declare function compileCachedModule(source: ArrayBufferView | ArrayBuffe
  * not as a promise). Used by `runWasm`.
  */
 export declare function compileCachedModuleAsync(source: ArrayBufferView | ArrayBuffer | string): Module | Promise<Module>
+
+/**
+ * Internal: `enableCompileCache()` (lib/compile-cache.js): uses `directory` with at most
+ * `maxBytes` of entries; false if a cache is already in use. Throws `ERR_INVALID_ARG_VALUE`
+ * with the reason when the directory or its key cannot be used.
+ */
+export declare function compileCacheEnable(directory: string, maxBytes: number): boolean
+
+/** Internal: `compileCacheStats()`. */
+export declare function compileCacheStats(): CompileCacheStats
+
+/** What the persistent code cache did in this process. */
+export interface CompileCacheStats {
+  /** Inputs whose code was loaded from the cache. */
+  hits: number
+  /** Inputs compiled (no entry, or one that was refused). */
+  misses: number
+  /** Entries refused (not authentic, or not loadable) and deleted. */
+  rejected: number
+  /** Entries written. */
+  written: number
+  /** Entries deleted to keep the cache under its size bound. */
+  evicted: number
+}
 
 /** Internal: the functions a component imports that JS must supply. Used by `lib/host.js`. */
 export declare function componentImportFunctions(module: Module): Array<ComponentImportName>

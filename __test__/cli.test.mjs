@@ -8,13 +8,19 @@ import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { fixturePath, fixturesDir } from './helpers.mjs';
+import { fixturePath, fixturesDir, tempDir } from './helpers.mjs';
 
 const cli = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'bin', 'node-wasmtime.js');
 
-/** Runs the CLI with `args`; stdin is `input` (empty by default). */
-function run(args, { input = '', cwd } = {}) {
-  const r = spawnSync(process.execPath, [cli, ...args], { input, cwd, timeout: 30_000 });
+// The CLI caches compiled code by default (under $XDG_CACHE_HOME): here, in a directory of
+// the test's own.
+const cacheHome = tempDir();
+
+/** Runs the CLI with `args`; stdin is `input` (empty by default); `cacheHome` is its XDG_CACHE_HOME. */
+function run(args, { input = '', cwd, cacheHome: home = cacheHome } = {}) {
+  const env = { ...process.env, XDG_CACHE_HOME: home };
+  delete env.NODE_WASMTIME_COMPILE_CACHE;
+  const r = spawnSync(process.execPath, [cli, ...args], { input, cwd, env, timeout: 30_000 });
   if (r.error) throw r.error;
   return { status: r.status, stdout: r.stdout.toString(), stderr: r.stderr.toString() };
 }
@@ -206,4 +212,32 @@ test('-W: unknown keys, missing and bad values are usage errors (exit 1)', () =>
     assert.equal(r.stdout, '');
     assert.match(r.stderr, message, args.join(' '));
   }
+});
+
+test('compiled code is cached by default, in --cache-dir if given, not at all with --no-cache', () => {
+  const entries = (dir) => (fs.existsSync(dir) ? fs.readdirSync(dir).filter((name) => name.endsWith('.nwtcode')) : []);
+  const hello = fixturePath('hello.wasm');
+  const ok = { status: 0, stdout: 'hello world\n', stderr: '' };
+  const home = tempDir(); // a cache of this test's own: earlier tests filled the shared one
+  const defaultDir = path.join(home, 'node-wasmtime');
+  assert.deepEqual(run(['run', hello], { cacheHome: home }), ok);
+  assert.equal(entries(defaultDir).length, 1, 'the default directory');
+  const dir = path.join(tempDir(), 'cache');
+  assert.deepEqual(run(['run', '--cache-dir', dir, hello]), ok);
+  const [entry] = entries(dir);
+  const written = fs.statSync(path.join(dir, entry)).mtimeMs;
+  assert.deepEqual(run(['run', `--cache-dir=${dir}`, hello]), ok, 'a cached run: the same bytes');
+  assert.equal(fs.statSync(path.join(dir, entry)).mtimeMs >= written, true);
+  assert.deepEqual(entries(dir), [entry]);
+  const before = entries(defaultDir);
+  const exitcode = fixturePath('exitcode.wasm');
+  assert.equal(run(['run', '--no-cache', exitcode], { cacheHome: home }).stdout, 'exiting with 0\n');
+  assert.deepEqual(entries(defaultDir), before, '--no-cache writes nothing');
+  assert.equal(run(['run', exitcode], { cacheHome: home }).status, 0);
+  assert.equal(entries(defaultDir).length, before.length + 1, 'without it, one entry more');
+  fs.chmodSync(dir, 0o777);
+  const refused = run(['run', '--cache-dir', dir, hello]);
+  assert.equal(refused.status, 1);
+  assert.match(refused.stderr, /cannot use --cache-dir .*can be written by other users/);
+  assert.equal(run(['--no-cache', '--cache-dir', dir, hello]).status, 1);
 });

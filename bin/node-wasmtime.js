@@ -33,9 +33,14 @@ Options (they end at FILE; \`--\` also ends them):
                                             500ms, or a bare number of seconds
                          max-memory-size=N  bytes each linear memory may grow to
                          max-wasm-stack=N   bytes of wasm stack (64 KiB to 1 MiB)
+  --cache-dir DIR      Keep compiled code in DIR (default: NODE_WASMTIME_COMPILE_CACHE,
+                       else $XDG_CACHE_HOME/node-wasmtime or ~/.cache/node-wasmtime), so
+                       the next run of the same FILE does not compile it again.
+  --no-cache           Compile FILE every time (no code cache).
   -h, --help           Print this help and exit.
   -V, --version        Print the versions of node-wasmtime and wasmtime and exit.
-Options also take the --dir=... / --env=... / --wasm=... / -WKEY=VALUE forms.
+Options also take the --dir=... / --env=... / --wasm=... / --cache-dir=... / -WKEY=VALUE
+forms.
 
 Exit status: the guest's exit code, modulo 256 (proc_exit(-1) exits 255);
 134 if the guest traps, runs out of fuel or times out (like wasmtime on Unix; the
@@ -58,6 +63,8 @@ function parseRunArgs(argv) {
   const preopens = {};
   const env = {};
   const limits = {};
+  let cacheDir;
+  let noCache = false;
   let i = 0;
   for (; i < argv.length; i++) {
     const arg = argv[i];
@@ -68,13 +75,17 @@ function parseRunArgs(argv) {
     if (arg === '-h' || arg === '--help') return { help: true };
     if (arg === '-V' || arg === '--version') return { version: true };
     if (!arg.startsWith('-') || arg === '-') break; // FILE: options end here
+    if (arg === '--no-cache') {
+      noCache = true;
+      continue;
+    }
     if (arg.startsWith('-W') && arg.length > 2) { // -Wfuel=10
       addLimits(limits, arg.slice(2));
       continue;
     }
     const eq = arg.indexOf('=');
     const name = eq === -1 ? arg : arg.slice(0, eq);
-    if (!['--dir', '--env', '-W', '--wasm'].includes(name)) throw new UsageError(`unknown option '${name}'`);
+    if (!['--dir', '--env', '-W', '--wasm', '--cache-dir'].includes(name)) throw new UsageError(`unknown option '${name}'`);
     let value;
     if (eq !== -1 && name.startsWith('--')) {
       value = arg.slice(eq + 1);
@@ -85,10 +96,12 @@ function parseRunArgs(argv) {
     }
     if (name === '--dir') addDir(preopens, value);
     else if (name === '--env') addEnv(env, value);
+    else if (name === '--cache-dir') cacheDir = value;
     else addLimits(limits, value);
   }
   if (i >= argv.length) throw new UsageError('missing FILE to run');
-  return { file: argv[i], guestArgs: argv.slice(i + 1), preopens, env, limits };
+  if (noCache && cacheDir !== undefined) throw new UsageError('--no-cache and --cache-dir contradict each other');
+  return { file: argv[i], guestArgs: argv.slice(i + 1), preopens, env, limits, cacheDir, noCache };
 }
 
 /** `-W fuel=10,timeout=1s`: each KEY=VALUE sets one limit (the last one given wins). */
@@ -194,7 +207,15 @@ function main(argv) {
     return;
   }
 
-  const { Module, runWasmSync } = require(path.join(__dirname, '..', 'lib', 'index.js'));
+  const { Module, runWasmSync, enableCompileCache, compileCacheStatus } = require(path.join(__dirname, '..', 'lib', 'index.js'));
+  // On by default, as `wasmtime run` caches: a large program compiles once, not every run.
+  if (!opts.noCache) {
+    const { status, message } = enableCompileCache(opts.cacheDir);
+    if (status === compileCacheStatus.FAILED && opts.cacheDir !== undefined) {
+      fail(`cannot use --cache-dir ${opts.cacheDir}: ${message}`);
+      return;
+    }
+  }
 
   let bytes;
   try {

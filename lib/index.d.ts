@@ -292,6 +292,37 @@ export declare function runWasm(wasm: Module | Bytes | string, options?: RunOpti
 /** This package's version and the version of wasmtime it is built on. */
 export declare const versions: { readonly nodeWasmtime: string; readonly wasmtime: string }
 
+/** `enableCompileCache()`'s outcomes, with `node:module`'s values. */
+export declare const compileCacheStatus: {
+  readonly FAILED: 0
+  readonly ENABLED: 1
+  readonly ALREADY_ENABLED: 2
+  readonly DISABLED: 3
+}
+
+/** What `enableCompileCache()` did. */
+export interface CompileCacheResult {
+  status: 0 | 1 | 2 | 3
+  /** Why it failed or is disabled. */
+  message?: string
+  /** The directory in use (enabled, or already enabled). */
+  directory?: string
+}
+
+/**
+ * Turns the persistent code cache on for this process: compiled code is kept in `directory`
+ * (default `NODE_WASMTIME_COMPILE_CACHE`, else `$XDG_CACHE_HOME/node-wasmtime` or
+ * `~/.cache/node-wasmtime`), authenticated with a key private to the user, at most `maxSize`
+ * bytes (default 1 GiB), least recently used evicted first. Shaped after `node:module`'s.
+ */
+export declare function enableCompileCache(options?: string | { directory?: string; maxSize?: number }): CompileCacheResult
+
+/** The directory of the cache in use, or undefined. */
+export declare function getCompileCacheDir(): string | undefined
+
+/** What the cache did in this process. */
+export declare function compileCacheStats(): { hits: number; misses: number; rejected: number; written: number; evicted: number }
+
 /** Every `code` an error thrown (or a promise rejected) by node-wasmtime carries. */
 export type ErrorCode =
   | 'ERR_INVALID_ARG_TYPE' | 'ERR_INVALID_ARG_VALUE' | 'ERR_OUT_OF_RANGE'

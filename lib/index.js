@@ -24,6 +24,9 @@ const { Memory } = require('./memory');
 const { Instance } = require('./instance');
 const { WASI } = require('./wasi');
 const { runWasm, runWasmSync } = require('./run');
+const {
+  enableCompileCache, getCompileCacheDir, compileCacheStats, compileCacheStatus,
+} = require('./compile-cache');
 
 /** This package's version and the wasmtime it is built on (pinned in Cargo.toml). */
 const versions = Object.freeze({ nodeWasmtime: require('../package.json').version, wasmtime: '48.0.8' });
@@ -54,4 +57,5 @@ function isWasmtimeError(error, code = undefined) {
 
 module.exports = {
   WASI, Module, Instance, Memory, Global, Table, runWasm, runWasmSync, versions, isWasmtimeError,
+  enableCompileCache, getCompileCacheDir, compileCacheStats, compileCacheStatus,
 };

@@ -429,6 +429,8 @@ module.exports = {
   validateFunction: hideStackFrames(validateFunction),
   validateUndefined: hideStackFrames(validateUndefined),
   validateInt32: hideStackFrames(validateInt32),
+  validateString: hideStackFrames(validateString),
+  validateNumberInRange: hideStackFrames(validateNumberInRange),
   validateMemory: hideStackFrames(validateMemory),
   kDefaultMaxBuffer,
 };

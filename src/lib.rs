@@ -9,6 +9,7 @@ extern crate napi_derive;
 
 mod capability_errors;
 mod capture;
+mod code_cache;
 mod command;
 mod component_exports;
 mod component_imports;

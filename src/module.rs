@@ -303,14 +303,40 @@ fn component_into(component: &Component, engine: &Engine) -> Result<Component> {
         .map_err(|e| Failure::new(ErrorCode::WasmCompile, reason(&e)))
 }
 
-/// Compiles a wasm binary (core module or component) in `engine`.
+/// Compiles a wasm binary (core module or component) in `engine`, or loads its code from the
+/// persistent cache (`code_cache.rs`).
 fn compile_in(engine: &Engine, binary: &[u8]) -> Result<Compiled> {
-    if wasmparser::Parser::is_component(binary) {
-        Component::new(engine, binary).map(Compiled::Component)
-    } else {
-        wasmtime::Module::new(engine, binary).map(Compiled::Core)
-    }
-    .map_err(|e| Failure::new(ErrorCode::WasmCompile, reason(&e)))
+    let is_component = wasmparser::Parser::is_component(binary);
+    crate::code_cache::compiled(
+        engine,
+        binary,
+        || {
+            if is_component {
+                Component::new(engine, binary).map(Compiled::Component)
+            } else {
+                wasmtime::Module::new(engine, binary).map(Compiled::Core)
+            }
+            .map_err(|e| Failure::new(ErrorCode::WasmCompile, reason(&e)))
+        },
+        |compiled| match compiled {
+            Compiled::Core(module) => module.serialize().ok(),
+            Compiled::Component(component) => component.serialize().ok(),
+        },
+        |code| {
+            // SAFETY: `code` is an authentic cache entry (its MAC, under the user's private
+            // key, verified) that this build wrote with `serialize` for an engine of the same
+            // compatibility hash; wasmtime checks its own header too.
+            if is_component {
+                unsafe { Component::deserialize(engine, code) }
+                    .ok()
+                    .map(Compiled::Component)
+            } else {
+                unsafe { wasmtime::Module::deserialize(engine, code) }
+                    .ok()
+                    .map(Compiled::Core)
+            }
+        },
+    )
 }
 
 fn link_component(

@@ -1,0 +1,391 @@
+//! The persistent code cache (`enableCompileCache()`): wasmtime's compiled code for an input,
+//! kept on disk so that the next process loads it instead of compiling again.
+//!
+//! An entry is native code the next process runs, so it is authenticated, not just checked:
+//! each carries an HMAC-SHA256 under a key private to the user (`key` in the directory,
+//! created owner-only; a directory or key that others can write is refused), and an entry
+//! that fails it (forged, corrupt, truncated, from another key) is deleted and the input
+//! compiled again. Entries are named by a hash of the input and of everything that makes code
+//! incompatible (this package's version; wasmtime's version, the engine's compilation
+//! settings and target CPU features, which `Engine::precompile_compatibility_hash` covers),
+//! written to a temporary file and renamed into place (so a reader never sees half an entry),
+//! and evicted least recently used first past the size bound. Any I/O failure (a read-only or
+//! full disk, a vanished directory) only means compiling: never an error.
+
+use crate::error::{ErrorCode, Failure, Result};
+use hmac::{Hmac, Mac};
+use sha2::{Digest, Sha256};
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
+use wasmtime::Engine;
+
+type HmacSha256 = Hmac<Sha256>;
+
+/// The start of every entry (then the MAC, then wasmtime's serialized code).
+const MAGIC: &[u8; 8] = b"NWTCODE\x01";
+const HEADER_LEN: usize = MAGIC.len() + 32;
+/// The name of the key file in the cache directory.
+const KEY_FILE: &str = "key";
+/// Entries end with this (anything else in the directory is left alone).
+const ENTRY_SUFFIX: &str = ".nwtcode";
+
+/// A cache directory in use.
+struct Cache {
+    dir: PathBuf,
+    key: [u8; 32],
+    max_bytes: u64,
+}
+
+static CACHE: Mutex<Option<Arc<Cache>>> = Mutex::new(None);
+
+/// What the cache did in this process, for `compileCacheStats()`.
+static HITS: AtomicU64 = AtomicU64::new(0);
+static MISSES: AtomicU64 = AtomicU64::new(0);
+static REJECTED: AtomicU64 = AtomicU64::new(0);
+static WRITTEN: AtomicU64 = AtomicU64::new(0);
+static EVICTED: AtomicU64 = AtomicU64::new(0);
+
+fn cache() -> Option<Arc<Cache>> {
+    CACHE
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+        .clone()
+}
+
+/// Uses `dir` (made owner-only if missing) from now on, with at most `max_bytes` of entries.
+/// `Ok(false)` if a cache is already in use (it stays as it is). Refused: a directory or key
+/// file that another user owns or that others can write.
+pub fn enable(dir: &Path, max_bytes: u64) -> Result<bool> {
+    let mut current = CACHE
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    if current.is_some() {
+        return Ok(false);
+    }
+    let refuse = |why: String| Failure::new(ErrorCode::InvalidArgValue, why);
+    create_private_dir(dir).map_err(|e| refuse(format!("cannot create {}: {e}", dir.display())))?;
+    check_private(dir, false).map_err(refuse)?;
+    let key = read_or_create_key(&dir.join(KEY_FILE)).map_err(refuse)?;
+    *current = Some(Arc::new(Cache {
+        dir: dir.to_path_buf(),
+        key,
+        max_bytes,
+    }));
+    Ok(true)
+}
+
+/// The directory in use, if any.
+pub fn directory() -> Option<PathBuf> {
+    cache().map(|cache| cache.dir.clone())
+}
+
+/// Counts since the process started: hits, misses, rejected entries, entries written, evicted.
+pub fn stats() -> [u64; 5] {
+    [&HITS, &MISSES, &REJECTED, &WRITTEN, &EVICTED].map(|count| count.load(Ordering::Relaxed))
+}
+
+/// The code for `binary` in `engine`: loaded from the cache if an authentic entry is there,
+/// else made by `compile` (and written to the cache). Without a cache, just `compile`.
+pub fn compiled<T>(
+    engine: &Engine,
+    binary: &[u8],
+    compile: impl FnOnce() -> Result<T>,
+    serialize: impl FnOnce(&T) -> Option<Vec<u8>>,
+    deserialize: impl FnOnce(&[u8]) -> Option<T>,
+) -> Result<T> {
+    let Some(cache) = cache() else {
+        return compile();
+    };
+    let name = entry_name(engine, binary);
+    let path = cache.dir.join(&name);
+    if let Some(payload) = cache.read(&path, &name) {
+        if let Some(code) = deserialize(&payload) {
+            HITS.fetch_add(1, Ordering::Relaxed);
+            touch(&path);
+            return Ok(code);
+        }
+        // Authentic but not loadable (this wasmtime refuses it): replaced below.
+        REJECTED.fetch_add(1, Ordering::Relaxed);
+        let _ = fs::remove_file(&path);
+    }
+    MISSES.fetch_add(1, Ordering::Relaxed);
+    let code = compile()?;
+    if let Some(payload) = serialize(&code) {
+        if cache.write(&path, &name, &payload).is_ok() {
+            WRITTEN.fetch_add(1, Ordering::Relaxed);
+            cache.evict();
+        }
+    }
+    Ok(code)
+}
+
+/// The entry name of `binary` compiled by `engine`.
+fn entry_name(engine: &Engine, binary: &[u8]) -> String {
+    let mut hasher = ShaHasher(Sha256::new());
+    hasher.0.update(b"node-wasmtime code cache\0");
+    hasher.0.update(env!("CARGO_PKG_VERSION").as_bytes());
+    hasher.0.update(b"\0");
+    std::hash::Hash::hash(&engine.precompile_compatibility_hash(), &mut hasher);
+    hasher.0.update(b"\0");
+    hasher.0.update(Sha256::digest(binary));
+    let digest = hasher.0.finalize();
+    let mut name: String = digest.iter().map(|byte| format!("{byte:02x}")).collect();
+    name.push_str(ENTRY_SUFFIX);
+    name
+}
+
+/// A `Hasher` that feeds a SHA-256 (stable across processes, unlike `DefaultHasher`'s
+/// promise).
+struct ShaHasher(Sha256);
+
+impl std::hash::Hasher for ShaHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        self.0.update(bytes);
+    }
+    fn finish(&self) -> u64 {
+        0
+    }
+}
+
+impl Cache {
+    fn mac(&self, name: &str, payload: &[u8]) -> HmacSha256 {
+        let mut mac = HmacSha256::new_from_slice(&self.key).expect("HMAC takes any key length");
+        mac.update(name.as_bytes());
+        mac.update(b"\0");
+        mac.update(payload);
+        mac
+    }
+
+    /// The payload of the entry at `path` if it is there and authentic; an entry that is not
+    /// is deleted.
+    fn read(&self, path: &Path, name: &str) -> Option<Vec<u8>> {
+        let mut bytes = fs::read(path).ok()?;
+        let authentic = bytes.len() >= HEADER_LEN
+            && bytes.starts_with(MAGIC)
+            && self
+                .mac(name, &bytes[HEADER_LEN..])
+                .verify_slice(&bytes[MAGIC.len()..HEADER_LEN])
+                .is_ok();
+        if !authentic {
+            REJECTED.fetch_add(1, Ordering::Relaxed);
+            let _ = fs::remove_file(path);
+            return None;
+        }
+        bytes.drain(..HEADER_LEN);
+        Some(bytes)
+    }
+
+    /// Writes the entry for `payload` at `path` through a temporary file renamed into place.
+    fn write(&self, path: &Path, name: &str, payload: &[u8]) -> std::io::Result<()> {
+        let tag = self.mac(name, payload).finalize().into_bytes();
+        let temporary = self
+            .dir
+            .join(format!(".{name}.{}.{}.tmp", std::process::id(), unique()));
+        let written = (|| {
+            let mut file = private_file(&temporary)?;
+            file.write_all(MAGIC)?;
+            file.write_all(&tag)?;
+            file.write_all(payload)?;
+            file.sync_all()?;
+            fs::rename(&temporary, path)
+        })();
+        if written.is_err() {
+            let _ = fs::remove_file(&temporary);
+        }
+        written
+    }
+
+    /// Deletes the least recently used entries until the rest fit in `max_bytes`.
+    fn evict(&self) {
+        let Ok(listing) = fs::read_dir(&self.dir) else {
+            return;
+        };
+        let mut entries: Vec<(SystemTime, u64, PathBuf)> = listing
+            .filter_map(|entry| {
+                let entry = entry.ok()?;
+                let name = entry.file_name();
+                if !name.to_str()?.ends_with(ENTRY_SUFFIX) {
+                    return None;
+                }
+                let metadata = entry.metadata().ok()?;
+                Some((metadata.modified().ok()?, metadata.len(), entry.path()))
+            })
+            .collect();
+        let mut total: u64 = entries.iter().map(|(_, len, _)| len).sum();
+        entries.sort();
+        for (_, len, path) in entries {
+            if total <= self.max_bytes {
+                break;
+            }
+            if fs::remove_file(&path).is_ok() {
+                EVICTED.fetch_add(1, Ordering::Relaxed);
+            }
+            total -= len;
+        }
+    }
+}
+
+/// Marks the entry at `path` used now (eviction goes by modification time).
+fn touch(path: &Path) {
+    if let Ok(file) = fs::File::options().append(true).open(path) {
+        let _ = file.set_modified(SystemTime::now());
+    }
+}
+
+/// A number no other temporary file of this process has.
+fn unique() -> u64 {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}
+
+#[cfg(unix)]
+fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    match fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+    {
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        other => other,
+    }
+}
+
+#[cfg(not(unix))]
+fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    fs::create_dir_all(dir)
+}
+
+#[cfg(unix)]
+fn private_file(path: &Path) -> std::io::Result<fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    fs::File::options()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+}
+
+#[cfg(not(unix))]
+fn private_file(path: &Path) -> std::io::Result<fs::File> {
+    fs::File::options().write(true).create_new(true).open(path)
+}
+
+/// Refuses `path` unless this user owns it and no one else can write it (or, for the key
+/// file, `secret`: read it either).
+#[cfg(unix)]
+fn check_private(path: &Path, secret: bool) -> std::result::Result<(), String> {
+    use std::os::unix::fs::MetadataExt;
+    let metadata = fs::symlink_metadata(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    // SAFETY: geteuid has no preconditions.
+    let me = unsafe { libc::geteuid() };
+    if metadata.uid() != me {
+        return Err(format!(
+            "{} belongs to another user (uid {}): its entries would be native code that user \
+             chose",
+            path.display(),
+            metadata.uid()
+        ));
+    }
+    let others = if secret { 0o077 } else { 0o022 };
+    if metadata.mode() & others != 0 {
+        return Err(format!(
+            "{} can be {} by other users (mode {:o}): make it {} first",
+            path.display(),
+            if secret { "read or written" } else { "written" },
+            metadata.mode() & 0o7777,
+            if secret { "0600" } else { "0700 or 0755" },
+        ));
+    }
+    if secret && !metadata.is_file() {
+        return Err(format!("{} is not a regular file", path.display()));
+    }
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn check_private(_path: &Path, _secret: bool) -> std::result::Result<(), String> {
+    Ok(())
+}
+
+/// The 32-byte key at `path`, made (owner-only, random) if there is none.
+fn read_or_create_key(path: &Path) -> std::result::Result<[u8; 32], String> {
+    let made = (|| -> std::io::Result<()> {
+        let mut key = [0u8; 32];
+        getrandom::getrandom(&mut key).map_err(|e| std::io::Error::other(e.to_string()))?;
+        let mut file = private_file(path)?;
+        file.write_all(&key)?;
+        file.sync_all()
+    })();
+    if let Err(e) = made {
+        if e.kind() != std::io::ErrorKind::AlreadyExists {
+            return Err(format!("cannot create the key {}: {e}", path.display()));
+        }
+    }
+    check_private(path, true)?;
+    // Another process may be writing it this instant: wait a little for all 32 bytes.
+    for _ in 0..50 {
+        let bytes = fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        if let Ok(key) = <[u8; 32]>::try_from(bytes.as_slice()) {
+            return Ok(key);
+        }
+        if bytes.len() > 32 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    Err(format!(
+        "{} is not a key of 32 bytes: delete it to have a new one made",
+        path.display()
+    ))
+}
+
+/// Internal: `enableCompileCache()` (lib/compile-cache.js): uses `directory` with at most
+/// `maxBytes` of entries; false if a cache is already in use. Throws `ERR_INVALID_ARG_VALUE`
+/// with the reason when the directory or its key cannot be used.
+#[napi(catch_unwind)]
+pub fn compile_cache_enable(
+    env: napi::Env,
+    directory: String,
+    max_bytes: f64,
+) -> napi::Result<bool> {
+    enable(Path::new(&directory), max_bytes as u64).map_err(|f| f.into_napi(&env))
+}
+
+/// Internal: the directory of the cache in use.
+#[napi(catch_unwind)]
+pub fn compile_cache_directory() -> Option<String> {
+    directory().map(|dir| dir.to_string_lossy().into_owned())
+}
+
+/// What the persistent code cache did in this process.
+#[napi(object)]
+pub struct CompileCacheStats {
+    /// Inputs whose code was loaded from the cache.
+    pub hits: f64,
+    /// Inputs compiled (no entry, or one that was refused).
+    pub misses: f64,
+    /// Entries refused (not authentic, or not loadable) and deleted.
+    pub rejected: f64,
+    /// Entries written.
+    pub written: f64,
+    /// Entries deleted to keep the cache under its size bound.
+    pub evicted: f64,
+}
+
+/// Internal: `compileCacheStats()`.
+#[napi(catch_unwind)]
+pub fn compile_cache_stats() -> CompileCacheStats {
+    let [hits, misses, rejected, written, evicted] = stats().map(|count| count as f64);
+    CompileCacheStats {
+        hits,
+        misses,
+        rejected,
+        written,
+        evicted,
+    }
+}
