@@ -70,15 +70,19 @@ export declare class Module {
    */
   static compile(source: ArrayBufferView | ArrayBuffer | string): Promise<Module>
   /**
-   * Loads what `serialize()` produced, without compiling. Throws `ERR_WASM_DESERIALIZE`
-   * for bytes that are not intact `serialize()` output of this package version on this
-   * kind of CPU. The checksum guards against corruption, not against forgery: only load
-   * bytes you produced.
+   * Loads what `serialize()` produced, without compiling. The bytes must carry the MAC
+   * of this user's key (the one `serialize()` signs with); `{ trusted: true }` loads
+   * bytes signed elsewhere (another user, machine or build step), which the caller then
+   * vouches for: forged bytes are native code that runs in this process. Throws
+   * `ERR_WASM_DESERIALIZE` for bytes that are not intact `serialize()` output of this
+   * package version on this kind of CPU, or not signed by this user's key.
    */
-  static deserialize(bytes: ArrayBufferView | ArrayBuffer): Module
+  static deserialize(bytes: ArrayBufferView | ArrayBuffer, options?: { trusted?: boolean }): Module
   /**
    * The compiled code, for `Module.deserialize` in a later process (same package version,
-   * same CPU kind).
+   * same CPU kind), signed with this user's key (made in the user's node-wasmtime
+   * directory the first time). Throws `ERR_WASM_SERIALIZE` when that key cannot be made
+   * or read.
    */
   serialize(): Buffer
   /** `'module'` for a core module, `'component'` for a component. */
@@ -430,6 +434,9 @@ export declare function syscallKinds(): Array<string>
 
 /** Internal: the preview1 import names, in node:wasi's order. */
 export declare function syscallNames(): Array<string>
+
+/** Internal: `defaultCacheDir()` (lib/compile-cache.js). */
+export declare function userDirectory(): string | null
 
 /** WASI options after validation by the JS layer (`lib/validate.js`). */
 export interface WasiConfig {

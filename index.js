@@ -867,3 +867,4 @@ module.exports.runAsync = nativeBinding.runAsync
 module.exports.runSync = nativeBinding.runSync
 module.exports.syscallKinds = nativeBinding.syscallKinds
 module.exports.syscallNames = nativeBinding.syscallNames
+module.exports.userDirectory = nativeBinding.userDirectory

@@ -6,14 +6,20 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
-import { lib, fixture } from './helpers.mjs';
+import fs from 'node:fs';
+import path from 'node:path';
+import { spawnSync } from 'node:child_process';
+import { lib, fixture, fixturePath, tempDir } from './helpers.mjs';
 
 const { Module, runWasmSync } = lib;
 
 const HELLO = fixture('hello.wasm');
 const HELLO_OUT = Buffer.from('hello world\n');
-// serialize() output: 8-byte magic, 1 kind byte, 32-byte SHA-256, then wasmtime's payload.
-const HEADER_LEN = 8 + 1 + 32;
+// serialize() output: 8-byte magic, 1 kind byte, 32-byte SHA-256 of the payload, 32-byte
+// HMAC-SHA256 under the user's key, then wasmtime's payload.
+const CHECKSUM_AT = 8 + 1;
+const MAC_AT = CHECKSUM_AT + 32;
+const HEADER_LEN = MAC_AT + 32;
 
 /** Asserts `mod` is a compiled hello.wasm: shape and a real run. */
 function assertIsHello(mod) {
@@ -251,9 +257,9 @@ test('deserialize rejects serialize() output with one flipped byte in the payloa
   assertIsHello(Module.deserialize(bytes));
 });
 
-test('deserialize rejects a flipped byte in the checksum or the kind byte', () => {
+test('deserialize rejects a flipped byte in the kind byte, the checksum or the MAC', () => {
   const bytes = new Module(HELLO).serialize();
-  for (const at of [8, 9, HEADER_LEN - 1]) {
+  for (const at of [8, CHECKSUM_AT, MAC_AT - 1, MAC_AT, HEADER_LEN - 1]) {
     const corrupt = Buffer.from(bytes);
     corrupt[at] ^= 0x80;
     assert.throws(() => Module.deserialize(corrupt), assertCode('ERR_WASM_DESERIALIZE'), `flipped byte ${at}`);
@@ -262,6 +268,81 @@ test('deserialize rejects a flipped byte in the checksum or the kind byte', () =
 
 test('deserialize rejects a raw .wasm file', () => {
   assert.throws(() => Module.deserialize(HELLO), assertCode('ERR_WASM_DESERIALIZE'));
+});
+
+/** Runs `script` (ESM) in a child process whose XDG_CACHE_HOME is `cacheHome`. */
+function inProcess(script, cacheHome) {
+  const env = { ...process.env, XDG_CACHE_HOME: cacheHome };
+  const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { env, encoding: 'utf8' });
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+const LIB_URL = new URL('../lib/index.js', import.meta.url).href;
+
+test('deserialize refuses forged bytes: a changed payload with its SHA-256 recomputed', () => {
+  const bytes = new Module(HELLO).serialize();
+  const forged = Buffer.from(bytes);
+  forged[forged.length - 1] ^= 0x01;
+  crypto.createHash('sha256').update(forged.subarray(HEADER_LEN)).digest().copy(forged, CHECKSUM_AT);
+  assert.throws(() => Module.deserialize(forged), (err) => {
+    assert.equal(err.code, 'ERR_WASM_DESERIALIZE');
+    assert.match(err.message, /^cannot deserialize module: the bytes are not signed by this user's key: .*Pass \{ trusted: true \} only for bytes whose origin you vouch for/);
+    return true;
+  });
+});
+
+test("bytes serialized under another user's key are refused, and load with { trusted: true }", () => {
+  const out = path.join(tempDir(), 'hello.cwasm');
+  const made = inProcess(`
+    import fs from 'node:fs';
+    import lib from ${JSON.stringify(LIB_URL)};
+    fs.writeFileSync(${JSON.stringify(out)}, new lib.Module(fs.readFileSync(${JSON.stringify(fixturePath('hello.wasm'))})).serialize());
+  `, tempDir());
+  assert.deepEqual(made, { status: 0, stdout: '', stderr: '' });
+  const foreign = fs.readFileSync(out);
+  assert.throws(() => Module.deserialize(foreign), /not signed by this user's key/);
+  assert.throws(() => Module.deserialize(foreign, {}), /not signed by this user's key/);
+  assert.throws(() => Module.deserialize(foreign, { trusted: false }), /not signed by this user's key/);
+  assertIsHello(Module.deserialize(foreign, { trusted: true }));
+  // Trusted skips the signature, never the checksum.
+  const corrupt = Buffer.from(foreign);
+  corrupt[corrupt.length - 1] ^= 0x01;
+  assert.throws(() => Module.deserialize(corrupt, { trusted: true }), /checksum mismatch/);
+});
+
+test('serialize() makes the key owner-only in the user directory and refuses one others can write', () => {
+  const home = tempDir();
+  const script = `
+    import lib from ${JSON.stringify(LIB_URL)};
+    try { lib.Module.deserialize(new lib.Module('(module)').serialize()); console.log('ok'); }
+    catch (err) { console.log(err.code + ': ' + err.message); }
+  `;
+  assert.deepEqual(inProcess(script, home), { status: 0, stdout: 'ok\n', stderr: '' });
+  const dir = path.join(home, 'node-wasmtime');
+  assert.equal(fs.statSync(dir).mode & 0o777, 0o700);
+  assert.equal(fs.statSync(path.join(dir, 'key')).mode & 0o777, 0o600);
+  assert.equal(fs.statSync(path.join(dir, 'key')).size, 32);
+  fs.chmodSync(dir, 0o777);
+  const refused = inProcess(script, home);
+  assert.equal(refused.status, 0);
+  assert.match(refused.stdout, /^ERR_WASM_SERIALIZE: cannot sign the compiled code: .*node-wasmtime can be written by other users \(mode 777\)/);
+});
+
+test('deserialize validates its options and names output of the unsigned format', () => {
+  const bytes = new Module(HELLO).serialize();
+  for (const options of ['yes', 1, null, true]) {
+    assert.throws(() => Module.deserialize(bytes, options), assertCode('ERR_INVALID_ARG_TYPE', TypeError), String(options));
+  }
+  for (const trusted of [1, 'true', null]) {
+    assert.throws(() => Module.deserialize(bytes, { trusted }), (err) => {
+      assert.equal(err.code, 'ERR_INVALID_ARG_TYPE');
+      assert.match(err.message, /^The "options.trusted" property must be of type boolean\. Received /);
+      return true;
+    });
+  }
+  assertIsHello(Module.deserialize(bytes, undefined));
+  const old = Buffer.concat([Buffer.from('NWASMTM\x01', 'latin1'), bytes.subarray(8, 9), bytes.subarray(MAC_AT)]);
+  assert.throws(() => Module.deserialize(old, { trusted: true }), /made by an older node-wasmtime .*serialize\(\) it again/);
 });
 
 test('deserialize rejects a non-buffer argument with ERR_INVALID_ARG_TYPE', () => {

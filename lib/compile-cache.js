@@ -5,10 +5,9 @@
 // with a key private to the user (src/code_cache.rs), so that a later process loads a large
 // program's code instead of compiling it again.
 
-const os = require('node:os');
 const path = require('node:path');
 const {
-  compileCacheEnable, compileCacheDirectory, compileCacheStats: nativeStats,
+  compileCacheEnable, compileCacheDirectory, compileCacheStats: nativeStats, userDirectory,
 } = require('../index.js');
 const { validateObject, validateString, validateNumberInRange } = require('./validate');
 
@@ -18,10 +17,12 @@ const compileCacheStatus = Object.freeze({ FAILED: 0, ENABLED: 1, ALREADY_ENABLE
 /** The size bound when none is given: 1 GiB (a 30 MB language runtime's entry is about 70 MB). */
 const kDefaultMaxSize = 2 ** 30;
 
-/** `$XDG_CACHE_HOME/node-wasmtime`, else `~/.cache/node-wasmtime`. */
+/**
+ * `$XDG_CACHE_HOME/node-wasmtime` (an absolute XDG_CACHE_HOME), else `~/.cache/node-wasmtime`;
+ * undefined without a home directory. Also where the key of `serialize()` output lives.
+ */
 function defaultCacheDir() {
-  const base = process.env.XDG_CACHE_HOME || path.join(os.homedir(), '.cache');
-  return path.join(base, 'node-wasmtime');
+  return userDirectory() ?? undefined;
 }
 
 /**
@@ -54,7 +55,11 @@ function enableCompileCache(options = undefined) {
   if (inUse !== null && inUse !== undefined) {
     return { status: compileCacheStatus.ALREADY_ENABLED, directory: inUse };
   }
-  directory = path.resolve(directory || process.env.NODE_WASMTIME_COMPILE_CACHE || defaultCacheDir());
+  directory = directory || process.env.NODE_WASMTIME_COMPILE_CACHE || defaultCacheDir();
+  if (directory === undefined) {
+    return { status: compileCacheStatus.FAILED, message: 'There is no home directory: set XDG_CACHE_HOME or HOME, or pass a directory' };
+  }
+  directory = path.resolve(directory);
   try {
     compileCacheEnable(directory, maxSize);
   } catch (err) {

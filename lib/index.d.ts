@@ -326,7 +326,7 @@ export declare function compileCacheStats(): { hits: number; misses: number; rej
 /** Every `code` an error thrown (or a promise rejected) by node-wasmtime carries. */
 export type ErrorCode =
   | 'ERR_INVALID_ARG_TYPE' | 'ERR_INVALID_ARG_VALUE' | 'ERR_OUT_OF_RANGE'
-  | 'ERR_WASM_COMPILE' | 'ERR_WASM_DESERIALIZE' | 'ERR_WASM_LINK' | 'ERR_WASM_TRAP'
+  | 'ERR_WASM_COMPILE' | 'ERR_WASM_DESERIALIZE' | 'ERR_WASM_SERIALIZE' | 'ERR_WASM_LINK' | 'ERR_WASM_TRAP'
   | 'ERR_WASM_INSTANCE_LIMIT' | 'ERR_WASM_INSTANCE_DISPOSED'
   | 'ERR_WASI_ALREADY_STARTED' | 'ERR_WASI_NOT_STARTED' | 'ERR_WASI_EXITED' | 'ERR_WASI_TIMEOUT'
   | 'ERR_WASI_BUSY' | 'ERR_WASI_STDIO_MAXBUFFER' | 'ERR_WASI_LIMITS_UNSUPPORTED'

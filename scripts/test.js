@@ -28,14 +28,19 @@ const testDir = path.join(root, '__test__');
 const files = fs.readdirSync(testDir).filter((name) => name.endsWith('.test.mjs')).sort();
 if (files.length === 0) fail('no JS test files in __test__/');
 
-const countsFile = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'node-wasmtime-test-')), 'counts.json');
+const scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'node-wasmtime-test-'));
+const countsFile = path.join(scratch, 'counts.json');
+// serialize() signs with a key in the user's node-wasmtime directory: the tests make theirs
+// in a scratch XDG_CACHE_HOME, never in the home directory of whoever runs them.
+const env = { ...process.env, XDG_CACHE_HOME: path.join(scratch, 'cache') };
+delete env.NODE_WASMTIME_COMPILE_CACHE;
 const status = run(process.execPath, [
   '--disable-warning=ExperimentalWarning',
   '--test',
   '--test-reporter=spec', '--test-reporter-destination=stdout',
   `--test-reporter=${path.join(__dirname, 'count-reporter.mjs')}`, `--test-reporter-destination=${countsFile}`,
   ...files.map((name) => path.join('__test__', name)),
-]);
+], { env });
 if (status !== 0) fail('node --test failed');
 
 const counts = JSON.parse(fs.readFileSync(countsFile, 'utf8'));

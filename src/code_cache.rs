@@ -13,7 +13,8 @@
 //! full disk, a vanished directory) only means compiling: never an error.
 
 use crate::error::{ErrorCode, Failure, Result};
-use hmac::{Hmac, Mac};
+use crate::user_key::{self, HmacSha256};
+use hmac::Mac;
 use sha2::{Digest, Sha256};
 use std::fs;
 use std::io::Write;
@@ -23,13 +24,9 @@ use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 use wasmtime::Engine;
 
-type HmacSha256 = Hmac<Sha256>;
-
 /// The start of every entry (then the MAC, then wasmtime's serialized code).
 const MAGIC: &[u8; 8] = b"NWTCODE\x01";
 const HEADER_LEN: usize = MAGIC.len() + 32;
-/// The name of the key file in the cache directory.
-const KEY_FILE: &str = "key";
 /// Entries end with this (anything else in the directory is left alone).
 const ENTRY_SUFFIX: &str = ".nwtcode";
 
@@ -66,10 +63,7 @@ pub fn enable(dir: &Path, max_bytes: u64) -> Result<bool> {
     if current.is_some() {
         return Ok(false);
     }
-    let refuse = |why: String| Failure::new(ErrorCode::InvalidArgValue, why);
-    create_private_dir(dir).map_err(|e| refuse(format!("cannot create {}: {e}", dir.display())))?;
-    check_private(dir, false).map_err(refuse)?;
-    let key = read_or_create_key(&dir.join(KEY_FILE)).map_err(refuse)?;
+    let key = user_key::open(dir).map_err(|why| Failure::new(ErrorCode::InvalidArgValue, why))?;
     *current = Some(Arc::new(Cache {
         dir: dir.to_path_buf(),
         key,
@@ -153,11 +147,7 @@ impl std::hash::Hasher for ShaHasher {
 
 impl Cache {
     fn mac(&self, name: &str, payload: &[u8]) -> HmacSha256 {
-        let mut mac = HmacSha256::new_from_slice(&self.key).expect("HMAC takes any key length");
-        mac.update(name.as_bytes());
-        mac.update(b"\0");
-        mac.update(payload);
-        mac
+        user_key::mac(&self.key, &[name.as_bytes(), payload])
     }
 
     /// The payload of the entry at `path` if it is there and authentic; an entry that is not
@@ -186,7 +176,7 @@ impl Cache {
             .dir
             .join(format!(".{name}.{}.{}.tmp", std::process::id(), unique()));
         let written = (|| {
-            let mut file = private_file(&temporary)?;
+            let mut file = user_key::private_file(&temporary)?;
             file.write_all(MAGIC)?;
             file.write_all(&tag)?;
             file.write_all(payload)?;
@@ -240,108 +230,6 @@ fn touch(path: &Path) {
 fn unique() -> u64 {
     static NEXT: AtomicU64 = AtomicU64::new(0);
     NEXT.fetch_add(1, Ordering::Relaxed)
-}
-
-#[cfg(unix)]
-fn create_private_dir(dir: &Path) -> std::io::Result<()> {
-    use std::os::unix::fs::DirBuilderExt;
-    match fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-    {
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
-        other => other,
-    }
-}
-
-#[cfg(not(unix))]
-fn create_private_dir(dir: &Path) -> std::io::Result<()> {
-    fs::create_dir_all(dir)
-}
-
-#[cfg(unix)]
-fn private_file(path: &Path) -> std::io::Result<fs::File> {
-    use std::os::unix::fs::OpenOptionsExt;
-    fs::File::options()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-}
-
-#[cfg(not(unix))]
-fn private_file(path: &Path) -> std::io::Result<fs::File> {
-    fs::File::options().write(true).create_new(true).open(path)
-}
-
-/// Refuses `path` unless this user owns it and no one else can write it (or, for the key
-/// file, `secret`: read it either).
-#[cfg(unix)]
-fn check_private(path: &Path, secret: bool) -> std::result::Result<(), String> {
-    use std::os::unix::fs::MetadataExt;
-    let metadata = fs::symlink_metadata(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    // SAFETY: geteuid has no preconditions.
-    let me = unsafe { libc::geteuid() };
-    if metadata.uid() != me {
-        return Err(format!(
-            "{} belongs to another user (uid {}): its entries would be native code that user \
-             chose",
-            path.display(),
-            metadata.uid()
-        ));
-    }
-    let others = if secret { 0o077 } else { 0o022 };
-    if metadata.mode() & others != 0 {
-        return Err(format!(
-            "{} can be {} by other users (mode {:o}): make it {} first",
-            path.display(),
-            if secret { "read or written" } else { "written" },
-            metadata.mode() & 0o7777,
-            if secret { "0600" } else { "0700 or 0755" },
-        ));
-    }
-    if secret && !metadata.is_file() {
-        return Err(format!("{} is not a regular file", path.display()));
-    }
-    Ok(())
-}
-
-#[cfg(not(unix))]
-fn check_private(_path: &Path, _secret: bool) -> std::result::Result<(), String> {
-    Ok(())
-}
-
-/// The 32-byte key at `path`, made (owner-only, random) if there is none.
-fn read_or_create_key(path: &Path) -> std::result::Result<[u8; 32], String> {
-    let made = (|| -> std::io::Result<()> {
-        let mut key = [0u8; 32];
-        getrandom::getrandom(&mut key).map_err(|e| std::io::Error::other(e.to_string()))?;
-        let mut file = private_file(path)?;
-        file.write_all(&key)?;
-        file.sync_all()
-    })();
-    if let Err(e) = made {
-        if e.kind() != std::io::ErrorKind::AlreadyExists {
-            return Err(format!("cannot create the key {}: {e}", path.display()));
-        }
-    }
-    check_private(path, true)?;
-    // Another process may be writing it this instant: wait a little for all 32 bytes.
-    for _ in 0..50 {
-        let bytes = fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
-        if let Ok(key) = <[u8; 32]>::try_from(bytes.as_slice()) {
-            return Ok(key);
-        }
-        if bytes.len() > 32 {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    }
-    Err(format!(
-        "{} is not a key of 32 bytes: delete it to have a new one made",
-        path.display()
-    ))
 }
 
 /// Internal: `enableCompileCache()` (lib/compile-cache.js): uses `directory` with at most

@@ -10,8 +10,9 @@ use crate::error::{reason, ErrorCode, Failure, Result};
 use crate::host_functions::{user_linker, ImportPlan};
 use crate::limits::Limits;
 use crate::source::{read_buffer_source, read_source};
-use napi::bindgen_prelude::{Buffer, Either, Object, Unknown};
-use napi::Env;
+use hmac::Mac;
+use napi::bindgen_prelude::{Buffer, Either, JsObjectValue, Object, Unknown};
+use napi::{Env, ValueType};
 use once_cell::sync::{Lazy, OnceCell};
 use sha2::{Digest, Sha256};
 use std::collections::{HashMap, VecDeque};
@@ -256,11 +257,18 @@ impl CompiledModule {
     }
 }
 
-/// The most recent distinct inputs and their compilations, oldest first in `order`.
+/// The most recent distinct inputs and their compilations, oldest first in `order`; keyed by
+/// the SHA-256 of the input, so that the cache holds no copy of it (the compilation keeps the
+/// one it needs).
 #[derive(Default)]
 struct CompileCache {
-    modules: HashMap<Box<[u8]>, Arc<CompiledModule>>,
-    order: VecDeque<Box<[u8]>>,
+    modules: HashMap<[u8; 32], Arc<CompiledModule>>,
+    order: VecDeque<[u8; 32]>,
+}
+
+/// The key of `source` in the `CompileCache`.
+fn input_key(source: &[u8]) -> [u8; 32] {
+    Sha256::digest(source).into()
 }
 
 fn link(linker: &wasmtime::Linker<Host>, module: &wasmtime::Module) -> Result<InstancePre<Host>> {
@@ -352,13 +360,15 @@ static CACHE: Lazy<Mutex<CompileCache>> = Lazy::new(Default::default);
 
 /// The compilation of `source` if it is among the recent inputs.
 fn cached(source: &[u8]) -> Option<Arc<CompiledModule>> {
-    CACHE.lock().unwrap().modules.get(source).cloned()
+    let key = input_key(source);
+    CACHE.lock().unwrap().modules.get(&key).cloned()
 }
 
 /// Compiles `source`, reusing the compilation of identical bytes seen recently.
 pub fn compile_cached(source: &[u8]) -> Result<Arc<CompiledModule>> {
     const CAPACITY: usize = 32;
-    if let Some(hit) = cached(source) {
+    let key = input_key(source);
+    if let Some(hit) = CACHE.lock().unwrap().modules.get(&key).cloned() {
         return Ok(hit);
     }
     let compiled = Arc::new(CompiledModule::compile(source)?);
@@ -368,12 +378,8 @@ pub fn compile_cached(source: &[u8]) -> Result<Arc<CompiledModule>> {
             cache.modules.remove(&oldest);
         }
     }
-    if cache
-        .modules
-        .insert(source.into(), compiled.clone())
-        .is_none()
-    {
-        cache.order.push_back(source.into());
+    if cache.modules.insert(key, compiled.clone()).is_none() {
+        cache.order.push_back(key);
     }
     Ok(compiled)
 }
@@ -437,9 +443,18 @@ fn compile_on_pool<'env>(
     Ok(promise)
 }
 
-/// `serialize()` output: this header, a SHA-256 of the payload, then wasmtime's bytes.
-const MAGIC: &[u8; 8] = b"NWASMTM\x01";
-const HEADER_LEN: usize = MAGIC.len() + 1 + 32;
+/// `serialize()` output: this magic, a kind byte (0 core module, 1 component), a SHA-256 of
+/// the payload, an HMAC-SHA256 of the three under the user's key (`user_key.rs`), then
+/// wasmtime's bytes.
+const MAGIC: &[u8; 8] = b"NWASMTM\x02";
+/// The magic of the first format (no MAC), refused with a message of its own.
+const MAGIC_V1: &[u8; 8] = b"NWASMTM\x01";
+const HEADER_LEN: usize = MAGIC.len() + 1 + 32 + 32;
+
+/// The MAC of a `serialize()` header.
+fn header_mac(key: &[u8; 32], kind: u8, checksum: &[u8]) -> crate::user_key::HmacSha256 {
+    crate::user_key::mac(key, &[MAGIC, &[kind], checksum])
+}
 
 /// One import of a module: where it comes from and what it is.
 #[napi(object)]
@@ -506,17 +521,20 @@ impl Module {
         })
     }
 
-    /// Loads what `serialize()` produced, without compiling. Throws `ERR_WASM_DESERIALIZE`
-    /// for bytes that are not intact `serialize()` output of this package version on this
-    /// kind of CPU. The checksum guards against corruption, not against forgery: only load
-    /// bytes you produced.
+    /// Loads what `serialize()` produced, without compiling. The bytes must carry the MAC
+    /// of this user's key (the one `serialize()` signs with); `{ trusted: true }` loads
+    /// bytes signed elsewhere (another user, machine or build step), which the caller then
+    /// vouches for: forged bytes are native code that runs in this process. Throws
+    /// `ERR_WASM_DESERIALIZE` for bytes that are not intact `serialize()` output of this
+    /// package version on this kind of CPU, or not signed by this user's key.
     #[napi(
         catch_unwind,
         factory,
-        ts_args_type = "bytes: ArrayBufferView | ArrayBuffer"
+        ts_args_type = "bytes: ArrayBufferView | ArrayBuffer, options?: { trusted?: boolean }"
     )]
-    pub fn deserialize(env: Env, bytes: Unknown) -> napi::Result<Self> {
+    pub fn deserialize(env: Env, bytes: Unknown, options: Unknown) -> napi::Result<Self> {
         let load = || -> Result<Self> {
+            let trusted = trusted_option(&options)?;
             let bytes = read_buffer_source(&bytes).ok_or_else(|| {
                 crate::source::invalid_type(
                     "bytes",
@@ -525,26 +543,32 @@ impl Module {
                 )
             })?;
             Ok(Module {
-                inner: Arc::new(deserialize(bytes)?),
+                inner: Arc::new(deserialize(bytes, trusted)?),
             })
         };
         load().map_err(|f| f.into_napi(&env))
     }
 
     /// The compiled code, for `Module.deserialize` in a later process (same package version,
-    /// same CPU kind).
+    /// same CPU kind), signed with this user's key (made in the user's node-wasmtime
+    /// directory the first time). Throws `ERR_WASM_SERIALIZE` when that key cannot be made
+    /// or read.
     #[napi(catch_unwind)]
     pub fn serialize(&self, env: Env) -> napi::Result<Buffer> {
+        let fail = |why: String| Failure::new(ErrorCode::WasmSerialize, why).into_napi(&env);
+        let key = crate::user_key::serialization_key()
+            .map_err(|why| fail(format!("cannot sign the compiled code: {why}")))?;
         let (kind, payload) = match &self.inner.compiled {
             Compiled::Core(module) => (0u8, module.serialize()),
             Compiled::Component(component) => (1u8, component.serialize()),
         };
-        let payload = payload
-            .map_err(|e| Failure::new(ErrorCode::WasmDeserialize, reason(&e)).into_napi(&env))?;
+        let payload = payload.map_err(|e| fail(reason(&e)))?;
+        let checksum = Sha256::digest(&payload);
         let mut out = Vec::with_capacity(HEADER_LEN + payload.len());
         out.extend_from_slice(MAGIC);
         out.push(kind);
-        out.extend_from_slice(&Sha256::digest(&payload));
+        out.extend_from_slice(&checksum);
+        out.extend_from_slice(&header_mac(&key, kind, &checksum).finalize().into_bytes());
         out.extend_from_slice(&payload);
         Ok(out.into())
     }
@@ -608,25 +632,77 @@ impl Module {
     }
 }
 
-fn deserialize(bytes: &[u8]) -> Result<CompiledModule> {
+/// `options.trusted` of `Module.deserialize(bytes, options)`: false when left out.
+fn trusted_option(options: &Unknown) -> Result<bool> {
+    match options.get_type() {
+        Ok(ValueType::Undefined) => return Ok(false),
+        Ok(ValueType::Object) => {}
+        _ => {
+            return Err(crate::source::invalid_type(
+                "options",
+                "of type object",
+                options,
+            ))
+        }
+    }
+    // SAFETY: `options` is a live object handle of the current call.
+    let object = unsafe { options.cast::<Object>() }
+        .map_err(|e| Failure::new(ErrorCode::InvalidArgType, e.reason))?;
+    let trusted = object
+        .get_named_property::<Unknown>("trusted")
+        .map_err(|e| Failure::new(ErrorCode::InvalidArgValue, e.reason))?;
+    match trusted.get_type() {
+        Ok(ValueType::Undefined) => Ok(false),
+        // SAFETY: checked to be a boolean just above.
+        Ok(ValueType::Boolean) => unsafe { trusted.cast::<bool>() }
+            .map_err(|e| Failure::new(ErrorCode::InvalidArgType, e.reason)),
+        _ => Err(crate::source::invalid_type(
+            "options.trusted",
+            "of type boolean",
+            &trusted,
+        )),
+    }
+}
+
+/// Loads `serialize()` output: intact (its SHA-256) and, unless `trusted`, signed by this
+/// user's key.
+fn deserialize(bytes: &[u8], trusted: bool) -> Result<CompiledModule> {
     let fail = |why: &str| {
         Failure::new(
             ErrorCode::WasmDeserialize,
             format!("cannot deserialize module: {why}"),
         )
     };
+    if bytes.starts_with(MAGIC_V1) {
+        return Err(fail(
+            "made by an older node-wasmtime (0.1.0 before signed output): serialize() it again",
+        ));
+    }
     if bytes.len() < HEADER_LEN || &bytes[..MAGIC.len()] != MAGIC {
         return Err(fail("not the output of Module.prototype.serialize()"));
     }
     let kind = bytes[MAGIC.len()];
-    let (checksum, payload) = bytes[MAGIC.len() + 1..].split_at(32);
+    let (checksum, rest) = bytes[MAGIC.len() + 1..].split_at(32);
+    let (tag, payload) = rest.split_at(32);
     if Sha256::digest(payload).as_slice() != checksum {
         return Err(fail("the bytes are corrupt (checksum mismatch)"));
     }
+    if !trusted {
+        let key = crate::user_key::serialization_key()
+            .map_err(|why| fail(&format!("cannot check who signed the bytes: {why}")))?;
+        if header_mac(&key, kind, checksum).verify_slice(tag).is_err() {
+            return Err(fail(
+                "the bytes are not signed by this user's key: another user, machine or \
+                 installation serialized them, or they are forged. Pass { trusted: true } only \
+                 for bytes whose origin you vouch for: they become native code in this process",
+            ));
+        }
+    }
     // SAFETY: wasmtime requires the payload to be the output of its own `serialize` for this
-    // engine. The magic and the SHA-256 above establish that these bytes are exactly what our
-    // `serialize()` wrote; wasmtime itself then rejects output of another wasmtime version or
-    // an incompatible engine configuration or CPU.
+    // engine. The SHA-256 above establishes that the payload is intact, and the MAC under
+    // the user's private key that our `serialize()` wrote it (or, `trusted`, the caller
+    // vouches for it); wasmtime itself then rejects output of another wasmtime version or an
+    // incompatible engine configuration or CPU.
     let compiled = unsafe {
         match kind {
             0 => wasmtime::Module::deserialize(engine(), payload).map(Compiled::Core),
@@ -684,7 +760,7 @@ mod tests {
 
     #[test]
     fn rejects_foreign_serialized_bytes() {
-        let failure = deserialize(b"definitely not a module at all, really not")
+        let failure = deserialize(b"definitely not a module at all, really not", false)
             .err()
             .unwrap();
         assert_eq!(failure.code, ErrorCode::WasmDeserialize);
