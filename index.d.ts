@@ -59,16 +59,23 @@ export declare class Global {
 export declare class Module {
   /**
    * Compiles a core module or a component from wasm bytes (`Buffer`, any `TypedArray`,
-   * `DataView`, `ArrayBuffer`) or WAT text. Throws `ERR_WASM_COMPILE` with wasmtime's
-   * reason when the input does not compile.
+   * `DataView`, `ArrayBuffer`) or WAT text, with `options.compiler` (`'cranelift'`, the
+   * default; `'winch'`; `'tiered'`). Throws `ERR_WASM_COMPILE` with wasmtime's reason
+   * when the input does not compile.
    */
-  constructor(source: ArrayBufferView | ArrayBuffer | string)
+  constructor(source: ArrayBufferView | ArrayBuffer | string, options?: { compiler?: 'cranelift' | 'winch' | 'tiered' })
   /**
-   * Compiles like `new Module(source)`, on node-wasmtime's own threads: the promise
-   * resolves to the `Module`, or rejects with `ERR_WASM_COMPILE`. The bytes are copied
-   * first, so the caller may reuse its buffer at once.
+   * Compiles like `new Module(source, options)`, on node-wasmtime's own threads: the
+   * promise resolves to the `Module`, or rejects with `ERR_WASM_COMPILE`. The bytes are
+   * copied first, so the caller may reuse its buffer at once.
    */
-  static compile(source: ArrayBufferView | ArrayBuffer | string): Promise<Module>
+  static compile(source: ArrayBufferView | ArrayBuffer | string, options?: { compiler?: 'cranelift' | 'winch' | 'tiered' }): Promise<Module>
+  /**
+   * The compiler of the code that new runs and instances of this module use:
+   * `'cranelift'`, or `'winch'` (a tiered module's until Cranelift's code is ready, then
+   * `'cranelift'`).
+   */
+  get compiler(): 'cranelift' | 'winch'
   /**
    * Loads what `serialize()` produced, without compiling. The bytes must carry the MAC
    * of this user's key (the one `serialize()` signs with); `{ trusted: true }` loads

@@ -6,6 +6,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { spawn, spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { blake3 } from '@noble/hashes/blake3.js';
 import { lib, fixturePath, tempDir } from './helpers.mjs';
 
 const LIB = fileURLToPath(new URL('../lib/index.js', import.meta.url));
@@ -81,10 +82,21 @@ test('corrupt, truncated and forged entries are refused, deleted and replaced by
   const other = path.join(tempDir(), 'other');
   child(HELLO, other);
   const forged = fs.readFileSync(path.join(other, name));
-  assert.notDeepEqual(forged.subarray(8, 40), good.subarray(8, 40), 'another key, another MAC');
+  // An entry: wasmtime's code, a 32-byte MAC (keyed BLAKE3 of the name, a NUL and the
+  // code), an 8-byte magic.
+  const mac = (bytes) => bytes.subarray(bytes.length - 40, bytes.length - 8);
+  assert.notDeepEqual(mac(forged), mac(good), 'another key, another MAC');
   const flipped = Buffer.from(good);
   flipped[flipped.length - 100] ^= 0xff;
-  for (const [what, bytes] of [['corrupt', flipped], ['truncated', good.subarray(0, good.length >> 1)], ['forged', forged], ['empty', Buffer.alloc(0)]]) {
+  // Authentic but not loadable, as an entry of another wasmtime build would be: signed with
+  // the right key (read here from the directory), its code is not wasmtime's.
+  const code = Buffer.from(good.subarray(0, good.length - 40));
+  code[0] ^= 0xff;
+  const key = fs.readFileSync(path.join(dir, 'key'));
+  const signed = Buffer.concat([code, blake3(Buffer.concat([Buffer.from(`${name}\0`), code]), { key }), good.subarray(good.length - 8)]);
+  const cases = [['corrupt', flipped], ['truncated', good.subarray(0, good.length >> 1)], ['forged', forged],
+    ['empty', Buffer.alloc(0)], ['unloadable', signed]];
+  for (const [what, bytes] of cases) {
     fs.writeFileSync(entry, bytes);
     const run = child(HELLO, dir);
     assert.deepEqual(run.stats, { hits: 0, misses: 1, rejected: 1, written: 1, evicted: 0 }, what);

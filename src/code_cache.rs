@@ -2,7 +2,7 @@
 //! kept on disk so that the next process loads it instead of compiling again.
 //!
 //! An entry is native code the next process runs, so it is authenticated, not just checked:
-//! each carries an HMAC-SHA256 under a key private to the user (`key` in the directory,
+//! each carries a MAC (keyed BLAKE3) under a key private to the user (`key` in the directory,
 //! created owner-only; a directory or key that others can write is refused), and an entry
 //! that fails it (forged, corrupt, truncated, from another key) is deleted and the input
 //! compiled again. Entries are named by a hash of the input and of everything that makes code
@@ -13,20 +13,19 @@
 //! full disk, a vanished directory) only means compiling: never an error.
 
 use crate::error::{ErrorCode, Failure, Result};
-use crate::user_key::{self, HmacSha256};
-use hmac::Mac;
-use sha2::{Digest, Sha256};
+use crate::user_key;
 use std::fs;
-use std::io::Write;
+use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 use wasmtime::Engine;
 
-/// The start of every entry (then the MAC, then wasmtime's serialized code).
-const MAGIC: &[u8; 8] = b"NWTCODE\x01";
-const HEADER_LEN: usize = MAGIC.len() + 32;
+/// An entry is wasmtime's serialized code as it is (so that wasmtime maps the file itself
+/// instead of copying it), then the MAC of the name and that code, then this.
+const MAGIC: &[u8; 8] = b"NWTCODE\x02";
+const TRAILER_LEN: u64 = 32 + MAGIC.len() as u64;
 /// Entries end with this (anything else in the directory is left alone).
 const ENTRY_SUFFIX: &str = ".nwtcode";
 
@@ -82,22 +81,23 @@ pub fn stats() -> [u64; 5] {
     [&HITS, &MISSES, &REJECTED, &WRITTEN, &EVICTED].map(|count| count.load(Ordering::Relaxed))
 }
 
-/// The code for `binary` in `engine`: loaded from the cache if an authentic entry is there,
-/// else made by `compile` (and written to the cache). Without a cache, just `compile`.
+/// The code for `binary` in `engine`: loaded (by `load`, from the file it is given) if an
+/// authentic entry is there, else made by `compile` (and written to the cache). Without a
+/// cache, just `compile`.
 pub fn compiled<T>(
     engine: &Engine,
     binary: &[u8],
     compile: impl FnOnce() -> Result<T>,
     serialize: impl FnOnce(&T) -> Option<Vec<u8>>,
-    deserialize: impl FnOnce(&[u8]) -> Option<T>,
+    load: impl FnOnce(&Path) -> Option<T>,
 ) -> Result<T> {
     let Some(cache) = cache() else {
         return compile();
     };
     let name = entry_name(engine, binary);
     let path = cache.dir.join(&name);
-    if let Some(payload) = cache.read(&path, &name) {
-        if let Some(code) = deserialize(&payload) {
+    if cache.authentic(&path, &name) {
+        if let Some(code) = load(&path) {
             HITS.fetch_add(1, Ordering::Relaxed);
             touch(&path);
             return Ok(code);
@@ -117,26 +117,32 @@ pub fn compiled<T>(
     Ok(code)
 }
 
-/// The entry name of `binary` compiled by `engine`.
+/// Whether the cache holds an entry for `binary` compiled by `engine` (unchecked: loading it
+/// may still refuse it).
+pub fn contains(engine: &Engine, binary: &[u8]) -> bool {
+    cache().is_some_and(|cache| cache.dir.join(entry_name(engine, binary)).is_file())
+}
+
+/// The entry name of `binary` compiled by `engine`: a hash of the input and of what makes
+/// code incompatible.
 fn entry_name(engine: &Engine, binary: &[u8]) -> String {
-    let mut hasher = ShaHasher(Sha256::new());
+    let mut hasher = StableHasher(blake3::Hasher::new());
     hasher.0.update(b"node-wasmtime code cache\0");
     hasher.0.update(env!("CARGO_PKG_VERSION").as_bytes());
     hasher.0.update(b"\0");
     std::hash::Hash::hash(&engine.precompile_compatibility_hash(), &mut hasher);
     hasher.0.update(b"\0");
-    hasher.0.update(Sha256::digest(binary));
-    let digest = hasher.0.finalize();
-    let mut name: String = digest.iter().map(|byte| format!("{byte:02x}")).collect();
+    hasher.0.update(binary);
+    let mut name = hasher.0.finalize().to_hex().to_string();
     name.push_str(ENTRY_SUFFIX);
     name
 }
 
-/// A `Hasher` that feeds a SHA-256 (stable across processes, unlike `DefaultHasher`'s
+/// A `Hasher` that feeds a BLAKE3 (stable across processes, unlike `DefaultHasher`'s
 /// promise).
-struct ShaHasher(Sha256);
+struct StableHasher(blake3::Hasher);
 
-impl std::hash::Hasher for ShaHasher {
+impl std::hash::Hasher for StableHasher {
     fn write(&mut self, bytes: &[u8]) {
         self.0.update(bytes);
     }
@@ -146,40 +152,57 @@ impl std::hash::Hasher for ShaHasher {
 }
 
 impl Cache {
-    fn mac(&self, name: &str, payload: &[u8]) -> HmacSha256 {
-        user_key::mac(&self.key, &[name.as_bytes(), payload])
+    fn mac(&self, name: &str) -> blake3::Hasher {
+        user_key::mac(&self.key, &[name.as_bytes()])
     }
 
-    /// The payload of the entry at `path` if it is there and authentic; an entry that is not
-    /// is deleted.
-    fn read(&self, path: &Path, name: &str) -> Option<Vec<u8>> {
-        let mut bytes = fs::read(path).ok()?;
-        let authentic = bytes.len() >= HEADER_LEN
-            && bytes.starts_with(MAGIC)
-            && self
-                .mac(name, &bytes[HEADER_LEN..])
-                .verify_slice(&bytes[MAGIC.len()..HEADER_LEN])
-                .is_ok();
-        if !authentic {
+    /// Whether the entry at `path` is there and authentic (its MAC, over its name and code,
+    /// verified under the key); one that is not is deleted. The file is read in pieces, not
+    /// into memory: wasmtime then maps it.
+    fn authentic(&self, path: &Path, name: &str) -> bool {
+        let Ok(mut file) = fs::File::open(path) else {
+            return false;
+        };
+        let verified = (|| -> std::io::Result<bool> {
+            let len = file.metadata()?.len();
+            if len < TRAILER_LEN {
+                return Ok(false);
+            }
+            let mut trailer = [0u8; TRAILER_LEN as usize];
+            file.seek(SeekFrom::Start(len - TRAILER_LEN))?;
+            file.read_exact(&mut trailer)?;
+            let (tag, magic) = trailer.split_at(32);
+            if magic != MAGIC {
+                return Ok(false);
+            }
+            file.seek(SeekFrom::Start(0))?;
+            let mut mac = self.mac(name);
+            mac.update_reader((&mut file).take(len - TRAILER_LEN))?;
+            let tag: [u8; 32] = tag.try_into().expect("32 bytes");
+            // `Hash`'s equality is constant-time.
+            Ok(mac.finalize() == blake3::Hash::from_bytes(tag))
+        })()
+        .unwrap_or(false);
+        if !verified {
             REJECTED.fetch_add(1, Ordering::Relaxed);
             let _ = fs::remove_file(path);
-            return None;
         }
-        bytes.drain(..HEADER_LEN);
-        Some(bytes)
+        verified
     }
 
     /// Writes the entry for `payload` at `path` through a temporary file renamed into place.
     fn write(&self, path: &Path, name: &str, payload: &[u8]) -> std::io::Result<()> {
-        let tag = self.mac(name, payload).finalize().into_bytes();
+        let mut mac = self.mac(name);
+        mac.update(payload);
+        let tag = mac.finalize();
         let temporary = self
             .dir
             .join(format!(".{name}.{}.{}.tmp", std::process::id(), unique()));
         let written = (|| {
             let mut file = user_key::private_file(&temporary)?;
-            file.write_all(MAGIC)?;
-            file.write_all(&tag)?;
             file.write_all(payload)?;
+            file.write_all(tag.as_bytes())?;
+            file.write_all(MAGIC)?;
             file.sync_all()?;
             fs::rename(&temporary, path)
         })();

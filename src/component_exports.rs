@@ -36,7 +36,7 @@ pub fn component_exports<'env>(
     instance: &Instance,
     component: &Component,
 ) -> napi::Result<Object<'env>> {
-    let engine = crate::engine::engine();
+    let engine = component.engine();
     let ty = component.component_type();
     let mut functions = Vec::new();
     let mut resources = Vec::new();

@@ -11,7 +11,7 @@ use crate::component_resources::{
     drop_host_object, imported_resources, member_of, HostObjects, HostResourceType, ResourceCx,
 };
 use crate::component_values::{from_js, to_js, JsOut};
-use crate::engine::{engine, Host};
+use crate::engine::Host;
 use crate::error::{ErrorCode, Failure, HostThrow, Result, Thrown};
 use crate::host_functions::{call_js, HandleScope, LocalValues};
 use crate::module::{Compiled, Module};
@@ -72,7 +72,7 @@ pub struct ComponentImportName {
 
 /// The functions `component` imports that WASI does not serve, in order.
 fn import_functions(component: &Component) -> Vec<ComponentHostFunction> {
-    let engine = engine();
+    let engine = component.engine();
     let mut functions = Vec::new();
     let function = |interface: Option<&str>, name: &str, ty: &component::types::ComponentFunc| {
         let path = match interface {

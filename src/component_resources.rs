@@ -20,7 +20,7 @@
 
 use crate::component_imports::ComponentHostFunction;
 use crate::component_values::JsOut;
-use crate::engine::{engine, Host};
+use crate::engine::Host;
 use crate::error::{ErrorCode, Failure, HostThrow, Result, Thrown};
 use crate::instance::Running;
 use crate::wasm_values::check;
@@ -44,7 +44,7 @@ pub struct HostResourceType {
 
 /// The resource types `component` imports from JS (WASI's interfaces excluded).
 pub fn imported_resources(component: &Component) -> Vec<HostResourceType> {
-    let engine = engine();
+    let engine = component.engine();
     let mut resources = Vec::new();
     let mut add = |interface: Option<&str>, name: &str, ty: ResourceType| {
         resources.push(HostResourceType {

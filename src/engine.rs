@@ -1,5 +1,6 @@
 //! The engine registry and the per-store `Host` state. Engines differ only in what
-//! `EngineKey` names (pooling allocation for one-shot runs, fuel metering, wasm stack size);
+//! `EngineKey` names (pooling allocation for one-shot runs, fuel metering, wasm stack size,
+//! the compiler);
 //! each is made once, on first use, with its WASI linkers: core modules get WASI preview1 and
 //! `wasi_unstable` (with `proc_exit` shadowed), components WASI 0.2, over one WASI context.
 
@@ -110,6 +111,30 @@ pub struct EngineKey {
     pub fuel: bool,
     /// `limits.maxStack` (a power of two): wasmtime limits the wasm stack per engine.
     pub max_stack: Option<usize>,
+    /// What compiles the code (its output only loads into an engine of the same compiler).
+    /// Never Winch with `fuel`, which Winch does not support.
+    pub compiler: Compiler,
+}
+
+/// wasmtime's two compilers.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Compiler {
+    /// The optimizing compiler, and wasmtime's best-supported (tier 1).
+    #[default]
+    Cranelift,
+    /// The baseline compiler: one pass, several times faster to compile, slower code;
+    /// supported by wasmtime at a lower tier than Cranelift, and without the GC, tail-call,
+    /// exception, function-reference and relaxed-SIMD proposals.
+    Winch,
+}
+
+impl Compiler {
+    pub fn name(self) -> &'static str {
+        match self {
+            Compiler::Cranelift => "cranelift",
+            Compiler::Winch => "winch",
+        }
+    }
 }
 
 /// One engine and the WASI linkers of its stores.
@@ -121,7 +146,7 @@ pub struct EngineEntry {
 }
 
 /// The engines made so far, by the key asked for; few (2 allocation strategies x fuel x at
-/// most 8 stack sizes), alive as long as the process. A pooling key whose pool cannot be
+/// most 8 stack sizes x 2 compilers), alive as long as the process. A pooling key whose pool cannot be
 /// reserved maps to the on-demand engine of the same key (see `make`).
 static ENGINES: Lazy<Mutex<Vec<(EngineKey, &'static EngineEntry)>>> = Lazy::new(Default::default);
 
@@ -201,6 +226,9 @@ fn config(key: EngineKey) -> Config {
         config.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pooling));
     }
     config.consume_fuel(key.fuel);
+    if key.compiler == Compiler::Winch {
+        config.strategy(wasmtime::Strategy::Winch);
+    }
     if let Some(max_stack) = key.max_stack {
         config.max_wasm_stack(max_stack);
         // wasmtime requires the (unused here) async stack to be at least as deep.

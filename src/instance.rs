@@ -13,7 +13,6 @@ use crate::host_externs;
 use crate::host_functions::hold_values;
 use crate::instance_handles::{self, disposed};
 use crate::limits::{not_cancelled, Limits, Ticking};
-use crate::module::{Compiled, CompiledModule};
 use crate::store_access::{self, JobFn, JobValues, Lent, StoreRef};
 use crate::wasm_values::Signature;
 use napi::bindgen_prelude::{FromNapiValue, JsObjectValue, Object, Unknown};
@@ -412,7 +411,9 @@ pub fn exit_failure(error: wasmtime::Error) -> Failure {
 /// reached by its handle (`instance_handles.rs`).
 pub struct Instance {
     pub(crate) running: Arc<Running>,
-    module: Arc<CompiledModule>,
+    /// For a component instance, the compiled component it was made from (its module's code
+    /// of the compiler current then: see `CompiledModule::current`).
+    component: Option<wasmtime::component::Component>,
     /// What this instance told V8 it holds outside the JS heap (`report_memory`).
     reported: std::cell::Cell<i64>,
     /// A core instance's exported functions JS can call, in export order, by the index its
@@ -515,10 +516,10 @@ pub fn instance_entry_shape(handle: i64) -> &'static str {
 }
 
 impl Instance {
-    pub fn new(running: Running, module: Arc<CompiledModule>) -> Self {
+    pub fn new(running: Running, component: Option<wasmtime::component::Component>) -> Self {
         Instance {
             running: Arc::new(running),
-            module,
+            component,
             reported: Default::default(),
             functions: Default::default(),
             memories: Default::default(),
@@ -583,12 +584,12 @@ impl Instance {
         trampoline: napi::sys::napi_value,
         exported_memory: napi::sys::napi_value,
     ) -> napi::Result<Object<'env>> {
-        let instance = match (&self.running.guest, &self.module.compiled) {
+        let instance = match (&self.running.guest, &self.component) {
             (Guest::Core(instance), _) => instance,
-            (Guest::Component(instance), Compiled::Component(component)) => {
+            (Guest::Component(instance), Some(component)) => {
                 return component_exports(env, &self.running, instance, component)
             }
-            (Guest::Component(_), Compiled::Core(_)) => return Object::new(env),
+            (Guest::Component(_), None) => return Object::new(env),
         };
         let mut object = Object::new(env)?;
         let (exports, host_values) = self

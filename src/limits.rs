@@ -145,12 +145,14 @@ impl Limits {
     }
 
     /// The engine a guest with these limits runs in: pooling for a one-shot `run` (unless it
-    /// needs fuel or its own stack size), metering fuel if asked, with its stack size.
+    /// needs fuel or its own stack size), metering fuel if asked, with its stack size; in
+    /// Cranelift, which `CompiledModule::prepare` changes to the compiler of the module's code.
     pub fn engine_key(&self, run: bool) -> EngineKey {
         EngineKey {
             pooling: run && self.fuel.is_none() && self.max_stack.is_none(),
             fuel: self.fuel.is_some(),
             max_stack: self.max_stack,
+            compiler: Default::default(),
         }
     }
 

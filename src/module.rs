@@ -5,16 +5,14 @@
 
 use crate::command::{not_a_command, CommandPre};
 use crate::component_imports::{user_component_linker, ComponentPlan};
-use crate::engine::{engine, engine_for, EngineEntry, EngineKey, Host};
+use crate::engine::{engine, engine_for, Compiler, EngineEntry, EngineKey, Host};
 use crate::error::{reason, ErrorCode, Failure, Result};
 use crate::host_functions::{user_linker, ImportPlan};
 use crate::limits::Limits;
 use crate::source::{read_buffer_source, read_source};
-use hmac::Mac;
 use napi::bindgen_prelude::{Buffer, Either, JsObjectValue, Object, Unknown};
 use napi::{Env, ValueType};
 use once_cell::sync::{Lazy, OnceCell};
-use sha2::{Digest, Sha256};
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use wasmtime::component::{self, Component};
@@ -52,12 +50,30 @@ struct PrepareKey {
     user_imports: Option<Arc<[bool]>>,
 }
 
+/// Which compiler `new Module(source, { compiler })` asks for.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum CompilerChoice {
+    #[default]
+    Cranelift,
+    /// Winch, or Cranelift for a module Winch cannot compile.
+    Winch,
+    /// Winch now, and Cranelift's code for the runs that start once a background compile of
+    /// it finishes (at once when the persistent cache holds Cranelift's code already).
+    Tiered,
+}
+
 /// A compiled program and its pre-linked forms, each made the first time it is needed.
 pub struct CompiledModule {
-    /// The code in the main engine.
+    /// The code first compiled, in the main engine of `compiler`; its types describe the
+    /// module.
     pub compiled: Compiled,
+    /// What compiled `compiled`.
+    compiler: Compiler,
+    /// For a tiered module first compiled by Winch: Cranelift's code, once its background
+    /// compile finished; the runs and instances made from then on use it.
+    optimized: OnceCell<Compiled>,
     /// The wasm binary, kept to compile a fuel-metered copy if `limits.fuel` asks for one
-    /// (`None` for `Module.deserialize()` output).
+    /// (and Cranelift's code of a tiered module) (`None` for `Module.deserialize()` output).
     source: Option<Arc<[u8]>>,
     /// The fuel-metered copy, compiled in the fuel engine the first time it is needed.
     fuel_compiled: OnceCell<Compiled>,
@@ -97,28 +113,92 @@ fn not_wasm_message(source: &[u8], error: &wat::Error) -> String {
 }
 
 impl CompiledModule {
-    /// Compiles wasm bytes, or WAT text, into a core module or a component.
-    pub fn compile(source: &[u8]) -> Result<Self> {
-        let binary = if source.starts_with(b"\0asm") {
-            std::borrow::Cow::Borrowed(source)
+    /// Compiles wasm bytes, or WAT text, into a core module or a component, with Cranelift.
+    pub fn compile(source: &[u8]) -> Result<Arc<Self>> {
+        Self::compile_with(source, CompilerChoice::Cranelift)
+    }
+
+    /// Compiles wasm bytes, or WAT text, with the compiler `choice` names. Winch falls back
+    /// to Cranelift for a module it cannot compile (one using a proposal it lacks); a tiered
+    /// module starts Cranelift's compile on a thread of its own.
+    pub fn compile_with(source: &[u8], choice: CompilerChoice) -> Result<Arc<Self>> {
+        let binary: Arc<[u8]> = if source.starts_with(b"\0asm") {
+            source.into()
         } else {
             wat::parse_bytes(source)
                 .map_err(|e| Failure::new(ErrorCode::WasmCompile, not_wasm_message(source, &e)))?
+                .into_owned()
+                .into()
         };
-        let compiled = compile_in(engine(), &binary)?;
-        Ok(Self::from_compiled(
-            compiled,
-            Some(binary.into_owned().into()),
-        ))
+        let cranelift = engine();
+        let baseline = match choice {
+            CompilerChoice::Cranelift => None,
+            // A tiered module whose optimized code the persistent cache holds starts on it.
+            CompilerChoice::Tiered if crate::code_cache::contains(cranelift, &binary) => None,
+            // No Winch engine (a CPU Winch does not support) is no Winch code either.
+            CompilerChoice::Winch | CompilerChoice::Tiered => winch_engine()
+                .ok()
+                .and_then(|winch| compile_in(winch, &binary).ok()),
+        };
+        let (compiled, compiler) = match baseline {
+            Some(code) => (code, Compiler::Winch),
+            None => (compile_in(cranelift, &binary)?, Compiler::Cranelift),
+        };
+        let module = Arc::new(Self::from_compiled(compiled, compiler, Some(binary)));
+        if choice == CompilerChoice::Tiered && compiler == Compiler::Winch {
+            module.tier_up();
+        }
+        Ok(module)
     }
 
-    fn from_compiled(compiled: Compiled, source: Option<Arc<[u8]>>) -> Self {
+    /// Compiles Cranelift's code of this Winch-compiled module on a thread of its own (not
+    /// the guest pool, whose threads runs need; wasmtime spreads the work over its own), for
+    /// the runs that start once it is done. The thread holds the source, not the module: a
+    /// module dropped meanwhile is not kept alive, and its compile is simply not used.
+    fn tier_up(self: &Arc<Self>) {
+        let Some(source) = self.source.clone() else {
+            return;
+        };
+        let module = Arc::downgrade(self);
+        let spawned = std::thread::Builder::new()
+            .name("node-wasmtime-tier-up".into())
+            .spawn(move || {
+                if let Ok(code) = compile_in(engine(), &source) {
+                    if let Some(module) = module.upgrade() {
+                        let _ = module.optimized.set(code);
+                    }
+                }
+            });
+        // No thread to be had: the module stays on Winch's code, which runs correctly.
+        drop(spawned);
+    }
+
+    fn from_compiled(compiled: Compiled, compiler: Compiler, source: Option<Arc<[u8]>>) -> Self {
         CompiledModule {
             compiled,
+            compiler,
+            optimized: OnceCell::new(),
             source,
             fuel_compiled: OnceCell::new(),
             moved: Mutex::new(HashMap::new()),
             prepared: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The code `compiler` made: `compiled`, or Cranelift's code of a tiered module (which
+    /// `current()` names only once it is there).
+    fn code_of(&self, compiler: Compiler) -> &Compiled {
+        match self.optimized.get() {
+            Some(code) if compiler != self.compiler => code,
+            _ => &self.compiled,
+        }
+    }
+
+    /// The compiler of the code new runs and instances use now, and that code.
+    pub fn current(&self) -> (Compiler, &Compiled) {
+        match self.optimized.get() {
+            Some(code) => (Compiler::Cranelift, code),
+            None => (self.compiler, &self.compiled),
         }
     }
 
@@ -156,12 +236,13 @@ impl CompiledModule {
         let key = entry.key;
         let origin_key = EngineKey {
             fuel: key.fuel,
+            compiler: key.compiler,
             ..EngineKey::default()
         };
         let origin = if key.fuel {
             self.fuel_compiled()?
         } else {
-            &self.compiled
+            self.code_of(key.compiler)
         };
         if key == origin_key {
             return Ok(origin.clone());
@@ -192,7 +273,11 @@ impl CompiledModule {
         run: bool,
         plan: Option<UserImports<'_>>,
     ) -> Result<(&'static Engine, Prepared)> {
-        let entry = engine_for(limits.engine_key(run))?;
+        let mut key = limits.engine_key(run);
+        if !key.fuel {
+            key.compiler = self.current().0;
+        }
+        let entry = engine_for(key)?;
         let key = PrepareKey {
             engine: entry.key,
             command: run,
@@ -268,7 +353,7 @@ struct CompileCache {
 
 /// The key of `source` in the `CompileCache`.
 fn input_key(source: &[u8]) -> [u8; 32] {
-    Sha256::digest(source).into()
+    blake3::hash(source).into()
 }
 
 fn link(linker: &wasmtime::Linker<Host>, module: &wasmtime::Module) -> Result<InstancePre<Host>> {
@@ -311,6 +396,15 @@ fn component_into(component: &Component, engine: &Engine) -> Result<Component> {
         .map_err(|e| Failure::new(ErrorCode::WasmCompile, reason(&e)))
 }
 
+/// The engine Winch compiles in (and `wasi.instantiate()` of its code runs in).
+fn winch_engine() -> Result<&'static Engine> {
+    Ok(&engine_for(EngineKey {
+        compiler: Compiler::Winch,
+        ..EngineKey::default()
+    })?
+    .engine)
+}
+
 /// Compiles a wasm binary (core module or component) in `engine`, or loads its code from the
 /// persistent cache (`code_cache.rs`).
 fn compile_in(engine: &Engine, binary: &[u8]) -> Result<Compiled> {
@@ -330,16 +424,18 @@ fn compile_in(engine: &Engine, binary: &[u8]) -> Result<Compiled> {
             Compiled::Core(module) => module.serialize().ok(),
             Compiled::Component(component) => component.serialize().ok(),
         },
-        |code| {
-            // SAFETY: `code` is an authentic cache entry (its MAC, under the user's private
+        |entry| {
+            // SAFETY: `entry` is an authentic cache entry (its MAC, under the user's private
             // key, verified) that this build wrote with `serialize` for an engine of the same
-            // compatibility hash; wasmtime checks its own header too.
+            // compatibility hash; wasmtime checks its own header too. wasmtime maps the file
+            // for as long as the code lives: entries are only ever replaced by a rename (a
+            // new file), never written in place, and no other user can write the directory.
             if is_component {
-                unsafe { Component::deserialize(engine, code) }
+                unsafe { Component::deserialize_file(engine, entry) }
                     .ok()
                     .map(Compiled::Component)
             } else {
-                unsafe { wasmtime::Module::deserialize(engine, code) }
+                unsafe { wasmtime::Module::deserialize_file(engine, entry) }
                     .ok()
                     .map(Compiled::Core)
             }
@@ -371,7 +467,7 @@ pub fn compile_cached(source: &[u8]) -> Result<Arc<CompiledModule>> {
     if let Some(hit) = CACHE.lock().unwrap().modules.get(&key).cloned() {
         return Ok(hit);
     }
-    let compiled = Arc::new(CompiledModule::compile(source)?);
+    let compiled = CompiledModule::compile(source)?;
     let cache = &mut *CACHE.lock().unwrap();
     if cache.modules.len() >= CAPACITY {
         if let Some(oldest) = cache.order.pop_front() {
@@ -425,7 +521,7 @@ fn compile_on_pool<'env>(
     env: &'env Env,
     source: &Unknown,
     name: &str,
-    compile: fn(&[u8]) -> Result<Arc<CompiledModule>>,
+    compile: impl FnOnce(&[u8]) -> Result<Arc<CompiledModule>> + Send + 'static,
 ) -> napi::Result<Object<'env>> {
     let bytes = read_source(source, name).map(|source| source.as_bytes().to_vec());
     let (deferred, promise) = env.create_deferred()?;
@@ -443,17 +539,21 @@ fn compile_on_pool<'env>(
     Ok(promise)
 }
 
-/// `serialize()` output: this magic, a kind byte (0 core module, 1 component), a SHA-256 of
-/// the payload, an HMAC-SHA256 of the three under the user's key (`user_key.rs`), then
-/// wasmtime's bytes.
-const MAGIC: &[u8; 8] = b"NWASMTM\x02";
+/// `serialize()` output: this magic, a kind byte (`KIND_*`), a BLAKE3 hash of the payload,
+/// a MAC of the three under the user's key (keyed BLAKE3, `user_key.rs`), then wasmtime's
+/// bytes.
+const MAGIC: &[u8; 8] = b"NWASMTM\x03";
+/// The kind byte: a core module or a component, and whether Winch compiled it.
+const KIND_CORE: u8 = 0;
+const KIND_COMPONENT: u8 = 1;
+const KIND_WINCH: u8 = 0x10;
 /// The magic of the first format (no MAC), refused with a message of its own.
 const MAGIC_V1: &[u8; 8] = b"NWASMTM\x01";
 const HEADER_LEN: usize = MAGIC.len() + 1 + 32 + 32;
 
 /// The MAC of a `serialize()` header.
-fn header_mac(key: &[u8; 32], kind: u8, checksum: &[u8]) -> crate::user_key::HmacSha256 {
-    crate::user_key::mac(key, &[MAGIC, &[kind], checksum])
+fn header_mac(key: &[u8; 32], kind: u8, checksum: &[u8]) -> blake3::Hash {
+    crate::user_key::mac(key, &[MAGIC, &[kind], checksum]).finalize()
 }
 
 /// One import of a module: where it comes from and what it is.
@@ -490,35 +590,50 @@ pub struct Module {
 #[napi]
 impl Module {
     /// Compiles a core module or a component from wasm bytes (`Buffer`, any `TypedArray`,
-    /// `DataView`, `ArrayBuffer`) or WAT text. Throws `ERR_WASM_COMPILE` with wasmtime's
-    /// reason when the input does not compile.
+    /// `DataView`, `ArrayBuffer`) or WAT text, with `options.compiler` (`'cranelift'`, the
+    /// default; `'winch'`; `'tiered'`). Throws `ERR_WASM_COMPILE` with wasmtime's reason
+    /// when the input does not compile.
     #[napi(
         catch_unwind,
         constructor,
-        ts_args_type = "source: ArrayBufferView | ArrayBuffer | string"
+        ts_args_type = "source: ArrayBufferView | ArrayBuffer | string, options?: { compiler?: 'cranelift' | 'winch' | 'tiered' }"
     )]
-    pub fn new(env: Env, source: Unknown) -> napi::Result<Self> {
+    pub fn new(env: Env, source: Unknown, options: Unknown) -> napi::Result<Self> {
         let compile = || -> Result<Self> {
+            let choice = compiler_option(&options)?;
             let source = read_source(&source, "source")?;
             Ok(Module {
-                inner: Arc::new(CompiledModule::compile(source.as_bytes())?),
+                inner: CompiledModule::compile_with(source.as_bytes(), choice)?,
             })
         };
         compile().map_err(|f| f.into_napi(&env))
     }
 
-    /// Compiles like `new Module(source)`, on node-wasmtime's own threads: the promise
-    /// resolves to the `Module`, or rejects with `ERR_WASM_COMPILE`. The bytes are copied
-    /// first, so the caller may reuse its buffer at once.
+    /// Compiles like `new Module(source, options)`, on node-wasmtime's own threads: the
+    /// promise resolves to the `Module`, or rejects with `ERR_WASM_COMPILE`. The bytes are
+    /// copied first, so the caller may reuse its buffer at once.
     #[napi(
         catch_unwind,
-        ts_args_type = "source: ArrayBufferView | ArrayBuffer | string",
+        ts_args_type = "source: ArrayBufferView | ArrayBuffer | string, options?: { compiler?: 'cranelift' | 'winch' | 'tiered' }",
         ts_return_type = "Promise<Module>"
     )]
-    pub fn compile<'env>(env: &'env Env, source: Unknown) -> napi::Result<Object<'env>> {
-        compile_on_pool(env, &source, "source", |bytes| {
-            CompiledModule::compile(bytes).map(Arc::new)
+    pub fn compile<'env>(
+        env: &'env Env,
+        source: Unknown,
+        options: Unknown,
+    ) -> napi::Result<Object<'env>> {
+        let choice = compiler_option(&options);
+        compile_on_pool(env, &source, "source", move |bytes| {
+            CompiledModule::compile_with(bytes, choice?)
         })
+    }
+
+    /// The compiler of the code that new runs and instances of this module use:
+    /// `'cranelift'`, or `'winch'` (a tiered module's until Cranelift's code is ready, then
+    /// `'cranelift'`).
+    #[napi(catch_unwind, getter, ts_return_type = "'cranelift' | 'winch'")]
+    pub fn compiler(&self) -> &'static str {
+        self.inner.current().0.name()
     }
 
     /// Loads what `serialize()` produced, without compiling. The bytes must carry the MAC
@@ -558,17 +673,24 @@ impl Module {
         let fail = |why: String| Failure::new(ErrorCode::WasmSerialize, why).into_napi(&env);
         let key = crate::user_key::serialization_key()
             .map_err(|why| fail(format!("cannot sign the compiled code: {why}")))?;
-        let (kind, payload) = match &self.inner.compiled {
-            Compiled::Core(module) => (0u8, module.serialize()),
-            Compiled::Component(component) => (1u8, component.serialize()),
+        let (compiler, code) = self.inner.current();
+        let (kind, payload) = match code {
+            Compiled::Core(module) => (KIND_CORE, module.serialize()),
+            Compiled::Component(component) => (KIND_COMPONENT, component.serialize()),
         };
+        let kind = kind
+            | if compiler == Compiler::Winch {
+                KIND_WINCH
+            } else {
+                0
+            };
         let payload = payload.map_err(|e| fail(reason(&e)))?;
-        let checksum = Sha256::digest(&payload);
+        let checksum = blake3::hash(&payload);
         let mut out = Vec::with_capacity(HEADER_LEN + payload.len());
         out.extend_from_slice(MAGIC);
         out.push(kind);
-        out.extend_from_slice(&checksum);
-        out.extend_from_slice(&header_mac(&key, kind, &checksum).finalize().into_bytes());
+        out.extend_from_slice(checksum.as_bytes());
+        out.extend_from_slice(header_mac(&key, kind, checksum.as_bytes()).as_bytes());
         out.extend_from_slice(&payload);
         Ok(out.into())
     }
@@ -594,12 +716,12 @@ impl Module {
                 .collect(),
             Compiled::Component(component) => {
                 let ty = component.component_type();
-                ty.imports(engine())
+                ty.imports(component.engine())
                     .map(|(name, item)| ImportDescriptor {
                         module: String::new(),
                         name: name.to_string(),
                         kind: component_item_kind(&item.ty).to_string(),
-                        ty: crate::wit_text::item(engine(), &item.ty),
+                        ty: crate::wit_text::item(component.engine(), &item.ty),
                     })
                     .collect()
             }
@@ -620,11 +742,11 @@ impl Module {
                 .collect(),
             Compiled::Component(component) => {
                 let ty = component.component_type();
-                ty.exports(engine())
+                ty.exports(component.engine())
                     .map(|(name, item)| ExportDescriptor {
                         name: name.to_string(),
                         kind: component_item_kind(&item.ty).to_string(),
-                        ty: crate::wit_text::item(engine(), &item.ty),
+                        ty: crate::wit_text::item(component.engine(), &item.ty),
                     })
                     .collect()
             }
@@ -632,10 +754,11 @@ impl Module {
     }
 }
 
-/// `options.trusted` of `Module.deserialize(bytes, options)`: false when left out.
-fn trusted_option(options: &Unknown) -> Result<bool> {
+/// The property `name` of an options argument: `None` when the options or the property are
+/// left out (`undefined`); `ERR_INVALID_ARG_TYPE` for options that are not an object.
+fn option<'a>(options: &Unknown<'a>, name: &str) -> Result<Option<Unknown<'a>>> {
     match options.get_type() {
-        Ok(ValueType::Undefined) => return Ok(false),
+        Ok(ValueType::Undefined) => return Ok(None),
         Ok(ValueType::Object) => {}
         _ => {
             return Err(crate::source::invalid_type(
@@ -648,18 +771,54 @@ fn trusted_option(options: &Unknown) -> Result<bool> {
     // SAFETY: `options` is a live object handle of the current call.
     let object = unsafe { options.cast::<Object>() }
         .map_err(|e| Failure::new(ErrorCode::InvalidArgType, e.reason))?;
-    let trusted = object
-        .get_named_property::<Unknown>("trusted")
+    let value = object
+        .get_named_property::<Unknown>(name)
         .map_err(|e| Failure::new(ErrorCode::InvalidArgValue, e.reason))?;
-    match trusted.get_type() {
-        Ok(ValueType::Undefined) => Ok(false),
-        // SAFETY: checked to be a boolean just above.
-        Ok(ValueType::Boolean) => unsafe { trusted.cast::<bool>() }
-            .map_err(|e| Failure::new(ErrorCode::InvalidArgType, e.reason)),
-        _ => Err(crate::source::invalid_type(
+    Ok((value.get_type().ok() != Some(ValueType::Undefined)).then_some(value))
+}
+
+/// `options.trusted` of `Module.deserialize(bytes, options)`: false when left out.
+fn trusted_option(options: &Unknown) -> Result<bool> {
+    let Some(trusted) = option(options, "trusted")? else {
+        return Ok(false);
+    };
+    if trusted.get_type().ok() != Some(ValueType::Boolean) {
+        return Err(crate::source::invalid_type(
             "options.trusted",
             "of type boolean",
             &trusted,
+        ));
+    }
+    // SAFETY: a boolean, checked just above.
+    unsafe { trusted.cast::<bool>() }.map_err(|e| Failure::new(ErrorCode::InvalidArgType, e.reason))
+}
+
+/// `options.compiler` of `new Module(source, options)`: Cranelift when left out.
+fn compiler_option(options: &Unknown) -> Result<CompilerChoice> {
+    let Some(compiler) = option(options, "compiler")? else {
+        return Ok(CompilerChoice::default());
+    };
+    if compiler.get_type().ok() != Some(ValueType::String) {
+        return Err(crate::source::invalid_type(
+            "options.compiler",
+            "of type string",
+            &compiler,
+        ));
+    }
+    // SAFETY: a string, checked just above.
+    let name = unsafe { compiler.cast::<String>() }
+        .map_err(|e| Failure::new(ErrorCode::InvalidArgType, e.reason))?;
+    match name.as_str() {
+        "cranelift" => Ok(CompilerChoice::Cranelift),
+        "winch" => Ok(CompilerChoice::Winch),
+        "tiered" => Ok(CompilerChoice::Tiered),
+        _ => Err(Failure::new(
+            ErrorCode::InvalidArgValue,
+            format!(
+                "The property 'options.compiler' must be one of: 'cranelift', 'winch', \
+                 'tiered'. Received '{}'",
+                name.replace('\'', "\\'")
+            ),
         )),
     }
 }
@@ -684,13 +843,15 @@ fn deserialize(bytes: &[u8], trusted: bool) -> Result<CompiledModule> {
     let kind = bytes[MAGIC.len()];
     let (checksum, rest) = bytes[MAGIC.len() + 1..].split_at(32);
     let (tag, payload) = rest.split_at(32);
-    if Sha256::digest(payload).as_slice() != checksum {
+    if blake3::hash(payload).as_bytes() != checksum {
         return Err(fail("the bytes are corrupt (checksum mismatch)"));
     }
     if !trusted {
         let key = crate::user_key::serialization_key()
             .map_err(|why| fail(&format!("cannot check who signed the bytes: {why}")))?;
-        if header_mac(&key, kind, checksum).verify_slice(tag).is_err() {
+        let tag: [u8; 32] = tag.try_into().expect("32 bytes");
+        // `Hash`'s equality is constant-time.
+        if header_mac(&key, kind, checksum) != blake3::Hash::from_bytes(tag) {
             return Err(fail(
                 "the bytes are not signed by this user's key: another user, machine or \
                  installation serialized them, or they are forged. Pass { trusted: true } only \
@@ -699,19 +860,24 @@ fn deserialize(bytes: &[u8], trusted: bool) -> Result<CompiledModule> {
         }
     }
     // SAFETY: wasmtime requires the payload to be the output of its own `serialize` for this
-    // engine. The SHA-256 above establishes that the payload is intact, and the MAC under
+    // engine. The hash above establishes that the payload is intact, and the MAC under
     // the user's private key that our `serialize()` wrote it (or, `trusted`, the caller
     // vouches for it); wasmtime itself then rejects output of another wasmtime version or an
     // incompatible engine configuration or CPU.
+    let (compiler, engine) = if kind & KIND_WINCH != 0 {
+        (Compiler::Winch, winch_engine()?)
+    } else {
+        (Compiler::Cranelift, engine())
+    };
     let compiled = unsafe {
-        match kind {
-            0 => wasmtime::Module::deserialize(engine(), payload).map(Compiled::Core),
-            1 => Component::deserialize(engine(), payload).map(Compiled::Component),
+        match kind & !KIND_WINCH {
+            KIND_CORE => wasmtime::Module::deserialize(engine, payload).map(Compiled::Core),
+            KIND_COMPONENT => Component::deserialize(engine, payload).map(Compiled::Component),
             _ => return Err(fail("unknown module kind")),
         }
     }
     .map_err(|e| fail(&reason(&e)))?;
-    Ok(CompiledModule::from_compiled(compiled, None))
+    Ok(CompiledModule::from_compiled(compiled, compiler, None))
 }
 
 fn extern_kind(ty: &wasmtime::ExternType) -> &'static str {

@@ -4,14 +4,10 @@
 //! code, so a directory or key file that another user owns or can write is refused: a MAC
 //! under a key others can read or replace would stop nothing.
 
-use hmac::{Hmac, Mac};
-use sha2::Sha256;
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-
-pub type HmacSha256 = Hmac<Sha256>;
 
 /// The name of the key file in a key directory.
 const KEY_FILE: &str = "key";
@@ -50,10 +46,10 @@ pub fn serialization_key() -> std::result::Result<[u8; 32], String> {
     Ok(opened)
 }
 
-/// A MAC under `key` of `parts`, each followed by a `\0` so that no two splits of the same
-/// bytes agree.
-pub fn mac(key: &[u8; 32], parts: &[&[u8]]) -> HmacSha256 {
-    let mut mac = HmacSha256::new_from_slice(key).expect("HMAC takes any key length");
+/// A MAC under `key` (keyed BLAKE3) of `parts`, each followed by a `\0` so that no two
+/// splits of the same bytes agree; more bytes may follow (`update`) before `finalize`.
+pub fn mac(key: &[u8; 32], parts: &[&[u8]]) -> blake3::Hasher {
+    let mut mac = blake3::Hasher::new_keyed(key);
     for part in parts {
         mac.update(part);
         mac.update(b"\0");

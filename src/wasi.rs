@@ -172,6 +172,7 @@ impl WasiCore {
             let mut store = limits.new_store(engine, host);
             let ticking = limits.arm(&mut store, None);
             let mut bindings = Vec::new();
+            let mut component = None;
             let guest = match prepared {
                 Prepared::Core(pre) => {
                     Guest::Core(pre.instantiate(&mut store).map_err(instantiate_failure)?)
@@ -188,6 +189,7 @@ impl WasiCore {
                     Guest::Core(instance)
                 }
                 Prepared::Component(pre) => {
+                    component = Some(pre.component().clone());
                     Guest::Component(pre.instantiate(&mut store).map_err(instantiate_failure)?)
                 }
                 Prepared::Command(_) => {
@@ -200,7 +202,7 @@ impl WasiCore {
             drop(ticking);
             let mut instance = Instance::new(
                 Running::new(store, guest, self.started.clone(), limits.clone()),
-                module.inner.clone(),
+                component,
             );
             instance.report_memory(&env);
             host_externs::bind(&env, bindings, &instance.running);
