@@ -241,3 +241,67 @@ test('compiled code is cached by default, in --cache-dir if given, not at all wi
   assert.match(refused.stderr, /cannot use --cache-dir .*can be written by other users/);
   assert.equal(run(['--no-cache', '--cache-dir', dir, hello]).status, 1);
 });
+
+/**
+ * A core module that takes Cranelift a few seconds to compile here (4,500 functions of 300
+ * arithmetic steps each, 13.5 MB): a `_start` that calls the last one and exits 0.
+ */
+function slowToCompileModule() {
+  const FUNCS = 4500;
+  const STEPS = 300;
+  const leb = (n) => {
+    const out = [];
+    do {
+      out.push((n & 0x7f) | (n >>> 7 ? 0x80 : 0));
+      n >>>= 7;
+    } while (n);
+    return out;
+  };
+  const name = (s) => [...leb(s.length), ...Buffer.from(s)];
+  const section = (id, bytes) => Buffer.from([id, ...leb(bytes.length), ...bytes]);
+  const step = [0x20, 0, 0x41, 7, 0x6c, 0x41, 13, 0x73, 0x21, 0]; // x = (x * 7) ^ 13
+  const body = [0, ...Array(STEPS).fill(step).flat(), 0x20, 0, 0x0b]; // no locals; x; end
+  const start = [0, 0x41, 1, 0x10, ...leb(FUNCS), 0x41, 0, 0x71, 0x10, 0, 0x0b]; // exit(f(1) & 0)
+  const code = Buffer.concat([
+    Buffer.from(leb(FUNCS + 1)),
+    ...Array(FUNCS).fill(Buffer.from([...leb(body.length), ...body])),
+    Buffer.from([...leb(start.length), ...start]),
+  ]);
+  return Buffer.concat([
+    Buffer.from([0, 0x61, 0x73, 0x6d, 1, 0, 0, 0]),
+    // types: (i32) -> (), (i32) -> i32, () -> ()
+    section(1, [3, 0x60, 1, 0x7f, 0, 0x60, 1, 0x7f, 1, 0x7f, 0x60, 0, 0]),
+    section(2, [1, ...name('wasi_snapshot_preview1'), ...name('proc_exit'), 0, 0]),
+    section(3, [...leb(FUNCS + 1), ...Array(FUNCS).fill(1), 2]),
+    section(5, [1, 0, 1]),
+    section(7, [2, ...name('_start'), 0, ...leb(FUNCS + 1), ...name('memory'), 2, 0]),
+    Buffer.from([0x0a, ...leb(code.length)]),
+    code,
+  ]);
+}
+
+test('a compile over a second prints one notice when stderr is a terminal, none into a pipe or from the cache', () => {
+  const file = path.join(tempDir(), 'slow.wasm');
+  fs.writeFileSync(file, slowToCompileModule());
+  const home = tempDir();
+  // On a terminal: util-linux's script(1) gives the CLI a pseudo-terminal (stdout and stderr
+  // both, so the terminal's \r\n line ends).
+  const onTerminal = (args) => {
+    const env = { ...process.env, XDG_CACHE_HOME: home };
+    delete env.NODE_WASMTIME_COMPILE_CACHE;
+    const command = [process.execPath, cli, ...args].map((arg) => `'${arg}'`).join(' ');
+    const r = spawnSync('script', ['-qec', command, '/dev/null'], { env, stdio: ['ignore', 'pipe', 'pipe'], timeout: 60_000 });
+    if (r.error) throw r.error;
+    return { status: r.status, output: r.stdout.toString() };
+  };
+  const size = (fs.statSync(file).size / 1e6).toFixed(1);
+  assert.deepEqual(onTerminal(['run', file]), {
+    status: 0,
+    output: `node-wasmtime: compiling ${file} (${size} MB); later runs load it from the code cache...\r\n`,
+  });
+  assert.deepEqual(onTerminal(['run', file]), { status: 0, output: '' }, 'loaded from the cache: no notice');
+  assert.deepEqual(onTerminal(['run', '--no-cache', file]), {
+    status: 0, output: `node-wasmtime: compiling ${file} (${size} MB)...\r\n`,
+  });
+  assert.deepEqual(run(['run', '--no-cache', file]), { status: 0, stdout: '', stderr: '' }, 'stderr a pipe: no notice');
+});

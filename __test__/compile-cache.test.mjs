@@ -193,3 +193,32 @@ test('enableCompileCache: arguments, ALREADY_ENABLED, DISABLED', () => {
   assert.equal(first.status, compileCacheStatus.DISABLED);
   assert.equal(inUse, null, 'undefined, through JSON');
 });
+
+test("a tiered module whose Cranelift code the cache holds starts on it; without it, on Winch's", () => {
+  const dir = path.join(tempDir(), 'cache');
+  const tiered = (file) => {
+    const script = `
+      const { enableCompileCache, compileCacheStats, Module, runWasmSync } = require(${JSON.stringify(LIB)});
+      enableCompileCache(process.argv[2]);
+      const module = new Module(require('fs').readFileSync(process.argv[1]), { compiler: 'tiered' });
+      const compiler = module.compiler;
+      const { exitCode, stdout } = runWasmSync(module, { stdout: 'pipe' });
+      console.log(JSON.stringify({ compiler, stats: compileCacheStats(), exitCode, stdout: stdout.toString() }));
+      process.exit(0); // not waiting for a tier-up compile
+    `;
+    const result = spawnSync(process.execPath, ['-e', script, file, dir], { encoding: 'utf8' });
+    assert.equal(result.status, 0, result.stderr);
+    return JSON.parse(result.stdout);
+  };
+  const onWinch = tiered(ECHO);
+  assert.equal(onWinch.compiler, 'winch', 'no Cranelift entry: Winch code first');
+  assert.equal(onWinch.exitCode, 0);
+  child(HELLO, dir); // a Cranelift compile writes its entry
+  const warm = tiered(HELLO);
+  assert.deepEqual(warm, {
+    compiler: 'cranelift',
+    stats: { hits: 1, misses: 0, rejected: 0, written: 0, evicted: 0 },
+    exitCode: 0,
+    stdout: 'hello world\n',
+  });
+});

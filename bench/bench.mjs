@@ -53,10 +53,16 @@
 // guest export call add(i32, i32) on our instance vs V8's, (j) a component export call
 // add(s32, s32), (k) a guest -> JS host call on the main thread, ours vs V8, (l) a host call
 // round trip from a guest on a pool thread.
+// (m)-(n) a large real program's first run and steady state (bench/first-run.mjs, where the
+// method is described): ruby+stdlib.wasm (30.6 MB, @ruby/3.4-wasm-wasi) in a fresh process on
+// node:wasi, on ours with the code cache cold and warm, with Winch and tiered; then run times
+// on Cranelift's, tiered's (after tier-up) and Winch's code in one process.
 // Targets: (a) median <= 15 us per run; node:wasi median / ours median >= 15x; (d) ours no
 // slower than 1.5x node:wasi; (e) ours median <= 50 us per run, jco median / ours >= 50x;
 // (f) scaling >= 0.9 * min(cores, 8), i.e. >= 1.8x on 2 cores; (g) max stall < 10 ms;
-// (h) with / without timeout < 1.10x; (i) <= 150 ns; (j) <= 300 ns; (k) <= 200 ns; (l) <= 20 us.
+// (h) with / without timeout < 1.10x; (i) <= 150 ns; (j) <= 300 ns; (k) <= 200 ns; (l) <= 20 us;
+// (m) warm-cache first run <= 1.5x node:wasi's, Winch and tiered first runs < 2 s; (n) tiered
+// after tier-up <= 1.05x Cranelift-only.
 // The last line of output is one JSON object with every figure.
 //
 // node:wasi is loaded without its ExperimentalWarning (the test helpers' NodeWASI), so the
@@ -542,9 +548,14 @@ console.log(`${'(l) host call round trip from a pool thread'.padEnd(46)}${calls.
             `${(calls.poolRoundTrip.withoutMedianUs / 1e3).toFixed(1)} ms without); target <= ${CALL_TARGETS.roundTripUs} us: ` +
             `${verdict(calls.poolRoundTrip.perCallUs <= CALL_TARGETS.roundTripUs)}`);
 
+const { benchFirstRun, printFirstRun } = await import('./first-run.mjs');
+const firstRun = benchFirstRun();
+printFirstRun(firstRun, verdict);
+
 console.log(JSON.stringify({
   bench: 'hello.wasm per-run',
   calls,
+  firstRun,
   node: process.version,
   batches: BATCHES,
   ours: brief(ours),

@@ -173,7 +173,30 @@ function fail(message, status = 1) {
   process.exitCode = status;
 }
 
-function main(argv) {
+/** How long a compile runs before the CLI says, on a terminal, what it is doing. */
+const COMPILE_NOTICE_MS = 1000;
+
+/**
+ * FILE's bytes compiled off the main thread (from the code cache when it holds them). A
+ * compile that is still running after COMPILE_NOTICE_MS prints one line, when stderr is a
+ * terminal (never into a pipe or a file, where it would mix with the guest's output).
+ */
+async function compile(Module, bytes, file, cacheOn) {
+  const notice = process.stderr.isTTY
+    ? setTimeout(() => {
+      const mb = (bytes.length / 1e6).toFixed(1);
+      process.stderr.write(`node-wasmtime: compiling ${file} (${mb} MB)` +
+        (cacheOn ? '; later runs load it from the code cache' : '') + '...\n');
+    }, COMPILE_NOTICE_MS)
+    : undefined;
+  try {
+    return await Module.compile(bytes);
+  } finally {
+    clearTimeout(notice);
+  }
+}
+
+async function main(argv) {
   if (argv.length === 0) {
     process.stderr.write(USAGE);
     process.exitCode = 2;
@@ -209,12 +232,14 @@ function main(argv) {
 
   const { Module, runWasmSync, enableCompileCache, compileCacheStatus } = require(path.join(__dirname, '..', 'lib', 'index.js'));
   // On by default, as `wasmtime run` caches: a large program compiles once, not every run.
+  let cacheOn = false;
   if (!opts.noCache) {
     const { status, message } = enableCompileCache(opts.cacheDir);
     if (status === compileCacheStatus.FAILED && opts.cacheDir !== undefined) {
       fail(`cannot use --cache-dir ${opts.cacheDir}: ${message}`);
       return;
     }
+    cacheOn = status === compileCacheStatus.ENABLED || status === compileCacheStatus.ALREADY_ENABLED;
   }
 
   let bytes;
@@ -226,7 +251,7 @@ function main(argv) {
   }
   let module;
   try {
-    module = new Module(bytes);
+    module = await compile(Module, bytes, opts.file, cacheOn);
   } catch (err) {
     fail(`cannot compile ${opts.file}: ${err.message}`);
     return;

@@ -49,6 +49,7 @@ mod table;
 mod teardown;
 #[cfg(test)]
 mod test_support;
+mod tier_up;
 mod user_key;
 mod wasi;
 mod wasi_calls;
