@@ -22,7 +22,21 @@ function fail(message) {
   process.exit(1);
 }
 
-if (run('cargo', ['test', '--release', '--quiet']) !== 0) fail('cargo test failed');
+/**
+ * The host's target triple, from `rustc -vV`. `napi build` always passes `--target` (the
+ * host's, here), and cargo keeps what it builds for an explicit target apart from what it
+ * builds without one; `cargo test` passes the same, so it reuses napi build's compiled
+ * dependencies (wasmtime among them) instead of building them all a second time.
+ */
+function hostTriple() {
+  const result = spawnSync('rustc', ['-vV'], { encoding: 'utf8' });
+  if (result.error || result.status !== 0) fail(`rustc -vV failed: ${result.error ?? result.stderr}`);
+  const host = /^host: (\S+)$/m.exec(result.stdout);
+  if (!host) fail(`rustc -vV named no host triple:\n${result.stdout}`);
+  return host[1];
+}
+
+if (run('cargo', ['test', '--release', '--quiet', '--target', hostTriple()]) !== 0) fail('cargo test failed');
 
 const testDir = path.join(root, '__test__');
 const files = fs.readdirSync(testDir).filter((name) => name.endsWith('.test.mjs')).sort();
