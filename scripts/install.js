@@ -98,8 +98,9 @@ function main() {
     : `there is no prebuilt package for ${platform} (there are for ${prebuilt.join(', ')})`;
   if (!cargo) {
     fail(`${why}, and cargo is not on PATH to build the addon from source. Install Rust ` +
-         '(https://rustup.rs), then install node-wasmtime again; or install it where npm did not ' +
-         'omit optional dependencies (no --no-optional / --omit=optional).');
+         '(https://rustup.rs), then install node-wasmtime again' +
+         (prebuilt.includes(platform) ? '; or install it without omitting optional dependencies ' +
+          '(no --no-optional or --omit=optional), which is how npm gets the prebuilt package.' : '.'));
   }
   console.error(`node-wasmtime: ${why}; building it from source with ${cargo} (a clean build of wasmtime takes 10-15 minutes)`);
   buildFromSource(platform);
