@@ -10,6 +10,7 @@
 const { spawnSync } = require('node:child_process');
 const fs = require('node:fs');
 const path = require('node:path');
+const { hostTriple } = require('./host-triple.js');
 
 const root = path.join(__dirname, '..');
 const { napi } = require(path.join(root, 'package.json'));
@@ -57,14 +58,6 @@ function fail(message) {
   process.exit(1);
 }
 
-/** The host's target triple, from `rustc -vV` (what napi build passes as `--target`). */
-function hostTriple() {
-  const result = spawnSync('rustc', ['-vV'], { encoding: 'utf8' });
-  const host = result.status === 0 && /^host: (\S+)$/m.exec(result.stdout);
-  if (!host) fail(`rustc -vV failed or named no host (${result.error?.message ?? result.stderr})`);
-  return host[1];
-}
-
 /**
  * `cargo build --release` of the addon, for the host triple as napi build builds it (so that
  * a CARGO_TARGET_DIR shared with a napi build reuses its compiled dependencies), copied to
@@ -74,7 +67,12 @@ function hostTriple() {
 function buildFromSource(platform) {
   const ownTargetDir = process.env.CARGO_TARGET_DIR === undefined;
   const targetDir = process.env.CARGO_TARGET_DIR ?? path.join(root, 'target');
-  const triple = hostTriple();
+  let triple;
+  try {
+    triple = hostTriple();
+  } catch (err) {
+    fail(err.message);
+  }
   const built = spawnSync('cargo', ['build', '--release', '--lib', '--locked', '--target', triple], {
     cwd: root, stdio: 'inherit', env: { ...process.env, CARGO_TARGET_DIR: targetDir },
   });

@@ -8,6 +8,7 @@ const { spawnSync } = require('node:child_process');
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
+const { hostTriple } = require('./host-triple.js');
 
 const root = path.join(__dirname, '..');
 
@@ -22,20 +23,7 @@ function fail(message) {
   process.exit(1);
 }
 
-/**
- * The host's target triple, from `rustc -vV`. `napi build` always passes `--target` (the
- * host's, here), and cargo keeps what it builds for an explicit target apart from what it
- * builds without one; `cargo test` passes the same, so it reuses napi build's compiled
- * dependencies (wasmtime among them) instead of building them all a second time.
- */
-function hostTriple() {
-  const result = spawnSync('rustc', ['-vV'], { encoding: 'utf8' });
-  if (result.error || result.status !== 0) fail(`rustc -vV failed: ${result.error ?? result.stderr}`);
-  const host = /^host: (\S+)$/m.exec(result.stdout);
-  if (!host) fail(`rustc -vV named no host triple:\n${result.stdout}`);
-  return host[1];
-}
-
+// For napi build's target triple, so that its compiled dependencies are reused (host-triple.js).
 if (run('cargo', ['test', '--release', '--quiet', '--target', hostTriple()]) !== 0) fail('cargo test failed');
 
 const testDir = path.join(root, '__test__');

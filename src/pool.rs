@@ -29,9 +29,15 @@ static POOL: Lazy<rayon::ThreadPool> = Lazy::new(|| {
 /// Runs `work` on a pool thread. A panic there (a bug) must not abort the process, as rayon
 /// would: it is caught and reported on stderr, and the work's promise is left unsettled.
 pub fn spawn(work: impl FnOnce() + Send + 'static) {
-    POOL.spawn(move || {
+    POOL.spawn(guarded("a pool job", work));
+}
+
+/// `work` as a rayon job that catches its own panic (which rayon would turn into an abort of
+/// the process) and reports it on stderr as `what` panicking.
+pub fn guarded(what: &'static str, work: impl FnOnce() + Send) -> impl FnOnce() + Send {
+    move || {
         if std::panic::catch_unwind(std::panic::AssertUnwindSafe(work)).is_err() {
-            eprintln!("node-wasmtime: a pool job panicked (a bug; please report it)");
+            eprintln!("node-wasmtime: {what} panicked (a bug; please report it)");
         }
-    });
+    }
 }

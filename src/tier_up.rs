@@ -35,9 +35,5 @@ pub fn spawn(compile: impl FnOnce() + Send + 'static) {
     let Some(pool) = TIER_UP_POOL.as_ref() else {
         return;
     };
-    pool.spawn(move || {
-        if std::panic::catch_unwind(std::panic::AssertUnwindSafe(compile)).is_err() {
-            eprintln!("node-wasmtime: a tier-up compile panicked (a bug; please report it)");
-        }
-    });
+    pool.spawn(crate::pool::guarded("a tier-up compile", compile));
 }
